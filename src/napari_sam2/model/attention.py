@@ -1,0 +1,130 @@
+"""Multi-head attention as SAM uses it, and its rotary (2D RoPE) variant for memory attention.
+
+SAM's attention projects queries, keys and values to a possibly narrower internal width
+(`downsample_rate`), so the mask decoder's cross attention runs at half width. The rotary
+variant rotates queries and keys by their (x, y) position on the image grid; memory attention
+uses it, and leaves the object-pointer tokens at the end of the keys unrotated.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Attention over (B, N, C) tokens with separate q/k/v/out projections."""
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        downsample_rate: int = 1,
+        dropout: float = 0.0,
+        kv_in_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.kv_in_dim = embedding_dim if kv_in_dim is None else kv_in_dim
+        self.internal_dim = embedding_dim // downsample_rate
+        self.num_heads = num_heads
+        if self.internal_dim % num_heads:
+            raise ValueError(
+                f"{num_heads} heads do not divide the internal width {self.internal_dim}"
+            )
+        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.k_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
+        self.v_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
+        self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+        self.dropout_p = dropout
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, heads, N, C / heads)."""
+        b, n, c = x.shape
+        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+    def _merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, heads, n, c = x.shape
+        return x.transpose(1, 2).reshape(b, n, heads * c)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        dropout_p = self.dropout_p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return self.out_proj(self._merge_heads(out))
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q = self._split_heads(self.q_proj(q))
+        k = self._split_heads(self.k_proj(k))
+        v = self._split_heads(self.v_proj(v))
+        return self._attend(q, k, v)
+
+
+def axial_rotations(dim: int, width: int, height: int, theta: float = 10000.0) -> torch.Tensor:
+    """Unit complex rotations for a (height, width) grid in row-major order, (H * W, dim / 2).
+
+    The first half of the pairs rotate with x, the second half with y.
+    """
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 4)[: dim // 4].float() / dim))
+    index = torch.arange(width * height, dtype=torch.float32)
+    x = index % width
+    y = torch.div(index, width, rounding_mode="floor")
+    angles = torch.cat([torch.outer(x, freqs), torch.outer(y, freqs)], dim=-1)
+    return torch.polar(torch.ones_like(angles), angles)
+
+
+def rotate(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive channel pairs of (B, heads, N, C) by (N, C / 2) complex rotations."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * rotations).flatten(3).type_as(x)
+
+
+class RoPEAttention(Attention):
+    """Attention with 2D rotary position encoding of queries and keys.
+
+    Queries are a square grid of image tokens. With `rope_k_repeat` the keys may hold several
+    such grids (one per memory frame), each rotated like the queries; the last
+    `num_k_exclude_rope` keys (object pointers) are not rotated.
+    """
+
+    def __init__(
+        self,
+        *args,
+        rope_theta: float = 10000.0,
+        rope_k_repeat: bool = False,
+        feat_sizes: tuple[int, int] = (64, 64),
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.rope_theta = rope_theta
+        self.rope_k_repeat = rope_k_repeat
+        self.head_dim = self.internal_dim // self.num_heads
+        self._rotations = axial_rotations(self.head_dim, feat_sizes[0], feat_sizes[1], rope_theta)
+
+    def _rotations_for(self, num_tokens: int, device: torch.device) -> torch.Tensor:
+        if self._rotations.shape[0] != num_tokens:
+            side = math.isqrt(num_tokens)
+            if side * side != num_tokens:
+                raise ValueError(f"RoPE attention needs a square grid of queries, got {num_tokens}")
+            self._rotations = axial_rotations(self.head_dim, side, side, self.rope_theta)
+        if self._rotations.device != device:
+            self._rotations = self._rotations.to(device)
+        return self._rotations
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        q = self._split_heads(self.q_proj(q))
+        k = self._split_heads(self.k_proj(k))
+        v = self._split_heads(self.v_proj(v))
+
+        rotations = self._rotations_for(q.shape[-2], q.device)
+        q = rotate(q, rotations)
+        num_k_rope = k.shape[-2] - num_k_exclude_rope
+        if num_k_rope > 0:
+            repeats = num_k_rope // q.shape[-2]
+            if repeats != 1 and not self.rope_k_repeat:
+                raise ValueError("keys and queries differ in length but rope_k_repeat is off")
+            k_rope = rotate(k[:, :, :num_k_rope], rotations.repeat(repeats, 1))
+            k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2)
+        return self._attend(q, k, v)
