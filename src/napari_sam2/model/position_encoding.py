@@ -93,9 +93,7 @@ class PositionEmbeddingRandom(nn.Module):
         device = self.positional_encoding_gaussian_matrix.device
         y = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
         x = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w
-        coords = torch.stack(
-            [x[None, :].expand(h, w), y[:, None].expand(h, w)], dim=-1
-        )
+        coords = torch.stack([x[None, :].expand(h, w), y[:, None].expand(h, w)], dim=-1)
         return self._encode(coords).permute(2, 0, 1)
 
     def forward_with_coords(
@@ -103,5 +101,5 @@ class PositionEmbeddingRandom(nn.Module):
     ) -> torch.Tensor:
         """Encoding of (B, N, 2) pixel coordinates (x, y) of an image of `image_size` (h, w)."""
         h, w = image_size
-        scale = torch.tensor([1.0 / w, 1.0 / h], device=coords_input.device)
-        return self._encode(coords_input.float() * scale)
+        size = torch.tensor([w, h], dtype=torch.float32, device=coords_input.device)
+        return self._encode(coords_input.float() / size)

@@ -1,0 +1,9 @@
+"""The engine: user arrays in, masks and label volumes out. The only layer that turns user
+data into model input; napari and the CLI both call it."""
+
+from .feature_cache import FeatureCache
+from .frames import FrameSource
+from .labels import LabelVolume
+from .tracker import Tracker
+
+__all__ = ["FeatureCache", "FrameSource", "LabelVolume", "Tracker"]

@@ -1,0 +1,364 @@
+"""The Tracker: prompts on any frame, propagation through the stack, corrections, labels.
+
+One engine for the widget, the CLI and Python users (numpy in, numpy out). It follows the
+reference video predictor's semantics, with two deliberate differences: a correction on a
+frame already tracked becomes a prompted (conditioning) frame, so it sticks when propagating
+again; and memory stays bounded, since only what later frames can attend to (plus a byte
+budget of recent results, for corrections) is kept.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import SAM2Error
+from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
+from ..model.memory_bank import frames_still_needed
+from .feature_cache import FeatureCache
+from .frames import FrameSource
+from .labels import LabelVolume
+from .masks import fill_holes, to_frame_resolution
+from .state import BACKWARD, FORWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
+
+DIRECTIONS = ("forward", "backward", "both")
+
+
+class Tracker:
+    """Segment and track objects through a (T, H, W) or (T, H, W, C) stack with SAM 2.
+
+    frames: any array-like (numpy, tifffile memmap, zarr, dask); read lazily.
+    fill_hole_area: background regions of at most this many low-res pixels become foreground.
+    feature_budget_bytes: image features kept for reuse (clicks, re-propagation).
+    result_budget_bytes: per-frame results kept beyond what the memory bank needs, so that
+    corrections on recently tracked frames see the same memory as the reference would.
+    channel, contrast_limits, percentiles: see `FrameSource`.
+    labels_out: an integer (T, H, W) array to write labels into (default: a new one).
+    """
+
+    def __init__(
+        self,
+        model: SAM2,
+        frames,
+        fill_hole_area: int = 8,
+        feature_budget_bytes: int = 1 << 30,
+        result_budget_bytes: int = 1 << 30,
+        channel: int | Sequence[int] | None = None,
+        contrast_limits: tuple[float, float] | None = None,
+        percentiles: tuple[float, float] = (1.0, 99.8),
+        labels_out: np.ndarray | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.frames = (
+            frames
+            if isinstance(frames, FrameSource)
+            else FrameSource(frames, model.image_size, channel, contrast_limits, percentiles)
+        )
+        if self.frames.image_size != model.image_size:
+            raise SAM2Error("the frame source was made for another model input size")
+        self.num_frames = self.frames.num_frames
+        self.height, self.width = self.frames.height, self.frames.width
+        self.fill_hole_area = fill_hole_area
+        self.features = FeatureCache(feature_budget_bytes)
+        self.result_budget_bytes = result_budget_bytes
+        self.objects: dict[int, ObjectState] = {}
+        self.volume = LabelVolume(self.num_frames, self.height, self.width, labels_out)
+        self.device = model.device
+        config = model.config
+        self._memory_options = dict(
+            num_maskmem=config.num_maskmem,
+            max_obj_ptrs=config.max_obj_ptrs_in_encoder,
+            max_cond_frames=config.max_cond_frames_in_attn,
+            signed_distances=config.use_signed_tpos_enc_to_obj_ptrs,
+        )
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def frame_tensor(self, t: int) -> torch.Tensor:
+        """The exact model input for frame t: float32 (3, S, S)."""
+        return self.frames.frame_tensor(self._check_frame(t))
+
+    def _check_frame(self, t: int) -> int:
+        if not isinstance(t, int | np.integer) or not 0 <= t < self.num_frames:
+            raise SAM2Error(
+                f"frame {t} does not exist: the stack has frames 0 to {self.num_frames - 1}"
+            )
+        return int(t)
+
+    def _object(self, obj_id: int, create: bool = True) -> ObjectState:
+        if not isinstance(obj_id, int | np.integer) or isinstance(obj_id, bool) or obj_id < 1:
+            raise SAM2Error(f"object ids are positive integers (their label value), got {obj_id!r}")
+        obj_id = int(obj_id)
+        if obj_id not in self.objects:
+            if not create:
+                raise SAM2Error(f"there is no object {obj_id}; objects: {sorted(self.objects)}")
+            self.objects[obj_id] = ObjectState(obj_id, self.num_frames)
+        return self.objects[obj_id]
+
+    def _to_model_xy(self, xy: np.ndarray, what: str) -> torch.Tensor:
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(xy).all():
+            raise SAM2Error(f"{what} coordinates must be finite numbers")
+        outside = (
+            (xy[:, 0] < 0) | (xy[:, 0] > self.width) | (xy[:, 1] < 0) | (xy[:, 1] > self.height)
+        )
+        if outside.any():
+            x, y = xy[np.argmax(outside)]
+            raise SAM2Error(
+                f"{what} at (x={x:g}, y={y:g}) is outside the {self.width} x {self.height} frame"
+            )
+        scale = np.array([self.model.image_size / self.width, self.model.image_size / self.height])
+        return torch.tensor(xy * scale, dtype=torch.float32)
+
+    # -- model calls ----------------------------------------------------------------
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _compute_features(self, t: int) -> FrameFeatures:
+        image = self.frames.frame_tensor(t).to(self.device)[None]
+        with self._autocast():
+            return self.model.encode_image(image)
+
+    def frame_features(self, t: int) -> FrameFeatures:
+        return self.features.get(t, self._compute_features)
+
+    def _memory_for(self, obj: ObjectState, t: int, reverse: bool):
+        return select_memories(
+            t,
+            obj.conditioning_memories(),
+            obj.tracked_memories(),
+            num_frames=self.num_frames,
+            reverse=reverse,
+            **self._memory_options,
+        )
+
+    def _finish(self, low_res: torch.Tensor) -> torch.Tensor:
+        return fill_holes(low_res.float(), self.fill_hole_area)
+
+    def _frame_logits(self, result: FrameResult) -> np.ndarray:
+        logits = to_frame_resolution(result.low_res_logits.float(), self.height, self.width)
+        return logits[0].cpu().numpy()
+
+    # -- prompts --------------------------------------------------------------------
+
+    def add_points(self, t: int, obj_id: int, points_xy, labels) -> np.ndarray:
+        """Clicks on frame t for one object: (N, 2) pixel (x, y) and labels 1 (object) or 0
+        (background). They replace this object's earlier clicks on frame t (a box there is
+        kept). Returns the object's logits on frame t, float32 (H, W)."""
+        labels = np.asarray(labels).reshape(-1)
+        points = self._to_model_xy(points_xy, "point")
+        if len(labels) != len(points):
+            raise SAM2Error(f"{len(points)} points but {len(labels)} labels")
+        if not np.isin(labels, (0, 1)).all():
+            raise SAM2Error("point labels must be 1 (object) or 0 (background)")
+        t = self._check_frame(t)
+        prompt = self._object(obj_id).prompts.get(t)
+        box = None if prompt is None else prompt.box
+        new = FramePrompt(points, torch.as_tensor(labels, dtype=torch.int32), box)
+        if len(points) == 0:
+            new.point_coords = new.point_labels = None
+            if box is None:
+                self.clear_frame(t, obj_id)
+                return np.full((self.height, self.width), -np.inf, dtype=np.float32)
+        return self._prompt(t, obj_id, new)
+
+    def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
+        """A box (x0, y0, x1, y1) in pixels on frame t for one object; it replaces an earlier
+        box there, clicks stay. Returns the object's logits on frame t, float32 (H, W)."""
+        corners = self._to_model_xy(box_xyxy, "box corner")
+        if corners.shape != (2, 2):
+            raise SAM2Error("a box is four numbers: x0, y0, x1, y1")
+        corners = torch.stack([corners.min(0).values, corners.max(0).values])
+        t = self._check_frame(t)
+        prompt = self._object(obj_id).prompts.get(t)
+        points, labels = (
+            (None, None) if prompt is None else (prompt.point_coords, prompt.point_labels)
+        )
+        return self._prompt(t, obj_id, FramePrompt(points, labels, corners.reshape(4)))
+
+    def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
+        """A mask (H, W) for one object on frame t; it replaces every other prompt there.
+        Returns the object's logits on frame t, float32 (H, W)."""
+        mask = np.asarray(mask)
+        if mask.shape != (self.height, self.width):
+            raise SAM2Error(
+                f"the mask has shape {mask.shape}, the frames are {(self.height, self.width)}"
+            )
+        t = self._check_frame(t)
+        size = self.model.image_size
+        resized = torch.from_numpy(mask.astype(bool, copy=False)).float()[None, None]
+        if resized.shape[-2:] != (size, size):
+            resized = torch.nn.functional.interpolate(
+                resized, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
+            resized = (resized >= 0.5).float()
+        return self._prompt(t, obj_id, FramePrompt(mask=resized))
+
+    @torch.inference_mode()
+    def _prompt(self, t: int, obj_id: int, prompt: FramePrompt) -> np.ndarray:
+        obj = self._object(obj_id)
+        reverse = obj.direction[t] == BACKWARD
+        first_prompt = obj.direction[t] == NOT_TRACKED
+        features = self.frame_features(t)
+        with self._autocast():
+            if prompt.mask is not None:
+                prediction = self.model.track_frame(
+                    features, None, mask=prompt.mask.to(self.device)
+                )
+            else:
+                coords, labels = prompt.model_points()
+                previous = obj.latest_result(t)
+                prev_logits = (
+                    None
+                    if previous is None
+                    else previous.low_res_logits.to(self.device).clamp(-32.0, 32.0)
+                )
+                memory = None if first_prompt else self._memory_for(obj, t, reverse)
+                prediction = self.model.track_frame(
+                    features,
+                    memory,
+                    coords.to(self.device),
+                    labels.to(self.device),
+                    prev_mask_logits=prev_logits,
+                )
+        obj.prompts[t] = prompt
+        result = FrameResult(
+            self._finish(prediction.low_res_masks),
+            float(prediction.object_score_logits),
+            prediction.obj_ptr,
+        )
+        obj.pending[t] = result
+        logits = self._frame_logits(result)
+        others = {}
+        for other in self.objects.values():
+            other_result = other.latest_result(t) if other is not obj else None
+            if other_result is not None:
+                others[other.obj_id] = self._frame_logits(other_result)
+        self.volume.write_object(t, obj.obj_id, logits, others)
+        return logits
+
+    def clear_frame(self, t: int, obj_id: int | None = None) -> None:
+        """Remove the prompts on frame t, of one object or of all; the frame is then tracked
+        like any other on the next propagation."""
+        t = self._check_frame(t)
+        objs = self.objects.values() if obj_id is None else [self._object(obj_id, create=False)]
+        for obj in objs:
+            obj.prompts.pop(t, None)
+            obj.pending.pop(t, None)
+            result = obj.conditioning.pop(t, None)
+            if result is not None:
+                obj.tracked[t] = result
+                obj.direction[t] = NOT_TRACKED
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object and erase it from the labels."""
+        obj = self._object(obj_id, create=False)
+        del self.objects[obj.obj_id]
+        self.volume.remove_object(obj.obj_id)
+
+    def reset(self) -> None:
+        """Forget every object and prompt; image features stay cached."""
+        self.objects.clear()
+        self.volume.clear()
+
+    @property
+    def object_ids(self) -> list[int]:
+        return list(self.objects)
+
+    def labels(self) -> np.ndarray:
+        """The (T, H, W) integer label volume: object ids, 0 = background."""
+        return self.volume.array
+
+    # -- propagation ----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _consolidate(self) -> None:
+        """Encode the memory of frames prompted since the last propagation."""
+        for obj in self.objects.values():
+            for t, result in sorted(obj.pending.items()):
+                features = self.frame_features(t)
+                high_res = self.model.upscale(result.low_res_logits.to(self.device))
+                score = torch.tensor([[result.object_score]], device=self.device)
+                with self._autocast():
+                    mem, mem_pos = self.model.encode_memory(
+                        features, high_res, score, from_clicks=True
+                    )
+                result.memory = FrameMemory(mem.to(torch.bfloat16), mem_pos, result.obj_ptr)
+                obj.conditioning[t] = result
+                obj.tracked.pop(t, None)
+            obj.pending.clear()
+
+    def propagate(
+        self, direction: str = "forward", start_frame: int | None = None
+    ) -> Iterator[tuple[int, list[int], np.ndarray]]:
+        """Track every prompted object through the stack, one frame at a time.
+
+        Yields (t, obj_ids, logits) with logits float32 (len(obj_ids), H, W); the label
+        volume is updated before each yield. direction: "forward" (from the earliest
+        prompted frame, or start_frame), "backward" (from the latest), or "both" (forward,
+        then backward). Stopping the generator between frames leaves a consistent state.
+        """
+        if direction not in DIRECTIONS:
+            raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        if start_frame is not None:
+            start_frame = self._check_frame(start_frame)
+        self._consolidate()
+        prompted = [obj for obj in self.objects.values() if obj.conditioning]
+        if not prompted:
+            raise SAM2Error("nothing to propagate: add a click, box or mask on some frame first")
+        if direction in ("forward", "both"):
+            first = min(min(o.conditioning) for o in prompted)
+            start = first if start_frame is None else start_frame
+            yield from self._run(prompted, range(start, self.num_frames), reverse=False)
+        if direction in ("backward", "both"):
+            last = max(max(o.conditioning) for o in prompted)
+            start = last if start_frame is None else start_frame
+            yield from self._run(prompted, range(start, -1, -1), reverse=True)
+
+    def _run(
+        self, objs: list[ObjectState], order: range, reverse: bool
+    ) -> Iterator[tuple[int, list[int], np.ndarray]]:
+        obj_ids = [o.obj_id for o in objs]
+        for t in order:
+            with torch.inference_mode():
+                logits = np.stack([self._track(obj, t, reverse) for obj in objs])
+            self.volume.write_frame(t, obj_ids, logits)
+            yield t, obj_ids, logits
+
+    def _track(self, obj: ObjectState, t: int, reverse: bool) -> np.ndarray:
+        obj.direction[t] = BACKWARD if reverse else FORWARD
+        if t in obj.conditioning:
+            return self._frame_logits(obj.conditioning[t])
+        features = self.frame_features(t)
+        with self._autocast():
+            prediction = self.model.track_frame(features, self._memory_for(obj, t, reverse))
+            memory = self.model.frame_memory(features, prediction)
+        result = FrameResult(
+            self._finish(prediction.low_res_masks),
+            float(prediction.object_score_logits),
+            prediction.obj_ptr,
+            memory,
+        )
+        obj.tracked.pop(t, None)
+        obj.tracked[t] = result  # newest last, for eviction order
+        self._evict(obj, t, reverse)
+        return self._frame_logits(result)
+
+    def _evict(self, obj: ObjectState, t: int, reverse: bool) -> None:
+        """Drop results later frames cannot attend to, oldest first, beyond the budget."""
+        opts = self._memory_options
+        reach = max(opts["num_maskmem"], opts["max_obj_ptrs"])
+        window = frames_still_needed(t, reverse, opts["num_maskmem"], opts["max_obj_ptrs"])
+        budget = self.result_budget_bytes // max(1, len(self.objects))
+        held = sum(r.nbytes for r in obj.tracked.values())
+        for frame in list(obj.tracked):
+            if held <= budget:
+                break
+            near_prompt = any(abs(frame - c) < reach for c in obj.conditioning)
+            if frame in window or near_prompt:
+                continue
+            held -= obj.tracked.pop(frame).nbytes

@@ -1,0 +1,118 @@
+"""Assemble a SAM 2 model from its configuration, optionally loading a checkpoint."""
+
+from pathlib import Path
+
+import torch
+
+from ..errors import SAM2Error
+from .attention import RoPEAttention
+from .checkpoint import load_checkpoint
+from .config import CONFIGS, MODEL_NAMES, SAM2Config
+from .hiera import Hiera
+from .image_encoder import FpnNeck, ImageEncoder
+from .memory_attention import MemoryAttention, MemoryAttentionLayer
+from .memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
+from .position_encoding import PositionEmbeddingSine
+from .sam2 import SAM2
+
+
+def _image_encoder(config: SAM2Config) -> ImageEncoder:
+    t = config.trunk
+    trunk = Hiera(
+        embed_dim=t.embed_dim,
+        num_heads=t.num_heads,
+        stages=t.stages,
+        global_att_blocks=t.global_att_blocks,
+        window_pos_embed_bkg_spatial_size=t.window_pos_embed_bkg_spatial_size,
+        window_spec=t.window_spec,
+    )
+    neck = FpnNeck(
+        position_encoding=PositionEmbeddingSine(config.d_model),
+        d_model=config.d_model,
+        backbone_channel_list=list(reversed(t.channels)),
+        fpn_top_down_levels=list(config.fpn_top_down_levels),
+        fpn_interp_model="nearest",
+    )
+    return ImageEncoder(trunk, neck, scalp=config.scalp)
+
+
+def _memory_attention(config: SAM2Config) -> MemoryAttention:
+    side = config.image_embedding_size
+    rope = dict(
+        embedding_dim=config.d_model,
+        num_heads=1,
+        downsample_rate=1,
+        dropout=0.1,
+        rope_theta=10000.0,
+        feat_sizes=(side, side),
+    )
+    layer = MemoryAttentionLayer(
+        activation="relu",
+        cross_attention=RoPEAttention(**rope, rope_k_repeat=True, kv_in_dim=config.mem_dim),
+        d_model=config.d_model,
+        dim_feedforward=config.memory_attention_ffn_dim,
+        dropout=0.1,
+        pos_enc_at_attn=False,
+        pos_enc_at_cross_attn_keys=True,
+        pos_enc_at_cross_attn_queries=False,
+        self_attention=RoPEAttention(**rope),
+    )
+    return MemoryAttention(
+        d_model=config.d_model,
+        pos_enc_at_input=True,
+        layer=layer,
+        num_layers=config.memory_attention_layers,
+    )
+
+
+def _memory_encoder(config: SAM2Config) -> MemoryEncoder:
+    return MemoryEncoder(
+        out_dim=config.mem_dim,
+        mask_downsampler=MaskDownSampler(kernel_size=3, stride=2, padding=1),
+        fuser=Fuser(
+            CXBlock(dim=config.d_model, kernel_size=7, padding=3, layer_scale_init_value=1e-6),
+            num_layers=config.fuser_layers,
+        ),
+        position_encoding=PositionEmbeddingSine(config.mem_dim),
+        in_dim=config.d_model,
+    )
+
+
+def build_from_config(config: SAM2Config) -> SAM2:
+    """A randomly initialized model of the given configuration (in training mode)."""
+    return SAM2(config, _image_encoder(config), _memory_attention(config), _memory_encoder(config))
+
+
+def build_model(
+    name: str | SAM2Config,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    image_size: int | None = None,
+) -> SAM2:
+    """Build one of `MODEL_NAMES` (or a custom config) in eval mode on `device`.
+
+    checkpoint: None for random weights, a path to a `{"model": state_dict}` file, or
+    "auto" for the official checkpoint from the weights registry. image_size builds the
+    same architecture at another input size (weights are independent of it).
+    """
+    if isinstance(name, SAM2Config):
+        config = name
+    elif name in CONFIGS:
+        config = CONFIGS[name]
+    else:
+        raise SAM2Error(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    if image_size is not None:
+        config = config.at_image_size(image_size)
+    model = build_from_config(config)
+    if checkpoint is not None:
+        load_checkpoint(model, _resolve_checkpoint(config, checkpoint))
+    return model.to(device).eval()
+
+
+def _resolve_checkpoint(config: SAM2Config, checkpoint: str | Path) -> Path:
+    if str(checkpoint) == "auto":
+        raise SAM2Error(
+            f"downloading {config.name} is not available yet; download the official "
+            f"{config.name}.pt yourself and pass its path as the checkpoint"
+        )
+    return Path(checkpoint)

@@ -1,0 +1,96 @@
+"""Loading checkpoints safely and strictly, with errors that say what the file is.
+
+A checkpoint is a pickle, so it is only ever read with `weights_only=True`. Official files hold
+`{"model": state_dict}` with our module names as keys; a mismatch is reported with the model
+the file most likely belongs to, found by comparing parameter shapes on the meta device.
+"""
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..errors import SAM2Error
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict stored in `path` (`{"model": ...}` or a bare state dict), on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise SAM2Error(f"checkpoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise SAM2Error(f"checkpoint file is empty: {path}; download it again")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise SAM2Error(
+            f"checkpoint {path} is truncated or corrupt ({exc}); download it again"
+        ) from exc
+    except Exception as exc:  # torch raises several types for a non-checkpoint file
+        text = str(exc)
+        if "central directory" in text or "failed finding" in text or "truncated" in text:
+            reason = "is truncated or corrupt; download it again"
+        elif "Weights only load failed" in text:
+            reason = "holds Python objects other than tensors and is refused for safety"
+        else:
+            reason = "is not a PyTorch checkpoint"
+        raise SAM2Error(f"checkpoint {path} {reason} ({text.splitlines()[0]})") from exc
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise SAM2Error(
+            f"checkpoint {path} holds no model weights (expected {{'model': state_dict}})"
+        )
+    return dict(state)
+
+
+def _shape_signature(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def likely_model(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The official model whose parameter names and shapes best match `state`."""
+    from .build import build_from_config
+    from .config import CONFIGS
+
+    found = _shape_signature(state)
+    best, best_score = None, 0.0
+    for name, config in CONFIGS.items():
+        with torch.device("meta"):
+            expected = _shape_signature(build_from_config(config).state_dict())
+        same = sum(1 for k, shape in expected.items() if found.get(k) == shape)
+        score = same / max(len(expected), len(found))
+        if score > best_score:
+            best, best_score = name, score
+    return best if best_score > 0.5 else None
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
+    """Load `path` into `model` strictly; a mismatch names the model the file fits."""
+    state = read_state_dict(path)
+    expected = _shape_signature(model.state_dict())
+    found = _shape_signature(state)
+    if expected != found:
+        name = getattr(getattr(model, "config", None), "name", type(model).__name__)
+        guess = likely_model(state)
+        hint = (
+            f"it looks like a {guess} checkpoint; build that model instead"
+            if guess and guess != name
+            else "it does not match any official SAM 2 model"
+        )
+        missing = sorted(set(expected) - set(found))
+        unexpected = sorted(set(found) - set(expected))
+        reshaped = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shape", reshaped),
+            )
+            if keys
+        )
+        raise SAM2Error(f"checkpoint {path} does not fit model {name}: {hint} ({detail})")
+    model.load_state_dict(state, strict=True)

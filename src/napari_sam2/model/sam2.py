@@ -1,0 +1,366 @@
+"""The SAM 2 network and its per-frame step: image features, memory conditioning, the SAM
+heads, and encoding the prediction into a new memory.
+
+`SAM2` owns the parts under the official checkpoint's names (`image_encoder`,
+`sam_prompt_encoder`, `sam_mask_decoder`, `memory_attention`, `memory_encoder`, ...) and
+exposes the steps the tracker composes. It holds no video state: which memories a frame sees
+is decided by `memory_bank.select_memories` and passed in.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SAM2Config
+from .image_encoder import ImageEncoder
+from .layers import MLP
+from .mask_decoder import MaskDecoder
+from .memory_attention import MemoryAttention
+from .memory_bank import FrameMemory, MemoryInputs
+from .memory_encoder import MemoryEncoder
+from .prompt_encoder import PromptEncoder
+from .two_way_transformer import TwoWayTransformer
+
+# Logit given to every pixel of an object judged absent (the object-score head says < 0).
+NO_OBJECT_LOGIT = -1024.0
+
+
+@dataclass
+class FrameFeatures:
+    """Image features of one frame, shared by every object tracked on it (batch 1).
+
+    image_embed, image_pos: (1, C, S/16, S/16); high_res: the stride-4 and stride-8 maps
+    already projected for the mask decoder, (1, C/8, S/4, S/4) and (1, C/4, S/8, S/8).
+    """
+
+    image_embed: torch.Tensor
+    image_pos: torch.Tensor
+    high_res: list[torch.Tensor]
+
+
+@dataclass
+class MaskPrediction:
+    """What the SAM heads say about one frame, for B objects.
+
+    low_res_masks: (B, 1, S/4, S/4) logits of the chosen mask; high_res_masks: the same at
+    (B, 1, S, S); ious: (B, M) predicted IoU of the M candidates; low_res_multimasks:
+    (B, M, S/4, S/4); obj_ptr: (B, C); object_score_logits: (B, 1), > 0 where present.
+    """
+
+    low_res_multimasks: torch.Tensor
+    ious: torch.Tensor
+    low_res_masks: torch.Tensor
+    high_res_masks: torch.Tensor
+    obj_ptr: torch.Tensor
+    object_score_logits: torch.Tensor
+
+
+def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0):
+    """Transformer sine/cosine encoding of scalar positions, (N,) -> (N, dim)."""
+    half = dim // 2
+    index = torch.arange(half, dtype=torch.float32, device=positions.device)
+    freqs = temperature ** (2 * (index // 2) / half)
+    angles = positions[:, None] / freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class SAM2(nn.Module):
+    """SAM 2: a promptable image segmenter with a streaming memory for video."""
+
+    def __init__(
+        self,
+        config: SAM2Config,
+        image_encoder: ImageEncoder,
+        memory_attention: MemoryAttention,
+        memory_encoder: MemoryEncoder,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        c, mem_dim = config.d_model, config.mem_dim
+        self.image_size = config.image_size
+        self.hidden_dim = c
+        self.mem_dim = mem_dim
+        self.num_maskmem = config.num_maskmem
+
+        self.image_encoder = image_encoder
+        self.memory_attention = memory_attention
+        self.memory_encoder = memory_encoder
+
+        # scales a binary mask prompt to logits at the low-res mask size (for object pointers)
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        # learned embeddings: temporal position of each memory slot, "no memory yet",
+        # "object absent" pointer and, in 2.1, its spatial counterpart
+        self.maskmem_tpos_enc = nn.Parameter(torch.zeros(config.num_maskmem, 1, 1, mem_dim))
+        self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, c))
+        self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, c))
+        self.no_obj_ptr = nn.Parameter(torch.zeros(1, c))
+        self.no_obj_embed_spatial = (
+            nn.Parameter(torch.zeros(1, mem_dim)) if config.no_obj_embed_spatial else None
+        )
+        for p in (self.maskmem_tpos_enc, self.no_mem_embed, self.no_mem_pos_enc, self.no_obj_ptr):
+            nn.init.trunc_normal_(p, std=0.02)
+        if self.no_obj_embed_spatial is not None:
+            nn.init.trunc_normal_(self.no_obj_embed_spatial, std=0.02)
+
+        embed_size = config.image_embedding_size
+        self.sam_prompt_encoder = PromptEncoder(
+            embed_dim=c,
+            image_embedding_size=(embed_size, embed_size),
+            input_image_size=(config.image_size, config.image_size),
+            mask_in_chans=16,
+        )
+        self.sam_mask_decoder = MaskDecoder(
+            transformer_dim=c,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=c, mlp_dim=2048, num_heads=8),
+            num_multimask_outputs=3,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+            use_high_res_features=True,
+            iou_prediction_use_sigmoid=True,
+            pred_obj_scores=True,
+            pred_obj_scores_mlp=True,
+            use_multimask_token_for_obj_ptr=True,
+            dynamic_multimask_via_stability=config.dynamic_multimask_via_stability,
+            dynamic_multimask_stability_delta=config.dynamic_multimask_stability_delta,
+            dynamic_multimask_stability_thresh=config.dynamic_multimask_stability_thresh,
+        )
+        self.obj_ptr_proj = MLP(c, c, c, 3)
+        self.obj_ptr_tpos_proj = (
+            nn.Linear(c, mem_dim) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.no_mem_embed.device
+
+    # -- image --------------------------------------------------------------------------
+
+    def encode_image(self, images: torch.Tensor) -> FrameFeatures:
+        """Features of (B, 3, S, S) normalized images."""
+        levels, positions = self.image_encoder(images)
+        high_res = [
+            self.sam_mask_decoder.conv_s0(levels[0]),
+            self.sam_mask_decoder.conv_s1(levels[1]),
+        ]
+        return FrameFeatures(levels[-1], positions[-1], high_res)
+
+    # -- SAM heads ----------------------------------------------------------------------
+
+    @staticmethod
+    def use_multimask(num_points: int) -> bool:
+        """Three candidates for a single click or none (tracking), one for more clicks.
+
+        Every official model decodes candidates while tracking too, not only on first clicks;
+        a box counts as two points.
+        """
+        return num_points <= 1
+
+    def predict_masks(
+        self,
+        pix_feat: torch.Tensor,
+        high_res: list[torch.Tensor],
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool = False,
+    ) -> MaskPrediction:
+        """Run the prompt encoder and mask decoder on memory-conditioned features.
+
+        pix_feat: (B, C, h, w); point_coords: (B, N, 2) in input pixels (x, y) with labels
+        (B, N) (1 positive, 0 negative, 2/3 box corners, -1 padding); mask_input: (B, 1, H, W)
+        logits or a mask, resized to the prompt encoder's input size.
+        """
+        b = pix_feat.shape[0]
+        if point_coords is None:
+            point_coords = torch.zeros(b, 1, 2, device=pix_feat.device)
+            point_labels = -torch.ones(b, 1, dtype=torch.int32, device=pix_feat.device)
+        if mask_input is not None:
+            size = (4 * pix_feat.shape[-2], 4 * pix_feat.shape[-1])
+            if mask_input.shape[-2:] != size:
+                mask_input = F.interpolate(
+                    mask_input.float(),
+                    size=size,
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+        sparse, dense = self.sam_prompt_encoder(
+            points=(point_coords, point_labels), boxes=None, masks=mask_input
+        )
+        multimasks, ious, tokens, object_score_logits = self.sam_mask_decoder(
+            image_embeddings=pix_feat,
+            image_pe=self.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+            repeat_image=False,
+            high_res_features=high_res,
+        )
+        present = object_score_logits > 0
+        multimasks = torch.where(present[:, None, None], multimasks, NO_OBJECT_LOGIT).float()
+
+        token = tokens[:, 0]
+        low_res = multimasks
+        if multimask:
+            best = torch.argmax(ious, dim=-1)
+            rows = torch.arange(b, device=pix_feat.device)
+            low_res = multimasks[rows, best].unsqueeze(1)
+            if tokens.shape[1] > 1:
+                token = tokens[rows, best]
+        high_res_masks = self.upscale(low_res)
+        obj_ptr = self.obj_ptr_proj(token)
+        is_present = present.float()
+        obj_ptr = is_present * obj_ptr + (1 - is_present) * self.no_obj_ptr
+        return MaskPrediction(
+            multimasks, ious, low_res, high_res_masks, obj_ptr, object_score_logits
+        )
+
+    def upscale(self, low_res_masks: torch.Tensor) -> torch.Tensor:
+        """(B, M, S/4, S/4) -> (B, M, S, S) by bilinear interpolation."""
+        return F.interpolate(
+            low_res_masks,
+            size=(self.image_size, self.image_size),
+            mode="bilinear",
+            align_corners=False,
+        )
+
+    def mask_as_output(
+        self, pix_feat: torch.Tensor, high_res: list[torch.Tensor], mask: torch.Tensor
+    ) -> MaskPrediction:
+        """A given (B, 1, S, S) mask taken as the prediction itself (logits -10 / +10).
+
+        The decoder still runs on the down-sampled mask to produce the object pointer.
+        """
+        mask = mask.float()
+        high_res_masks = mask * 20.0 - 10.0
+        low_res = F.interpolate(
+            high_res_masks,
+            size=(mask.shape[-2] // 4, mask.shape[-1] // 4),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        ious = mask.new_ones(mask.shape[0], 1)
+        obj_ptr = self.predict_masks(
+            pix_feat, high_res, mask_input=self.mask_downsample(mask)
+        ).obj_ptr
+        is_present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
+        object_score_logits = 20.0 * is_present - 10.0
+        obj_ptr = is_present * obj_ptr + (1 - is_present) * self.no_obj_ptr
+        return MaskPrediction(low_res, ious, low_res, high_res_masks, obj_ptr, object_score_logits)
+
+    # -- memory -------------------------------------------------------------------------
+
+    def condition_on_memory(
+        self, features: FrameFeatures, memory: MemoryInputs | None, batch: int = 1
+    ) -> torch.Tensor:
+        """Image features fused with the memory bank, (B, C, h, w).
+
+        `memory` None marks a frame prompted before anything was tracked: the learned
+        "no memory" embedding is added instead of attending.
+        """
+        embed = features.image_embed.expand(batch, -1, -1, -1)
+        b, c, h, w = embed.shape
+        if memory is None:
+            return embed + self.no_mem_embed.view(1, c, 1, 1)
+
+        tokens, token_pos = [], []
+        for slot, frame in memory.spatial:
+            tokens.append(frame.features.float().flatten(2).transpose(1, 2))
+            pos = frame.pos_enc.flatten(2).transpose(1, 2)
+            token_pos.append(
+                pos + self.maskmem_tpos_enc[self.num_maskmem - slot - 1].view(1, 1, -1)
+            )
+        num_ptr_tokens = 0
+        if memory.pointers:
+            distances, pointers = zip(*memory.pointers, strict=True)
+            ptrs = torch.stack(pointers, dim=0)  # (P, B, C)
+            num_ptrs = ptrs.shape[0]
+            if self.config.add_tpos_enc_to_obj_ptrs:
+                dim = c if self.config.proj_tpos_enc_in_obj_ptrs else self.mem_dim
+                rel = torch.tensor(distances, device=embed.device) / memory.max_pointer_distance
+                ptr_pos = self.obj_ptr_tpos_proj(sine_encoding_1d(rel, dim))
+                ptr_pos = ptr_pos[:, None].expand(num_ptrs, b, self.mem_dim)
+            else:
+                ptr_pos = ptrs.new_zeros(num_ptrs, b, self.mem_dim)
+            split = c // self.mem_dim
+            # each C-wide pointer becomes `split` memory tokens of width mem_dim
+            ptr_tokens = ptrs.reshape(num_ptrs, b, split, self.mem_dim).permute(1, 0, 2, 3)
+            tokens.append(ptr_tokens.reshape(b, num_ptrs * split, self.mem_dim))
+            ptr_pos = ptr_pos.repeat_interleave(split, dim=0).transpose(0, 1)
+            token_pos.append(ptr_pos)
+            num_ptr_tokens = num_ptrs * split
+
+        fused = self.memory_attention(
+            curr=embed.flatten(2).transpose(1, 2),
+            curr_pos=features.image_pos.expand(b, -1, -1, -1).flatten(2).transpose(1, 2),
+            memory=torch.cat(tokens, dim=1),
+            memory_pos=torch.cat(token_pos, dim=1),
+            num_obj_ptr_tokens=num_ptr_tokens,
+        )
+        return fused.transpose(1, 2).reshape(b, c, h, w)
+
+    def encode_memory(
+        self,
+        features: FrameFeatures,
+        high_res_masks: torch.Tensor,
+        object_score_logits: torch.Tensor,
+        from_clicks: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory of a frame and its (B, 1, S, S) mask logits: features and position
+        encoding, each (B, mem_dim, h, w). Masks from clicks are binarized first."""
+        b = high_res_masks.shape[0]
+        if from_clicks and self.config.binarize_mask_from_pts_for_mem_enc:
+            mask = (high_res_masks > 0).float()
+        else:
+            mask = torch.sigmoid(high_res_masks)
+        mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
+        pix_feat = features.image_embed.expand(b, -1, -1, -1)
+        mem, mem_pos = self.memory_encoder(pix_feat, mask, skip_mask_sigmoid=True)
+        if self.no_obj_embed_spatial is not None:
+            absent = (object_score_logits <= 0).float()[..., None, None]
+            mem = mem + absent * self.no_obj_embed_spatial[..., None, None]
+        return mem, mem_pos
+
+    def track_frame(
+        self,
+        features: FrameFeatures,
+        memory: MemoryInputs | None,
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        prev_mask_logits: torch.Tensor | None = None,
+    ) -> MaskPrediction:
+        """Segment one object on one frame from its prompts (if any) and its memory.
+
+        A `mask` prompt (1, 1, S, S) is taken as the output directly. `prev_mask_logits`
+        (1, 1, S/4, S/4), the object's earlier prediction on this frame, guides new clicks.
+        """
+        if mask is not None:
+            return self.mask_as_output(features.image_embed, features.high_res, mask)
+        pix_feat = self.condition_on_memory(features, memory)
+        num_points = 0 if point_labels is None else point_labels.shape[1]
+        return self.predict_masks(
+            pix_feat,
+            features.high_res,
+            point_coords,
+            point_labels,
+            mask_input=prev_mask_logits,
+            multimask=self.use_multimask(num_points),
+        )
+
+    def frame_memory(
+        self,
+        features: FrameFeatures,
+        prediction: MaskPrediction,
+        high_res_masks: torch.Tensor | None = None,
+        from_clicks: bool = False,
+    ) -> FrameMemory:
+        """Encode a prediction into the memory the bank stores (features in bfloat16)."""
+        masks = prediction.high_res_masks if high_res_masks is None else high_res_masks
+        mem, mem_pos = self.encode_memory(
+            features, masks, prediction.object_score_logits, from_clicks
+        )
+        return FrameMemory(mem.to(torch.bfloat16), mem_pos, prediction.obj_ptr)
