@@ -192,7 +192,7 @@ class Hiera(nn.Module):
                 dim_out = int(dim * dim_mul)
                 num_heads = int(num_heads * head_mul)
                 stage += 1
-            if i in global_att_blocks:
+            if i in (global_att_blocks or ()):
                 window_size = 0
             self.blocks.append(
                 MultiScaleBlock(

@@ -84,12 +84,12 @@ class SAM2(nn.Module):
         self.mem_dim = mem_dim
         self.num_maskmem = config.num_maskmem
 
+        # registration order follows the official checkpoints' key order
         self.image_encoder = image_encoder
-        self.memory_attention = memory_attention
-        self.memory_encoder = memory_encoder
-
         # scales a binary mask prompt to logits at the low-res mask size (for object pointers)
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.memory_attention = memory_attention
+        self.memory_encoder = memory_encoder
         # learned embeddings: temporal position of each memory slot, "no memory yet",
         # "object absent" pointer and, in 2.1, its spatial counterpart
         self.maskmem_tpos_enc = nn.Parameter(torch.zeros(config.num_maskmem, 1, 1, mem_dim))
