@@ -4,6 +4,16 @@ data into model input; napari and the CLI both call it."""
 from .feature_cache import FeatureCache
 from .frames import FrameSource
 from .labels import LabelVolume
+from .propagation_run import Progress, propagate_or_restore
+from .stack_view import VideoAxisView
 from .tracker import Tracker
 
-__all__ = ["FeatureCache", "FrameSource", "LabelVolume", "Tracker"]
+__all__ = [
+    "FeatureCache",
+    "FrameSource",
+    "LabelVolume",
+    "Progress",
+    "Tracker",
+    "VideoAxisView",
+    "propagate_or_restore",
+]

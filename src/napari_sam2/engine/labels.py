@@ -25,16 +25,42 @@ class LabelVolume:
             self.array = out
         else:
             self.array = np.zeros(shape, dtype=np.uint16)
+        self._owned = out is None
+        self._journal: dict[int, np.ndarray] | None = None
 
     def _fit(self, obj_id: int) -> None:
         if obj_id > np.iinfo(self.array.dtype).max:
+            if not self._owned:
+                raise ValueError(
+                    f"object id {obj_id} does not fit the label array's {self.array.dtype}"
+                )
             self.array = self.array.astype(np.uint32)
+
+    def _remember(self, t: int) -> None:
+        if self._journal is not None and t not in self._journal:
+            self._journal[t] = self.array[t].copy()
+
+    def begin_journal(self) -> None:
+        """Start recording frames before they change, so `rollback` can restore them."""
+        self._journal = {}
+
+    def commit(self) -> None:
+        """Keep the changes since `begin_journal`."""
+        self._journal = None
+
+    def rollback(self) -> list[int]:
+        """Restore every frame changed since `begin_journal`; returns those frames."""
+        journal, self._journal = self._journal or {}, None
+        for t, frame in journal.items():
+            self.array[t] = frame
+        return sorted(journal)
 
     def write_frame(self, t: int, obj_ids: list[int], logits: np.ndarray) -> None:
         """Frame t from the (N, H, W) logits of all its objects: highest positive logit wins.
 
         Objects not in `obj_ids` lose their pixels on this frame.
         """
+        self._remember(t)
         if not obj_ids:
             self.array[t] = 0
             return
@@ -53,6 +79,7 @@ class LabelVolume:
         known, the higher logit wins, otherwise the updated object takes the pixel.
         """
         self._fit(obj_id)
+        self._remember(t)
         frame = self.array[t]
         claim = logits > 0
         for other_logits in (others or {}).values():
@@ -73,6 +100,7 @@ class LabelVolume:
         for t in range(self.array.shape[0]):
             frame = self.array[t]
             if (frame == obj_id).any():
+                self._remember(t)
                 self.array[t] = np.where(frame == obj_id, 0, frame)
 
     def clear(self) -> None:

@@ -48,13 +48,15 @@ class FrameResult:
     """One object's result on one frame.
 
     low_res_logits: (1, 1, S/4, S/4) after hole filling; obj_ptr: (1, C); memory: what later
-    frames attend to (None on a prompted frame until the next propagation encodes it).
+    frames attend to (None on a prompted frame until the next propagation encodes it);
+    candidates: (1, 3, S/4, S/4) the decoder's three candidate masks, after a single click.
     """
 
     low_res_logits: torch.Tensor
     object_score: float
     obj_ptr: torch.Tensor
     memory: FrameMemory | None = None
+    candidates: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:

@@ -16,6 +16,7 @@ import torch
 from ..errors import SAM2Error
 from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
 from ..model.memory_bank import frames_still_needed
+from ..model.sam2 import NO_OBJECT_LOGIT
 from .feature_cache import FeatureCache
 from .frames import FrameSource
 from .labels import LabelVolume
@@ -149,36 +150,58 @@ class Tracker:
         """Clicks on frame t for one object: (N, 2) pixel (x, y) and labels 1 (object) or 0
         (background). They replace this object's earlier clicks on frame t (a box there is
         kept). Returns the object's logits on frame t, float32 (H, W)."""
+        prompt = self._existing_prompt(t, obj_id)
+        box = None if prompt is None else prompt.box
+        return self.set_prompts(t, obj_id, points_xy, labels, box=box, box_in_model_units=True)
+
+    def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
+        """A box (x0, y0, x1, y1) in pixels on frame t for one object; it replaces an earlier
+        box there, clicks stay. Returns the object's logits on frame t, float32 (H, W)."""
+        prompt = self._existing_prompt(t, obj_id)
+        if prompt is None or prompt.point_coords is None:
+            return self.set_prompts(t, obj_id, box=box_xyxy)
+        scale = np.array([self.width, self.height]) / self.model.image_size
+        points = prompt.point_coords.numpy() * scale
+        return self.set_prompts(t, obj_id, points, prompt.point_labels.numpy(), box=box_xyxy)
+
+    def _existing_prompt(self, t: int, obj_id: int) -> FramePrompt | None:
+        obj = self.objects.get(int(obj_id)) if isinstance(obj_id, int | np.integer) else None
+        return None if obj is None else obj.prompts.get(self._check_frame(t))
+
+    def set_prompts(
+        self,
+        t: int,
+        obj_id: int,
+        points_xy=(),
+        labels=(),
+        box=None,
+        box_in_model_units: bool = False,
+    ) -> np.ndarray:
+        """The clicks and box of one object on frame t become exactly these (pixels; labels
+        1 object / 0 background; box x0, y0, x1, y1). With neither, the frame's prompts are
+        cleared. Returns the object's logits on frame t, float32 (H, W)."""
+        t = self._check_frame(t)
         labels = np.asarray(labels).reshape(-1)
         points = self._to_model_xy(points_xy, "point")
         if len(labels) != len(points):
             raise SAM2Error(f"{len(points)} points but {len(labels)} labels")
         if not np.isin(labels, (0, 1)).all():
             raise SAM2Error("point labels must be 1 (object) or 0 (background)")
-        t = self._check_frame(t)
-        prompt = self._object(obj_id).prompts.get(t)
-        box = None if prompt is None else prompt.box
-        new = FramePrompt(points, torch.as_tensor(labels, dtype=torch.int32), box)
-        if len(points) == 0:
-            new.point_coords = new.point_labels = None
-            if box is None:
-                self.clear_frame(t, obj_id)
-                return np.full((self.height, self.width), -np.inf, dtype=np.float32)
-        return self._prompt(t, obj_id, new)
-
-    def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
-        """A box (x0, y0, x1, y1) in pixels on frame t for one object; it replaces an earlier
-        box there, clicks stay. Returns the object's logits on frame t, float32 (H, W)."""
-        corners = self._to_model_xy(box_xyxy, "box corner")
-        if corners.shape != (2, 2):
-            raise SAM2Error("a box is four numbers: x0, y0, x1, y1")
-        corners = torch.stack([corners.min(0).values, corners.max(0).values])
-        t = self._check_frame(t)
-        prompt = self._object(obj_id).prompts.get(t)
-        points, labels = (
-            (None, None) if prompt is None else (prompt.point_coords, prompt.point_labels)
-        )
-        return self._prompt(t, obj_id, FramePrompt(points, labels, corners.reshape(4)))
+        if box is not None and not box_in_model_units:
+            corners = self._to_model_xy(box, "box corner")
+            if corners.shape != (2, 2):
+                raise SAM2Error("a box is four numbers: x0, y0, x1, y1")
+            box = torch.stack([corners.min(0).values, corners.max(0).values]).reshape(4)
+        obj = self._object(obj_id)
+        if len(points) == 0 and box is None:
+            self.clear_frame(t, obj.obj_id)
+            self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
+            return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
+        prompt = FramePrompt(box=box)
+        if len(points):
+            prompt.point_coords = points
+            prompt.point_labels = torch.as_tensor(labels, dtype=torch.int32)
+        return self._prompt(t, obj.obj_id, prompt)
 
     def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
         """A mask (H, W) for one object on frame t; it replaces every other prompt there.
@@ -231,6 +254,8 @@ class Tracker:
             float(prediction.object_score_logits),
             prediction.obj_ptr,
         )
+        if prediction.low_res_multimasks.shape[1] > 1:
+            result.candidates = prediction.low_res_multimasks
         obj.pending[t] = result
         logits = self._frame_logits(result)
         others = {}
@@ -240,6 +265,26 @@ class Tracker:
                 others[other.obj_id] = self._frame_logits(other_result)
         self.volume.write_object(t, obj.obj_id, logits, others)
         return logits
+
+    def candidate_logits(self, t: int, obj_id: int) -> np.ndarray:
+        """The three candidate masks of the last single click on frame t, as logits
+        (3, H, W) in the decoder's order (the one shown is the highest predicted IoU);
+        empty (0, H, W) when the last prompt there gave a single mask."""
+        result = self._object(obj_id, create=False).pending.get(self._check_frame(t))
+        if result is None or result.candidates is None:
+            return np.zeros((0, self.height, self.width), dtype=np.float32)
+        logits = to_frame_resolution(
+            result.candidates.float().transpose(0, 1), self.height, self.width
+        )
+        return logits.cpu().numpy()
+
+    def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
+        """Take candidate `index` of `candidate_logits(t, obj_id)` as the object's mask on
+        frame t (it becomes a mask prompt). Returns the object's logits on frame t."""
+        candidates = self.candidate_logits(t, obj_id)
+        if not 0 <= index < len(candidates):
+            raise SAM2Error(f"there are {len(candidates)} candidate masks on frame {t}")
+        return self.add_mask(t, obj_id, candidates[index] > 0)
 
     def clear_frame(self, t: int, obj_id: int | None = None) -> None:
         """Remove the prompts on frame t, of one object or of all; the frame is then tracked
@@ -302,6 +347,13 @@ class Tracker:
         prompted frame, or start_frame), "backward" (from the latest), or "both" (forward,
         then backward). Stopping the generator between frames leaves a consistent state.
         """
+        passes = self._passes(direction, start_frame)
+        prompted = [obj for obj in self.objects.values() if obj.conditioning]
+        for order, reverse in passes:
+            yield from self._run(prompted, order, reverse)
+
+    def _passes(self, direction: str, start_frame: int | None) -> list[tuple[range, bool]]:
+        """The frame orders propagation visits, after encoding new prompts into memory."""
         if direction not in DIRECTIONS:
             raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         if start_frame is not None:
@@ -310,14 +362,20 @@ class Tracker:
         prompted = [obj for obj in self.objects.values() if obj.conditioning]
         if not prompted:
             raise SAM2Error("nothing to propagate: add a click, box or mask on some frame first")
+        passes = []
         if direction in ("forward", "both"):
             first = min(min(o.conditioning) for o in prompted)
             start = first if start_frame is None else start_frame
-            yield from self._run(prompted, range(start, self.num_frames), reverse=False)
+            passes.append((range(start, self.num_frames), False))
         if direction in ("backward", "both"):
             last = max(max(o.conditioning) for o in prompted)
             start = last if start_frame is None else start_frame
-            yield from self._run(prompted, range(start, -1, -1), reverse=True)
+            passes.append((range(start, -1, -1), True))
+        return passes
+
+    def propagation_length(self, direction: str = "forward", start_frame: int | None = None) -> int:
+        """How many frame steps `propagate` with these arguments yields."""
+        return sum(len(order) for order, _ in self._passes(direction, start_frame))
 
     def _run(
         self, objs: list[ObjectState], order: range, reverse: bool
