@@ -3,11 +3,12 @@ clear errors for wrong files, and a full-model forward equal to the reference's.
 
 import pytest
 import torch
-from reference import build_reference, perturb_
 
 from napari_sam2.errors import SAM2Error
 from napari_sam2.model import CONFIGS, MODEL_NAMES, build_model
 from napari_sam2.model.build import build_from_config
+
+from reference import build_reference, perturb_
 
 
 def _shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:

@@ -148,7 +148,9 @@ def test_painted_frames_are_not_overwritten_unasked(widget, qtbot, monkeypatch):
     widget.labels.paint((4, 10, 10), 3)
     assert widget.state.painted == {4}
     asked = []
-    monkeypatch.setattr(widget, "ask_about_painted", lambda frames: asked.append(frames) or "cancel")
+    monkeypatch.setattr(
+        widget, "ask_about_painted", lambda frames: asked.append(frames) or "cancel"
+    )
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     assert asked == [[4]]

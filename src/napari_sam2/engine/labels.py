@@ -7,6 +7,8 @@ only thing that grows with the number of frames.
 
 import numpy as np
 
+from ..errors import SAM2Error
+
 
 class LabelVolume:
     """A (T, H, W) integer array of object ids, updated per frame.
@@ -19,9 +21,9 @@ class LabelVolume:
         shape = (num_frames, height, width)
         if out is not None:
             if tuple(out.shape) != shape:
-                raise ValueError(f"label array has shape {out.shape}, expected {shape}")
+                raise SAM2Error(f"label array has shape {out.shape}, expected {shape}")
             if np.dtype(out.dtype).kind not in "iu":
-                raise ValueError(f"label array must have an integer dtype, got {out.dtype}")
+                raise SAM2Error(f"label array must have an integer dtype, got {out.dtype}")
             self.array = out
         else:
             self.array = np.zeros(shape, dtype=np.uint16)
@@ -31,7 +33,7 @@ class LabelVolume:
     def _fit(self, obj_id: int) -> None:
         if obj_id > np.iinfo(self.array.dtype).max:
             if not self._owned:
-                raise ValueError(
+                raise SAM2Error(
                     f"object id {obj_id} does not fit the label array's {self.array.dtype}"
                 )
             self.array = self.array.astype(np.uint32)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
-from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
+from ..model import SAM2, FrameFeatures, select_memories
 from ..model.memory_bank import frames_still_needed
 from ..model.sam2 import NO_OBJECT_LOGIT
 from .feature_cache import FeatureCache
@@ -81,7 +81,11 @@ class Tracker:
         return self.frames.frame_tensor(self._check_frame(t))
 
     def _check_frame(self, t: int) -> int:
-        if not isinstance(t, int | np.integer) or not 0 <= t < self.num_frames:
+        if (
+            not isinstance(t, int | np.integer)
+            or isinstance(t, bool)
+            or not 0 <= t < self.num_frames
+        ):
             raise SAM2Error(
                 f"frame {t} does not exist: the stack has frames 0 to {self.num_frames - 1}"
             )
@@ -97,8 +101,21 @@ class Tracker:
             self.objects[obj_id] = ObjectState(obj_id, self.num_frames)
         return self.objects[obj_id]
 
-    def _to_model_xy(self, xy: np.ndarray, what: str) -> torch.Tensor:
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    def _to_model_xy(self, xy, what: str) -> torch.Tensor:
+        try:
+            xy = np.asarray(xy, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise SAM2Error(f"{what} coordinates must be numbers") from exc
+        if what == "box corner":
+            if xy.size != 4:
+                raise SAM2Error(f"a box is four numbers: x0, y0, x1, y1 (got {xy.size})")
+            xy = xy.reshape(2, 2)
+        elif xy.size == 0:
+            xy = xy.reshape(0, 2)
+        elif xy.shape == (2,):  # one point given as (x, y)
+            xy = xy.reshape(1, 2)
+        elif xy.ndim != 2 or xy.shape[1] != 2:
+            raise SAM2Error(f"points must be an (N, 2) array of (x, y), got shape {xy.shape}")
         if not np.isfinite(xy).all():
             raise SAM2Error(f"{what} coordinates must be finite numbers")
         outside = (
@@ -189,8 +206,6 @@ class Tracker:
             raise SAM2Error("point labels must be 1 (object) or 0 (background)")
         if box is not None and not box_in_model_units:
             corners = self._to_model_xy(box, "box corner")
-            if corners.shape != (2, 2):
-                raise SAM2Error("a box is four numbers: x0, y0, x1, y1")
             box = torch.stack([corners.min(0).values, corners.max(0).values]).reshape(4)
         obj = self._object(obj_id)
         if len(points) == 0 and box is None:
@@ -298,6 +313,11 @@ class Tracker:
             if result is not None:
                 obj.tracked[t] = result
                 obj.direction[t] = NOT_TRACKED
+            remaining = obj.latest_result(t)
+            if remaining is None:
+                self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
+            else:
+                self.volume.write_object(t, obj.obj_id, self._frame_logits(remaining))
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object and erase it from the labels."""
@@ -329,10 +349,9 @@ class Tracker:
                 high_res = self.model.upscale(result.low_res_logits.to(self.device))
                 score = torch.tensor([[result.object_score]], device=self.device)
                 with self._autocast():
-                    mem, mem_pos = self.model.encode_memory(
-                        features, high_res, score, from_clicks=True
+                    result.memory = self.model.frame_memory(
+                        features, high_res, score, result.obj_ptr, from_clicks=True
                     )
-                result.memory = FrameMemory(mem.to(torch.bfloat16), mem_pos, result.obj_ptr)
                 obj.conditioning[t] = result
                 obj.tracked.pop(t, None)
             obj.pending.clear()
@@ -349,8 +368,11 @@ class Tracker:
         """
         passes = self._passes(direction, start_frame)
         prompted = [obj for obj in self.objects.values() if obj.conditioning]
+        return self._run_passes(prompted, passes)
+
+    def _run_passes(self, objs, passes) -> Iterator[tuple[int, list[int], np.ndarray]]:
         for order, reverse in passes:
-            yield from self._run(prompted, order, reverse)
+            yield from self._run(objs, order, reverse)
 
     def _passes(self, direction: str, start_frame: int | None) -> list[tuple[range, bool]]:
         """The frame orders propagation visits, after encoding new prompts into memory."""
@@ -394,7 +416,12 @@ class Tracker:
         features = self.frame_features(t)
         with self._autocast():
             prediction = self.model.track_frame(features, self._memory_for(obj, t, reverse))
-            memory = self.model.frame_memory(features, prediction)
+            memory = self.model.frame_memory(
+                features,
+                prediction.high_res_masks,
+                prediction.object_score_logits,
+                prediction.obj_ptr,
+            )
         result = FrameResult(
             self._finish(prediction.low_res_masks),
             float(prediction.object_score_logits),

@@ -110,7 +110,8 @@ def select_memories(
         memory = previous(t)
         if memory is not None:
             pointers.append((distance, memory.obj_ptr))
-    return MemoryInputs(spatial, pointers, max_ptrs - 1)
+    # a one-frame stack has no distance to normalize by (the reference divides by zero)
+    return MemoryInputs(spatial, pointers, max(1, max_ptrs - 1))
 
 
 def frames_still_needed(

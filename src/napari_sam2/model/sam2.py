@@ -130,6 +130,10 @@ class SAM2(nn.Module):
         self.obj_ptr_tpos_proj = (
             nn.Linear(c, mem_dim) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
         )
+        self._memory_pos = {}
+
+    # the memory position encoding depends only on the feature size: stored once, shared
+    _memory_pos: dict
 
     @property
     def device(self) -> torch.device:
@@ -354,13 +358,16 @@ class SAM2(nn.Module):
     def frame_memory(
         self,
         features: FrameFeatures,
-        prediction: MaskPrediction,
-        high_res_masks: torch.Tensor | None = None,
+        high_res_masks: torch.Tensor,
+        object_score_logits: torch.Tensor,
+        obj_ptr: torch.Tensor,
         from_clicks: bool = False,
     ) -> FrameMemory:
-        """Encode a prediction into the memory the bank stores (features in bfloat16)."""
-        masks = prediction.high_res_masks if high_res_masks is None else high_res_masks
+        """What the memory bank stores for a frame: features rounded to bfloat16 (as the
+        reference stores them) and the position encoding, one tensor shared by all frames."""
         mem, mem_pos = self.encode_memory(
-            features, masks, prediction.object_score_logits, from_clicks
+            features, high_res_masks, object_score_logits, from_clicks
         )
-        return FrameMemory(mem.to(torch.bfloat16), mem_pos, prediction.obj_ptr)
+        key = (tuple(mem_pos.shape), mem_pos.device, mem_pos.dtype)
+        shared = self._memory_pos.setdefault(key, mem_pos)
+        return FrameMemory(mem.to(torch.bfloat16), shared, obj_ptr)

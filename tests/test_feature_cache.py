@@ -1,0 +1,132 @@
+"""FeatureCache: image features kept least-recently-used first out, within a byte budget."""
+
+import torch
+
+from napari_sam2.engine import FeatureCache
+from napari_sam2.engine.feature_cache import feature_bytes
+from napari_sam2.model import FrameFeatures
+
+ENTRY_BYTES = 1000
+
+
+def fake_features(t: int, scale: int = 1) -> FrameFeatures:
+    """Features of `scale` * 1000 bytes: image_embed 800 + high_res 100 + 100 bytes
+    (image_pos is shared bookkeeping and not counted)."""
+    return FrameFeatures(
+        image_embed=torch.full((1, 200 * scale), float(t)),
+        image_pos=torch.zeros(1, 50),
+        high_res=[torch.zeros(1, 25 * scale), torch.zeros(1, 25 * scale)],
+    )
+
+
+class Computer:
+    """compute(t) that records every call."""
+
+    def __init__(self, scales: dict[int, int] | None = None) -> None:
+        self.calls: list[int] = []
+        self.scales = scales or {}
+
+    def __call__(self, t: int) -> FrameFeatures:
+        self.calls.append(t)
+        return fake_features(t, self.scales.get(t, 1))
+
+
+def test_feature_bytes_counts_embedding_and_high_res_maps():
+    assert feature_bytes(fake_features(0)) == ENTRY_BYTES
+    assert feature_bytes(fake_features(0, 3)) == 3 * ENTRY_BYTES
+    half = FrameFeatures(
+        torch.zeros(1, 200, dtype=torch.bfloat16), torch.zeros(1), [torch.zeros(1, 10)]
+    )
+    assert feature_bytes(half) == 400 + 40
+
+
+def test_hits_return_the_cached_features_without_computing():
+    cache = FeatureCache(budget_bytes=10 * ENTRY_BYTES)
+    compute = Computer()
+    first = cache.get(3, compute)
+    again = cache.get(3, compute)
+    assert again is first
+    assert compute.calls == [3]
+    assert (cache.hits, cache.misses) == (1, 1)
+    cache.get(4, compute)
+    cache.get(3, compute)
+    cache.get(4, compute)
+    assert compute.calls == [3, 4]
+    assert (cache.hits, cache.misses) == (3, 2)
+    assert float(cache.get(4, compute).image_embed[0, 0]) == 4.0
+
+
+def test_least_recently_used_is_dropped_beyond_the_budget():
+    cache = FeatureCache(budget_bytes=int(2.5 * ENTRY_BYTES))
+    compute = Computer()
+    for t in range(5):
+        cache.get(t, compute)
+        assert cache.nbytes <= cache.budget_bytes
+    assert len(cache) == 2
+    assert 3 in cache and 4 in cache
+    assert all(t not in cache for t in range(3))
+    assert cache.nbytes == 2 * ENTRY_BYTES
+    # a dropped frame is computed again
+    cache.get(0, compute)
+    assert compute.calls == [0, 1, 2, 3, 4, 0]
+    assert 0 in cache and 4 in cache and 3 not in cache
+    assert (cache.hits, cache.misses) == (0, 6)
+
+
+def test_access_refreshes_recency():
+    cache = FeatureCache(budget_bytes=2 * ENTRY_BYTES)
+    compute = Computer()
+    cache.get(0, compute)
+    cache.get(1, compute)
+    cache.get(0, compute)  # 0 is now the most recent
+    cache.get(2, compute)
+    assert 0 in cache and 2 in cache and 1 not in cache
+    assert compute.calls == [0, 1, 2]
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_exact_budget_keeps_entries_that_fit():
+    cache = FeatureCache(budget_bytes=3 * ENTRY_BYTES)
+    compute = Computer()
+    for t in range(3):
+        cache.get(t, compute)
+    assert len(cache) == 3 and cache.nbytes == 3 * ENTRY_BYTES
+
+
+def test_newest_entry_is_kept_even_over_budget():
+    for budget in (0, ENTRY_BYTES // 2):
+        cache = FeatureCache(budget_bytes=budget)
+        compute = Computer()
+        for t in range(3):
+            features = cache.get(t, compute)
+            assert len(cache) == 1 and t in cache
+            assert cache.get(t, compute) is features
+        assert compute.calls == [0, 1, 2]
+        assert cache.nbytes == ENTRY_BYTES
+
+
+def test_a_large_entry_evicts_several_small_ones():
+    cache = FeatureCache(budget_bytes=4 * ENTRY_BYTES)
+    compute = Computer(scales={9: 3})
+    for t in range(4):
+        cache.get(t, compute)
+    assert len(cache) == 4
+    cache.get(9, compute)
+    assert [t for t in range(4) if t in cache] == [3]
+    assert 9 in cache and cache.nbytes == 4 * ENTRY_BYTES
+
+
+def test_clear_forgets_every_entry():
+    cache = FeatureCache()
+    compute = Computer()
+    cache.get(0, compute)
+    cache.get(0, compute)
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0 and 0 not in cache
+    cache.get(0, compute)
+    assert compute.calls == [0, 0]
+    assert cache.nbytes == ENTRY_BYTES
+
+
+def test_default_budget_is_one_gibibyte():
+    assert FeatureCache().budget_bytes == 1 << 30
