@@ -111,8 +111,7 @@ def build_model(
 
 def _resolve_checkpoint(config: SAM2Config, checkpoint: str | Path) -> Path:
     if str(checkpoint) == "auto":
-        raise SAM2Error(
-            f"downloading {config.name} is not available yet; download the official "
-            f"{config.name}.pt yourself and pass its path as the checkpoint"
-        )
+        from .weights import fetch_checkpoint  # pooch is needed only for downloads
+
+        return fetch_checkpoint(config.name)
     return Path(checkpoint)

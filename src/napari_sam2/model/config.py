@@ -33,6 +33,9 @@ class SAM2Config:
     image_size: int = 1024
     # neck and SAM heads
     d_model: int = 256
+    decoder_mlp_dim: int = 2048
+    decoder_heads: int = 8
+    iou_head_hidden_dim: int = 256
     fpn_top_down_levels: tuple[int, ...] = (2, 3)
     scalp: int = 1
     # memory

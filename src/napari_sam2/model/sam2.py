@@ -113,10 +113,15 @@ class SAM2(nn.Module):
         )
         self.sam_mask_decoder = MaskDecoder(
             transformer_dim=c,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=c, mlp_dim=2048, num_heads=8),
+            transformer=TwoWayTransformer(
+                depth=2,
+                embedding_dim=c,
+                mlp_dim=config.decoder_mlp_dim,
+                num_heads=config.decoder_heads,
+            ),
             num_multimask_outputs=3,
             iou_head_depth=3,
-            iou_head_hidden_dim=256,
+            iou_head_hidden_dim=config.iou_head_hidden_dim,
             use_high_res_features=True,
             iou_prediction_use_sigmoid=True,
             pred_obj_scores=True,
