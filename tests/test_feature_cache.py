@@ -1,5 +1,6 @@
 """FeatureCache: image features kept least-recently-used first out, within a byte budget."""
 
+import numpy as np
 import torch
 
 from napari_sam2.engine import FeatureCache
@@ -130,3 +131,48 @@ def test_clear_forgets_every_entry():
 
 def test_default_budget_is_one_gibibyte():
     assert FeatureCache().budget_bytes == 1 << 30
+
+
+def test_disk_cache_serves_a_later_session_and_never_stale_features(tmp_path, monkeypatch):
+    import torch
+
+    from napari_sam2.engine import Tracker
+    from napari_sam2.model import build_model
+    from napari_sam2.synthetic import moving_cells
+
+    model = build_model("sam2.1_hiera_tiny", image_size=128)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
+    frames, _ = moving_cells(num_frames=4, height=48, width=64, centers=((15, 20), (30, 44)))
+    calls = {"n": 0}
+    encode = model.encode_image
+
+    def counting(images):
+        calls["n"] += 1
+        return encode(images)
+
+    monkeypatch.setattr(model, "encode_image", counting)
+
+    def session(stack):
+        tracker = Tracker(model, stack, feature_cache_dir=tmp_path)
+        tracker.add_points(0, 1, [[20, 15]], [1])
+        return [logits for _, _, logits in tracker.propagate()]
+
+    first = session(frames)
+    assert calls["n"] == 4 and len(list(tmp_path.glob("*.pt"))) == 4
+    second = session(frames)
+    assert calls["n"] == 4  # every frame came from disk
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    edited = frames.copy()
+    edited[2] = edited[2][::-1]
+    session(edited)
+    assert calls["n"] == 5  # only the edited frame was encoded again
+
+    for path in tmp_path.glob("*.pt"):
+        path.write_bytes(b"damaged")
+    again = session(frames)
+    assert calls["n"] == 9  # damaged files are recomputed, not trusted
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -17,7 +17,7 @@ from ..errors import SAM2Error
 from ..model import SAM2, FrameFeatures, select_memories
 from ..model.memory_bank import frames_still_needed
 from ..model.sam2 import NO_OBJECT_LOGIT
-from .feature_cache import FeatureCache
+from .feature_cache import DiskFeatureStore, FeatureCache
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
@@ -36,6 +36,8 @@ class Tracker:
     corrections on recently tracked frames see the same memory as the reference would.
     channel, contrast_limits, percentiles: see `FrameSource`.
     labels_out: an integer (T, H, W) array to write labels into (default: a new one).
+    feature_cache_dir: a folder where image features are also kept on disk, reused by later
+    sessions on the same frames with the same model and normalization.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class Tracker:
         contrast_limits: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = (1.0, 99.8),
         labels_out: np.ndarray | None = None,
+        feature_cache_dir: str | None = None,
     ) -> None:
         self.model = model.eval()
         self.frames = (
@@ -61,7 +64,16 @@ class Tracker:
         self.num_frames = self.frames.num_frames
         self.height, self.width = self.frames.height, self.frames.width
         self.fill_hole_area = fill_hole_area
-        self.features = FeatureCache(feature_budget_bytes)
+        disk = None
+        if feature_cache_dir is not None:
+            disk = DiskFeatureStore(
+                feature_cache_dir,
+                model,
+                normalization=f"{self.frames.channels}-{self.frames.limits.tolist()}",
+                frame_bytes=lambda t: np.ascontiguousarray(self.frames.read(t)).tobytes(),
+                image_pos=self._image_pos,
+            )
+        self.features = FeatureCache(feature_budget_bytes, disk)
         self.result_budget_bytes = result_budget_bytes
         self.objects: dict[int, ObjectState] = {}
         self.volume = LabelVolume(self.num_frames, self.height, self.width, labels_out)
@@ -140,6 +152,12 @@ class Tracker:
         image = self.frames.frame_tensor(t).to(self.device)[None]
         with self._autocast():
             return self.model.encode_image(image)
+
+    def _image_pos(self) -> torch.Tensor:
+        """The image position encoding, the same for every frame."""
+        size = self.model.config.image_embedding_size
+        probe = torch.zeros(1, 1, size, size, device=self.device)
+        return self.model.shared_tensor(self.model.image_encoder.neck.position_encoding(probe))
 
     def frame_features(self, t: int) -> FrameFeatures:
         return self.features.get(t, self._compute_features)

@@ -135,10 +135,7 @@ class SAM2(nn.Module):
         self.obj_ptr_tpos_proj = (
             nn.Linear(c, mem_dim) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
         )
-        self._memory_pos = {}
-
-    # the memory position encoding depends only on the feature size: stored once, shared
-    _memory_pos: dict
+        self._constants: dict[tuple, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
@@ -153,7 +150,7 @@ class SAM2(nn.Module):
             self.sam_mask_decoder.conv_s0(levels[0]),
             self.sam_mask_decoder.conv_s1(levels[1]),
         ]
-        return FrameFeatures(levels[-1], positions[-1], high_res)
+        return FrameFeatures(levels[-1], self.shared_tensor(positions[-1]), high_res)
 
     # -- SAM heads ----------------------------------------------------------------------
 
@@ -373,6 +370,10 @@ class SAM2(nn.Module):
         mem, mem_pos = self.encode_memory(
             features, high_res_masks, object_score_logits, from_clicks
         )
-        key = (tuple(mem_pos.shape), mem_pos.device, mem_pos.dtype)
-        shared = self._memory_pos.setdefault(key, mem_pos)
-        return FrameMemory(mem.to(torch.bfloat16), shared, obj_ptr)
+        return FrameMemory(mem.to(torch.bfloat16), self.shared_tensor(mem_pos), obj_ptr)
+
+    def shared_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        """One stored copy of a constant tensor (position encodings depend only on their
+        size), so that per-frame results do not each hold their own."""
+        key = (tuple(value.shape), value.device, value.dtype)
+        return self._constants.setdefault(key, value)
