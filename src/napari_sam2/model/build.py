@@ -8,6 +8,7 @@ from ..errors import SAM2Error
 from .attention import RoPEAttention
 from .checkpoint import load_checkpoint
 from .config import CONFIGS, MODEL_NAMES, SAM2Config
+from .demo import DEMO_CONFIG, DEMO_NAME, load_demo_state
 from .hiera import Hiera
 from .image_encoder import FpnNeck, ImageEncoder
 from .memory_attention import MemoryAttention, MemoryAttentionLayer
@@ -68,7 +69,9 @@ def _memory_attention(config: SAM2Config) -> MemoryAttention:
 def _memory_encoder(config: SAM2Config) -> MemoryEncoder:
     return MemoryEncoder(
         out_dim=config.mem_dim,
-        mask_downsampler=MaskDownSampler(kernel_size=3, stride=2, padding=1),
+        mask_downsampler=MaskDownSampler(
+            embed_dim=config.d_model, kernel_size=3, stride=2, padding=1
+        ),
         fuser=Fuser(
             CXBlock(dim=config.d_model, kernel_size=7, padding=3, layer_scale_init_value=1e-6),
             num_layers=config.fuser_layers,
@@ -94,17 +97,25 @@ def build_model(
     checkpoint: None for random weights, a path to a `{"model": state_dict}` file, or
     "auto" for the official checkpoint from the weights registry. image_size builds the
     same architecture at another input size (weights are independent of it).
+    The small "demo" model loads its shipped weights when checkpoint is None or "auto".
     """
+    demo = isinstance(name, str) and name == DEMO_NAME
     if isinstance(name, SAM2Config):
         config = name
     elif name in CONFIGS:
         config = CONFIGS[name]
+    elif demo:
+        config = DEMO_CONFIG
     else:
-        raise SAM2Error(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+        raise SAM2Error(
+            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
+        )
     if image_size is not None:
         config = config.at_image_size(image_size)
     model = build_from_config(config)
-    if checkpoint is not None:
+    if demo and checkpoint in (None, "auto"):
+        model.load_state_dict(load_demo_state(), strict=True)
+    elif checkpoint is not None:
         load_checkpoint(model, _resolve_checkpoint(config, checkpoint))
     return model.to(device).eval()
 

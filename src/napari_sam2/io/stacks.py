@@ -1,0 +1,261 @@
+"""Image stacks on disk (TIFF, OME-TIFF, ImageJ hyperstacks, .npy, zarr) opened lazily, with
+their axes, and seen as the (T, H, W) or (T, H, W, C) video the tracker reads.
+
+Axes use one letter each: T time, Z depth, C channel, Y and X the image plane, S the colour
+samples of RGB pixels (kept as the video's last axis), Q an axis of unknown meaning. Files
+without axis names get Q for every axis before the image plane.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.stack_view import VideoAxisView
+from ..errors import SAM2Error
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
+PLANE = "YX"
+COLOUR = "S"
+SUPPORTED = "TIFF (.tif, .tiff), NumPy (.npy) or zarr (.zarr folder)"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """An N-D image read lazily: `data` indexes like a numpy array, one letter per axis."""
+
+    data: object
+    axes: str
+    path: Path
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    def describe(self) -> str:
+        """The file name, axes and shape, for messages: "cells.tif (axes TZYX, 5x3x64x64)"."""
+        return f"{self.path.name} (axes {self.axes}, {'x'.join(map(str, self.shape))})"
+
+
+def open_stack(path: str | Path) -> Stack:
+    """Open a TIFF, .npy or zarr stack without reading its pixels."""
+    path = Path(path)
+    if not path.exists():
+        raise SAM2Error(f"stack file not found: {path}")
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(".zarr"):
+        data, axes = _open_zarr(path)
+    elif name.endswith(TIFF_SUFFIXES):
+        data, axes = _open_tiff(path)
+    elif name.endswith(".npy"):
+        data, axes = _open_npy(path)
+    else:
+        raise SAM2Error(f"cannot read {path.name}: supported are {SUPPORTED}")
+    if len(axes) != len(data.shape):
+        raise SAM2Error(f"{path.name}: axes {axes!r} do not match its shape {data.shape}")
+    stack = Stack(data, axes, path)
+    well_formed = all(axes.count(a) == 1 for a in PLANE) and axes.count(COLOUR) <= 1
+    if not well_formed or not (axes.endswith(PLANE) or axes.endswith(PLANE + COLOUR)):
+        raise SAM2Error(
+            f"{stack.describe()} does not end with the image plane Y, X; it cannot be read as "
+            "images"
+        )
+    return stack
+
+
+def _tiff_axes(axes: str) -> str:
+    # tifffile's I (image sequence) says no more than our Q; S before the plane holds
+    # separate planes, which behave like channels
+    axes = axes.upper().replace("I", "Q")
+    if COLOUR in axes[:-1]:
+        axes = axes[:-1].replace(COLOUR, "C") + axes[-1]
+    return axes
+
+
+def _open_tiff(path: Path) -> tuple[object, str]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise SAM2Error(f"{path.name} holds no images")
+            axes = _tiff_axes(tif.series[0].axes)
+    except (tifffile.TiffFileError, ValueError, OSError) as exc:
+        raise SAM2Error(f"{path.name} is not a readable TIFF file ({exc})") from exc
+    try:
+        return tifffile.memmap(path, series=0, mode="r"), axes
+    except (ValueError, OSError):
+        pass  # compressed, tiled or scattered pixels cannot be memory-mapped
+    try:
+        import zarr
+    except ImportError:
+        # without zarr, decode once into a temporary file on disk rather than into memory
+        return tifffile.imread(path, series=0, out="memmap"), axes
+    store = tifffile.imread(path, series=0, aszarr=True)
+    data = zarr.open(store, mode="r")
+    if not hasattr(data, "shape"):  # a pyramid: the full-resolution level
+        data = data["0"]
+    return data, axes
+
+
+def _open_npy(path: Path) -> tuple[object, str]:
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SAM2Error(f"{path.name} is not a readable .npy array ({exc})") from exc
+    return data, _guess_axes(data.shape)
+
+
+def _guess_axes(shape: tuple[int, ...]) -> str:
+    if len(shape) < 2:
+        return "Q" * len(shape)
+    if len(shape) >= 4 and shape[-1] in (3, 4):
+        return "Q" * (len(shape) - 3) + PLANE + COLOUR
+    return "Q" * (len(shape) - 2) + PLANE
+
+
+def _axis_letter(name: str) -> str:
+    name = str(name).lower()
+    known = {"t": "T", "time": "T", "z": "Z", "c": "C", "channel": "C", "y": "Y", "x": "X"}
+    return known.get(name, "S" if name in ("s", "rgb", "sample") else "Q")
+
+
+def _open_zarr(path: Path) -> tuple[object, str]:
+    try:
+        import zarr
+    except ImportError as exc:
+        raise SAM2Error("reading zarr stores needs the zarr package: pip install zarr") from exc
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises many types for a folder that is no store
+        raise SAM2Error(f"{path.name} is not a readable zarr store ({exc})") from exc
+    names = None
+    if not hasattr(node, "shape"):
+        attrs = dict(node.attrs)
+        multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if multiscales:
+            # OME-Zarr: the first dataset is the full resolution
+            image = multiscales[0]
+            names = [a["name"] if isinstance(a, Mapping) else a for a in image.get("axes", [])]
+            node = node[image["datasets"][0]["path"]]
+        else:
+            keys = sorted(node.array_keys())
+            if len(keys) != 1:
+                raise SAM2Error(
+                    f"{path.name} is a zarr group with arrays {keys or 'none'}; give the path "
+                    f"of one array, e.g. {path / (keys[0] if keys else 'ARRAY')}"
+                )
+            node = node[keys[0]]
+    if names is None:
+        names = getattr(node.metadata, "dimension_names", None) or node.attrs.get(
+            "_ARRAY_DIMENSIONS"
+        )
+    if names and len(names) == len(node.shape) and all(names):
+        axes = "".join(_axis_letter(n) for n in names)
+    else:
+        axes = _guess_axes(node.shape)
+    return node, axes
+
+
+def video_frames(
+    stack: Stack,
+    axis: str | int | None = None,
+    fixed: Mapping[str | int, int] | None = None,
+) -> VideoAxisView:
+    """The stack as a lazy (T, H, W) or (T, H, W, C) video along `axis` (a letter such as "T"
+    or "Z", or an axis index).
+
+    Without `axis`: T, else Z, else the one axis besides the image plane. Every other axis
+    is fixed at index 0 or at `fixed[axis]` (keys are letters or indices).
+    """
+    video, positions, _ = _choose(stack, axis, fixed)
+    leading = [positions.get(i, 0) for i in range(_leading(stack))]
+    return VideoAxisView(stack.data, video, leading, rgb=stack.axes.endswith(COLOUR))
+
+
+def unchosen_axes(
+    stack: Stack, axis: str | int | None = None, fixed: Mapping[str | int, int] | None = None
+) -> list[str]:
+    """Axes of more than one plane that `video_frames` fixes at 0 because nobody chose,
+    e.g. ["Z=0 of 5"], so callers can tell the user that part of the stack is not used."""
+    _, _, defaulted = _choose(stack, axis, fixed)
+    return [f"{stack.axes[i]}=0 of {stack.shape[i]}" for i in defaulted if stack.shape[i] > 1]
+
+
+def label_axes(stack: Stack, frames: VideoAxisView) -> str:
+    """Axes of the label volume made from `frames`: "ZYX" along Z, else "TYX"."""
+    along_z = frames.video_axis is not None and stack.axes[frames.video_axis] == "Z"
+    return ("Z" if along_z else "T") + PLANE
+
+
+def _leading(stack: Stack) -> int:
+    return len(stack.axes) - len(PLANE) - stack.axes.endswith(COLOUR)
+
+
+def _choose(
+    stack: Stack, axis: str | int | None, fixed: Mapping[str | int, int] | None
+) -> tuple[int | None, dict[int, int], tuple[int, ...]]:
+    """(video axis, fixed index per other leading axis, axes fixed by default)."""
+    video = _default_video_axis(stack) if axis is None else _axis_index(stack, axis, "video")
+    if video is not None and video >= _leading(stack):
+        raise SAM2Error(
+            f"axis {stack.axes[video]} of {stack.describe()} is part of the image; choose "
+            f"the video axis among {_choices(stack)}"
+        )
+    positions = {}
+    for key, position in (fixed or {}).items():
+        index = _axis_index(stack, key, "fixed")
+        if index == video or index >= _leading(stack):
+            raise SAM2Error(f"axis {key} of {stack.describe()} cannot be fixed: it is read whole")
+        size = stack.shape[index]
+        if not isinstance(position, int | np.integer) or not 0 <= position < size:
+            raise SAM2Error(
+                f"index {position} of axis {key} is outside 0..{size - 1} in {stack.describe()}"
+            )
+        positions[index] = int(position)
+    defaulted = tuple(i for i in range(_leading(stack)) if i != video and i not in positions)
+    return video, positions, defaulted
+
+
+def _choices(stack: Stack) -> str:
+    options = [
+        letter if stack.axes.count(letter) == 1 and letter != "Q" else str(i)
+        for i, letter in enumerate(stack.axes)
+        if letter not in PLANE + COLOUR
+    ]
+    return ", ".join(options) if options else "none (it is a single image)"
+
+
+def _default_video_axis(stack: Stack) -> int | None:
+    for letter in "TZ":
+        if letter in stack.axes:
+            return stack.axes.index(letter)
+    others = [i for i, a in enumerate(stack.axes) if a not in PLANE + COLOUR]
+    if len(others) > 1:
+        raise SAM2Error(
+            f"cannot tell which axis of {stack.describe()} is the video; choose one of "
+            f"{_choices(stack)}"
+        )
+    return others[0] if others else None
+
+
+def _axis_index(stack: Stack, axis: str | int, role: str) -> int:
+    if isinstance(axis, str) and axis.lstrip("-").isdigit():
+        axis = int(axis)
+    if isinstance(axis, int | np.integer) and not isinstance(axis, bool):
+        if not -len(stack.axes) <= axis < len(stack.axes):
+            raise SAM2Error(
+                f"{stack.describe()} has no axis {axis}; the {role} axis can be {_choices(stack)}"
+            )
+        return int(axis) % len(stack.axes)
+    letter = str(axis).upper()
+    count = stack.axes.count(letter)
+    if count != 1:
+        problem = f"has no {letter} axis" if count == 0 else f"has several {letter} axes"
+        raise SAM2Error(f"{stack.describe()} {problem}; the {role} axis can be {_choices(stack)}")
+    return stack.axes.index(letter)
