@@ -172,3 +172,43 @@ def test_removing_an_object_erases_it(widget, qtbot):
     idle(qtbot, widget)
     assert not (widget.labels.data == 1).any()
     assert len(widget.clicks.data) == 0
+
+
+def test_save_labels_and_resume_a_session(widget, qtbot, tmp_path, make_napari_viewer, stack):
+    from napari_sam2.io import read_labels, read_prompts
+
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    widget.add_object()
+    widget.boxes.add_rectangles(np.array([[3, 38, 42], [3, 38, 60], [3, 54, 60], [3, 54, 42]]))
+    idle(qtbot, widget)
+    item = widget.object_list.item(1)
+    item.setText("2: mother cell")
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+
+    widget.save_labels(str(tmp_path / "labels.tif"))
+    saved, axes = read_labels(tmp_path / "labels.tif")
+    assert axes == "TYX"
+    np.testing.assert_array_equal(saved, widget.labels.data)
+    widget.save_labels(str(tmp_path / "labels.tif"))  # exists: refused, file unchanged
+    assert "exists" in widget.status.text()
+
+    widget.save_session(str(tmp_path / "session.json"))
+    session = read_prompts(tmp_path / "session.json")
+    assert {obj.id: obj.name for obj in session.objects} == {1: "object 1", 2: "mother cell"}
+    assert session.objects[1].frames[3].box == (42.0, 38.0, 60.0, 54.0)
+
+    # a new viewer, the same data: loading the session and propagating gives the same labels
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="cells")
+    _, other = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    other.model = widget.model
+    other._reset_session()
+    other.load_session(str(tmp_path / "session.json"))
+    idle(qtbot, other)
+    assert other.state.objects == {1: "object 1", 2: "mother cell"}
+    assert len(other.clicks.data) == 1 and len(other.boxes.data) == 1
+    other.run_buttons["both"].click()
+    idle(qtbot, other)
+    np.testing.assert_array_equal(other.labels.data, widget.labels.data)

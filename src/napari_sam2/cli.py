@@ -105,8 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--overwrite", action="store_true", help="replace existing files")
     sample.set_defaults(command=_sample)
 
-    view = commands.add_parser("view", help="open napari, optionally with a stack")
+    view = commands.add_parser(
+        "view", help="open napari with the SAM 2 widget, optionally with a stack or sample data"
+    )
     view.add_argument("stack", nargs="?", metavar="STACK")
+    view.add_argument(
+        "--sample",
+        choices=("timelapse", "zstack"),
+        help="open a synthetic sample (cells over time, or nuclei through z)",
+    )
     view.set_defaults(command=_view)
     return parser
 
@@ -185,6 +192,8 @@ def _segment(args: argparse.Namespace) -> int:
     if not any(obj.frames for obj in prompts.objects):
         raise SAM2Error(f"{prompts_name}: objects: no object has a prompt; nothing to segment")
     name, checkpoint = _model_and_checkpoint(args, prompts.model)
+    from .model.devices import resolve_device
+
     device = resolve_device(args.device)
     model = build_model(name, checkpoint=checkpoint, device=device, image_size=args.image_size)
     norm = prompts.normalization
@@ -232,19 +241,6 @@ def _model_and_checkpoint(args: argparse.Namespace, prompts_model: str | None):
         return args.model or from_name or prompts_model or DEFAULT_MODEL, checkpoint
     name = args.model or prompts_model or DEFAULT_MODEL
     return name, fetch_checkpoint(name, args.cache_dir, progress=not args.quiet)
-
-
-def resolve_device(choice: str) -> str:
-    """The torch device for a --device choice: for "auto", cuda, else mps, else cpu."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if choice == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (choice == "cuda" and not cuda) or (choice == "mps" and not mps):
-        raise SAM2Error(f"device {choice} is not available here; use --device cpu or auto")
-    return choice
 
 
 @contextlib.contextmanager
@@ -337,6 +333,8 @@ def _view(args: argparse.Namespace) -> int:
         layer_axes = stack.axes[:-1] if rgb else stack.axes
         viewer.add_image(stack.data, name=stack.path.stem, rgb=rgb)
         viewer.dims.axis_labels = list(layer_axes)
+    if args.sample:
+        viewer.open_sample("napari-sam2", args.sample)
     viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     napari.run()
     return 0

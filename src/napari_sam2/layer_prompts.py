@@ -6,23 +6,11 @@ Layer coordinates are (leading axes..., y, x) in the image's data space.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .engine.stack_view import VideoAxisView
-
-
-@dataclass
-class FramePrompts:
-    """The clicks and box of one object on one frame, in frame pixels."""
-
-    points_xy: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    box: tuple[float, float, float, float] | None = None
-
-    def is_empty(self) -> bool:
-        return not self.points_xy and self.box is None
+from .io.prompts import FramePrompts
 
 
 def _frame_of(coords: np.ndarray, view: VideoAxisView) -> int | None:
@@ -56,8 +44,7 @@ def group_prompts(
         if t is None:
             continue
         prompts = groups.setdefault((t, int(obj)), FramePrompts())
-        prompts.points_xy.append((float(row[-1]), float(row[-2])))
-        prompts.labels.append(int(label))
+        prompts.points.append((float(row[-1]), float(row[-2]), int(label)))
     for vertices, obj in zip(boxes, box_objects, strict=True):
         vertices = np.asarray(vertices, dtype=float)
         t = _frame_of(vertices[0], view)
@@ -65,7 +52,12 @@ def group_prompts(
             continue
         y0, x0 = vertices[:, -2:].min(axis=0)
         y1, x1 = vertices[:, -2:].max(axis=0)
-        groups.setdefault((t, int(obj)), FramePrompts()).box = (x0, y0, x1, y1)
+        groups.setdefault((t, int(obj)), FramePrompts()).box = (
+            float(x0),
+            float(y0),
+            float(x1),
+            float(y1),
+        )
     return groups
 
 

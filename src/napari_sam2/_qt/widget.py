@@ -10,9 +10,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from napari.qt.threading import create_worker
-from napari.utils import progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -25,17 +23,21 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..engine import Tracker, VideoAxisView, propagate_or_restore
+from ..engine import Tracker, VideoAxisView
 from ..errors import SAM2Error
-from ..layer_prompts import FramePrompts, changed_prompts
+from ..io.prompts import FramePrompts, apply_frame
+from ..layer_prompts import changed_prompts
 from ..model import MODEL_NAMES, build_model
+from ..model.devices import resolve_device
 from . import prompt_layers
+from .files import FilesMixin
+from .propagation import PropagationMixin
+from .workers import job
 
 CHECKPOINT_FILE = "checkpoint file…"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -49,24 +51,6 @@ SHORTCUTS = {
     "new_object": "Shift-N",
     "cancel": "Shift-C",
 }
-
-
-def _job(func, *args, **kwargs):
-    """A worker for `func` whose errors the widget shows itself (see `SAM2Widget._start`)."""
-    return create_worker(func, *args, _ignore_errors=True, **kwargs)
-
-
-def resolve_device(name: str) -> str:
-    """ "auto" -> cuda, else mps, else cpu."""
-    if name != "auto":
-        return name
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 @dataclass
@@ -87,7 +71,7 @@ class WidgetState:
         return new
 
 
-class SAM2Widget(QWidget):
+class SAM2Widget(FilesMixin, PropagationMixin, QWidget):
     """Dock widget: image and model choice, objects, clicks and boxes, propagation."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -209,6 +193,23 @@ class SAM2Widget(QWidget):
         buttons.addWidget(self.cancel_button, 1, 0, 1, 3)
         layout.addWidget(run)
 
+        files = QGroupBox("Files")
+        row = QHBoxLayout(files)
+        for text, tip, action in (
+            ("Save labels…", "The label volume as a compressed TIFF", self._ask_save_labels),
+            (
+                "Save session…",
+                "Objects and prompts as JSON, to resume later",
+                self._ask_save_session,
+            ),
+            ("Load session…", "Objects and prompts from a session JSON", self._ask_load_session),
+        ):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(action)
+            row.addWidget(button)
+        layout.addWidget(files)
+
         self.status = QLabel("Load a model to start.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -318,12 +319,16 @@ class SAM2Widget(QWidget):
             if not checkpoint:
                 self._say("Choose a checkpoint file first.")
                 return
-        device = resolve_device(self.device_combo.currentText())
+        try:
+            device = resolve_device(self.device_combo.currentText())
+        except SAM2Error as error:
+            self._failed(error)
+            return
         size = int(self.size_combo.currentText())
         self._say(
             f"Loading {Path(checkpoint).name if name == CHECKPOINT_FILE else name} on {device}…"
         )
-        worker = _job(_load, name, checkpoint, device, size)
+        worker = job(_load, name, checkpoint, device, size)
         worker.returned.connect(self._model_loaded)
         self._start(worker)
 
@@ -419,7 +424,7 @@ class SAM2Widget(QWidget):
 
         def apply():
             for (t, obj), prompts in changes.items():
-                tracker.set_prompts(t, obj, prompts.points_xy, prompts.labels, prompts.box)
+                apply_frame(tracker, t, obj, prompts)
             return changes
 
         def applied(done):
@@ -427,7 +432,7 @@ class SAM2Widget(QWidget):
             for key, prompts in done.items():
                 if prompts.is_empty():
                     self._applied.pop(key, None)
-            single = [k for k, v in done.items() if len(v.labels) == 1 and v.box is None]
+            single = [k for k, v in done.items() if len(v.points) == 1 and v.box is None]
             self.state.last_click = single[-1] if single else None
             self.state.candidate = 0
             self.labels.refresh()
@@ -435,7 +440,7 @@ class SAM2Widget(QWidget):
             self._say(f"Segmented frame {', '.join(map(str, frames))}.")
 
         self._say("Segmenting…")
-        worker = _job(apply)
+        worker = job(apply)
         worker.returned.connect(applied)
         self._start(worker)
 
@@ -462,7 +467,7 @@ class SAM2Widget(QWidget):
         if not mask.any():
             self._say(f"Object {obj} has no painted pixels on frame {t}.")
             return
-        worker = _job(self.tracker.add_mask, t, obj, mask)
+        worker = job(self.tracker.add_mask, t, obj, mask)
         worker.returned.connect(lambda _: (self.labels.refresh(), self.state.painted.discard(t)))
         self._start(worker)
 
@@ -543,104 +548,6 @@ class SAM2Widget(QWidget):
         self.sign_button.setText(
             "Clicks add: object (+)" if self.state.positive else "Clicks add: background (−)"
         )
-
-    # -- propagation ----------------------------------------------------------------
-
-    def propagate(self, direction: str) -> None:
-        """Propagate every object; frames painted by hand are not overwritten unasked."""
-        if self.tracker is None:
-            self._say("Load a model and click on the image first.")
-            return
-        if self.busy:
-            self._say("Busy: wait for the current step to finish.")
-            return
-        if self.state.painted and not self._resolve_painted():
-            return
-        try:
-            total = self.tracker.propagation_length(direction)
-        except SAM2Error as error:
-            self._failed(error)
-            return
-        self._progress = progress(total=total, desc=f"SAM 2: propagating {direction}")
-        self._cancel_requested.clear()
-        worker = _job(self._propagation, direction)
-        worker.yielded.connect(self._propagated_frame)
-        self.cancel_button.setEnabled(True)
-        self._say(f"Propagating {direction}…")
-        worker.returned.connect(self._propagation_ended)
-        worker.errored.connect(self._close_progress)
-        self._start(worker)
-
-    def _resolve_painted(self) -> bool:
-        """Ask what to do with frames painted by hand; False means do not propagate."""
-        answer = self.ask_about_painted(sorted(self.state.painted))
-        if answer == "use":
-            self.send_painted_frames()
-        elif answer == "overwrite":
-            self.state.painted.clear()
-        return answer != "cancel"
-
-    def ask_about_painted(self, frames: list[int]) -> str:
-        """ "use" (as prompts), "overwrite" or "cancel", as the user answers."""
-        box = QMessageBox(self)
-        box.setWindowTitle("Frames painted by hand")
-        box.setText(
-            f"{len(frames)} frame(s) were painted by hand ({', '.join(map(str, frames[:10]))}"
-            f"{' …' if len(frames) > 10 else ''}). Propagation would overwrite them."
-        )
-        use = box.addButton("Use them as prompts", QMessageBox.ButtonRole.AcceptRole)
-        overwrite = box.addButton("Overwrite", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        return {use: "use", overwrite: "overwrite"}.get(box.clickedButton(), "cancel")
-
-    def send_painted_frames(self) -> None:
-        """Every painted frame's objects become mask prompts (runs in this thread)."""
-        frames = prompt_layers.label_frames(self.labels, self.view)
-        for t in sorted(self.state.painted):
-            for obj in np.unique(frames[t]):
-                if obj:
-                    self.tracker.add_mask(t, int(obj), frames[t] == obj)
-        self.state.painted.clear()
-
-    def _propagation(self, direction: str):
-        """Propagation in the worker thread, stopped between frames on request. Stopping
-        closes the run, which puts the labels back as they were."""
-        run = propagate_or_restore(self.tracker, direction)
-        for step in run:
-            if self._cancel_requested.is_set():
-                run.close()
-                return "cancelled"
-            yield step
-        return "finished"
-
-    def _propagated_frame(self, step) -> None:
-        if self._progress is None:  # a late signal after the run ended
-            return
-        self._say(f"Propagated frame {step.frame} ({step.done} of {step.total}).")
-        self.labels.refresh()
-        # last: updating napari's progress bar may process queued signals of later frames
-        self._progress.update(step.done - self._progress.n)
-
-    def _propagation_ended(self, outcome: str) -> None:
-        self._close_progress()
-        self.labels.refresh()
-        self._say(
-            "Propagation finished."
-            if outcome == "finished"
-            else "Propagation cancelled: the labels are as they were."
-        )
-
-    def _close_progress(self, _error=None) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
-
-    def cancel(self) -> None:
-        """Stop propagating after the current frame; the labels go back as they were."""
-        if self._worker is not None and self.cancel_button.isEnabled():
-            self._cancel_requested.set()
-            show_info("SAM 2: cancelling propagation")
 
 
 def _load(choice: str, checkpoint: str, device: str, image_size: int):

@@ -42,6 +42,19 @@ class FramePrompts:
     box: tuple[float, float, float, float] | None = None
     mask: np.ndarray | None = None
 
+    def is_empty(self) -> bool:
+        return not self.points and self.box is None and self.mask is None
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, FramePrompts):
+            return NotImplemented
+        same_mask = (self.mask is None and other.mask is None) or (
+            self.mask is not None
+            and other.mask is not None
+            and np.array_equal(self.mask, other.mask)
+        )
+        return self.points == other.points and self.box == other.box and same_mask
+
 
 @dataclass
 class ObjectPrompts:
@@ -410,13 +423,18 @@ def apply_prompts(tracker, prompts: Prompts, source: str = "prompts") -> None:
     check_prompts_fit(prompts, tracker.num_frames, tracker.height, tracker.width, source)
     for obj in prompts.objects:
         for t, frame in sorted(obj.frames.items()):
-            if frame.mask is not None:
-                tracker.add_mask(t, obj.id, frame.mask)
-                continue
-            # clicks and box in one call, as one interaction: the model sees them together
-            xy = [(x, y) for x, y, _ in frame.points]
-            labels = [label for _, _, label in frame.points]
-            tracker.set_prompts(t, obj.id, xy, labels, box=frame.box)
+            apply_frame(tracker, t, obj.id, frame)
+
+
+def apply_frame(tracker, t: int, obj_id: int, frame: FramePrompts) -> None:
+    """Make `frame` the prompts of one object on frame t (empty prompts clear it)."""
+    if frame.mask is not None:
+        tracker.add_mask(t, obj_id, frame.mask)
+        return
+    # clicks and box in one call, as one interaction: the model sees them together
+    xy = [(x, y) for x, y, _ in frame.points]
+    labels = [label for _, _, label in frame.points]
+    tracker.set_prompts(t, obj_id, xy, labels, box=frame.box)
 
 
 def prompts_from_tracker(tracker, **fields) -> Prompts:
