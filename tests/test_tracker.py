@@ -717,3 +717,26 @@ def test_feature_cache_budget_is_respected(model, frames):
     misses = default.features.misses
     run(default, "both")
     assert default.features.misses == misses == 6
+
+
+def test_candidate_masks_of_a_single_click_can_be_chosen(model, frames):
+    tracker = Tracker(model, frames)
+    shown = tracker.add_points(1, 1, cell_xy(1, 1), [1])
+    candidates = tracker.candidate_logits(1, 1)
+    assert candidates.shape == (3, *frames.shape[1:])
+    # the mask shown is one of the candidates (before hole filling, which may add pixels)
+    assert any(((c > 0) & ~(shown > 0)).sum() == 0 for c in candidates)
+    chosen = tracker.choose_candidate(1, 1, 2)
+    np.testing.assert_array_equal(tracker.labels()[1] == 1, chosen > 0)
+    # the candidate becomes a mask prompt: equal up to resampling at its boundary
+    a, b = chosen > 0, candidates[2] > 0
+    assert (a & b).sum() / (a | b).sum() > 0.9
+    assert tracker.objects[1].prompts[1].mask is not None  # the choice is now a mask prompt
+    with pytest.raises(SAM2Error, match="candidate"):
+        tracker.choose_candidate(1, 1, 3)
+
+
+def test_more_clicks_give_a_single_mask_and_no_candidates(model, frames):
+    tracker = Tracker(model, frames)
+    tracker.add_points(1, 1, cell_xy(1, 1) + [[5.0, 5.0]], [1, 0])
+    assert tracker.candidate_logits(1, 1).shape[0] == 0

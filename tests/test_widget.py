@@ -212,3 +212,45 @@ def test_save_labels_and_resume_a_session(widget, qtbot, tmp_path, make_napari_v
     other.run_buttons["both"].click()
     idle(qtbot, other)
     np.testing.assert_array_equal(other.labels.data, widget.labels.data)
+
+
+def test_a_2d_image_is_a_single_frame(make_napari_viewer, qtbot, widget, stack):
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[2], name="one frame")
+    _, single = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    single.model = widget.model
+    single._reset_session()
+    assert single.labels.data.shape == (64, 80)
+    single.clicks.add([[24, 31]])
+    idle(qtbot, single)
+    engine = Tracker(
+        widget.model, stack[2][None], contrast_limits=tuple(viewer.layers[0].contrast_limits)
+    )
+    engine.add_points(0, 1, [[31, 24]], [1])
+    np.testing.assert_array_equal(single.labels.data, engine.labels()[0])
+    assert (single.labels.data == 1).any()
+
+
+def test_4d_data_propagates_along_the_chosen_axis_at_the_viewed_slice(
+    make_napari_viewer, qtbot, widget, stack
+):
+    volume = np.stack([stack, stack[:, ::-1]], axis=1)  # (T, Z, Y, X), two different z slices
+    viewer = make_napari_viewer()
+    viewer.add_image(volume, name="tzyx")
+    viewer.dims.current_step = (0, 1, 0, 0)
+    _, nd = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    nd.model = widget.model
+    nd.axis_combo.setCurrentIndex(0)
+    nd._reset_session()
+    assert nd.view.video_axis == 0 and nd.view.fixed == [0, 1]
+    nd.clicks.add([[1, 1, 64 - 24, 31]])
+    idle(qtbot, nd)
+    nd.run_buttons["forward"].click()
+    idle(qtbot, nd)
+    image = viewer.layers["tzyx"]
+    engine = Tracker(widget.model, volume[:, 1], contrast_limits=tuple(image.contrast_limits))
+    engine.add_points(1, 1, [[31, 64 - 24]], [1])
+    for _ in engine.propagate("forward"):
+        pass
+    np.testing.assert_array_equal(nd.labels.data[:, 1], engine.labels())
+    assert not nd.labels.data[:, 0].any()  # the other z slice is untouched
