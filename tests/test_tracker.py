@@ -720,20 +720,23 @@ def test_feature_cache_budget_is_respected(model, frames):
 
 
 def test_candidate_masks_of_a_single_click_can_be_chosen(model, frames):
-    tracker = Tracker(model, frames)
+    tracker = Tracker(model, frames, fill_hole_area=0)
     shown = tracker.add_points(1, 1, cell_xy(1, 1), [1])
     candidates = tracker.candidate_logits(1, 1)
     assert candidates.shape == (3, *frames.shape[1:])
-    # the mask shown is one of the candidates (before hole filling, which may add pixels)
-    assert any(((c > 0) & ~(shown > 0)).sum() == 0 for c in candidates)
-    chosen = tracker.choose_candidate(1, 1, 2)
-    np.testing.assert_array_equal(tracker.labels()[1] == 1, chosen > 0)
-    # the candidate becomes a mask prompt: equal up to resampling at its boundary
-    a, b = chosen > 0, candidates[2] > 0
-    assert (a & b).sum() / (a | b).sum() > 0.9
-    assert tracker.objects[1].prompts[1].mask is not None  # the choice is now a mask prompt
+    assert any(np.array_equal(c, shown) for c in candidates)  # the best one is shown
+    for index in (2, 0, 1):
+        chosen = tracker.choose_candidate(1, 1, index)
+        np.testing.assert_array_equal(chosen, candidates[index])
+        np.testing.assert_array_equal(tracker.labels()[1] == 1, chosen > 0)
+    pointers = tracker.objects[1].pending[1].candidate_ptrs
+    assert torch.equal(tracker.objects[1].pending[1].obj_ptr, pointers[:, 1])
+    assert not torch.equal(pointers[:, 0], pointers[:, 1])
     with pytest.raises(SAM2Error, match="candidate"):
         tracker.choose_candidate(1, 1, 3)
+    # the choice is what propagation remembers for that frame
+    next(tracker.propagate(start_frame=1))
+    np.testing.assert_array_equal(tracker.labels()[1] == 1, candidates[1] > 0)
 
 
 def test_more_clicks_give_a_single_mask_and_no_candidates(model, frames):

@@ -49,7 +49,8 @@ class FrameResult:
 
     low_res_logits: (1, 1, S/4, S/4) after hole filling; obj_ptr: (1, C); memory: what later
     frames attend to (None on a prompted frame until the next propagation encodes it);
-    candidates: (1, 3, S/4, S/4) the decoder's three candidate masks, after a single click.
+    candidates: (1, 3, S/4, S/4) the decoder's three candidate masks after a single click,
+    and candidate_ptrs (1, 3, C) their object pointers.
     """
 
     low_res_logits: torch.Tensor
@@ -57,6 +58,7 @@ class FrameResult:
     obj_ptr: torch.Tensor
     memory: FrameMemory | None = None
     candidates: torch.Tensor | None = None
+    candidate_ptrs: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:

@@ -287,9 +287,14 @@ class Tracker:
             float(prediction.object_score_logits),
             prediction.obj_ptr,
         )
-        if prediction.low_res_multimasks.shape[1] > 1:
+        if prediction.candidate_obj_ptrs is not None:
             result.candidates = prediction.low_res_multimasks
+            result.candidate_ptrs = prediction.candidate_obj_ptrs
         obj.pending[t] = result
+        return self._show(obj, t, result)
+
+    def _show(self, obj: ObjectState, t: int, result: FrameResult) -> np.ndarray:
+        """Write one object's new result on frame t into the labels; its logits (H, W)."""
         logits = self._frame_logits(result)
         others = {}
         for other in self.objects.values():
@@ -312,12 +317,16 @@ class Tracker:
         return logits.cpu().numpy()
 
     def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
-        """Take candidate `index` of `candidate_logits(t, obj_id)` as the object's mask on
-        frame t (it becomes a mask prompt). Returns the object's logits on frame t."""
-        candidates = self.candidate_logits(t, obj_id)
-        if not 0 <= index < len(candidates):
-            raise SAM2Error(f"there are {len(candidates)} candidate masks on frame {t}")
-        return self.add_mask(t, obj_id, candidates[index] > 0)
+        """Take candidate `index` of `candidate_logits(t, obj_id)` as the object's result on
+        frame t, with its own object pointer. Returns the object's logits on frame t."""
+        obj = self._object(obj_id, create=False)
+        result = obj.pending.get(self._check_frame(t))
+        count = 0 if result is None or result.candidates is None else result.candidates.shape[1]
+        if not 0 <= index < count:
+            raise SAM2Error(f"there are {count} candidate masks on frame {t}")
+        result.low_res_logits = self._finish(result.candidates[:, index : index + 1])
+        result.obj_ptr = result.candidate_ptrs[:, index]
+        return self._show(obj, t, result)
 
     def clear_frame(self, t: int, obj_id: int | None = None) -> None:
         """Remove the prompts on frame t, of one object or of all; the frame is then tracked

@@ -46,7 +46,8 @@ class MaskPrediction:
 
     low_res_masks: (B, 1, S/4, S/4) logits of the chosen mask; high_res_masks: the same at
     (B, 1, S, S); ious: (B, M) predicted IoU of the M candidates; low_res_multimasks:
-    (B, M, S/4, S/4); obj_ptr: (B, C); object_score_logits: (B, 1), > 0 where present.
+    (B, M, S/4, S/4); obj_ptr: (B, C); object_score_logits: (B, 1), > 0 where present;
+    candidate_obj_ptrs: (B, M, C) the pointer each candidate would give, when M > 1.
     """
 
     low_res_multimasks: torch.Tensor
@@ -55,6 +56,7 @@ class MaskPrediction:
     high_res_masks: torch.Tensor
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
+    candidate_obj_ptrs: torch.Tensor | None = None
 
 
 def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0):
@@ -216,11 +218,17 @@ class SAM2(nn.Module):
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
         high_res_masks = self.upscale(low_res)
-        obj_ptr = self.obj_ptr_proj(token)
         is_present = present.float()
+        obj_ptr = self.obj_ptr_proj(token)
         obj_ptr = is_present * obj_ptr + (1 - is_present) * self.no_obj_ptr
+        candidate_ptrs = None
+        if multimask and tokens.shape[1] > 1:
+            candidate_ptrs = self.obj_ptr_proj(tokens)
+            candidate_ptrs = (
+                is_present[:, None] * candidate_ptrs + (1 - is_present[:, None]) * self.no_obj_ptr
+            )
         return MaskPrediction(
-            multimasks, ious, low_res, high_res_masks, obj_ptr, object_score_logits
+            multimasks, ious, low_res, high_res_masks, obj_ptr, object_score_logits, candidate_ptrs
         )
 
     def upscale(self, low_res_masks: torch.Tensor) -> torch.Tensor:
