@@ -63,7 +63,7 @@ class FrameResult:
     @property
     def nbytes(self) -> int:
         total = self.low_res_logits.numel() * self.low_res_logits.element_size()
-        if self.memory is not None:
+        if self.memory is not None and self.memory.features is not None:
             # the position encoding is one tensor shared by all memories; not counted
             total += self.memory.features.numel() * self.memory.features.element_size()
         return total

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
-from ..model import SAM2, FrameFeatures, select_memories
+from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
 from ..model.memory_bank import frames_still_needed
 from ..model.sam2 import NO_OBJECT_LOGIT
 from .feature_cache import DiskFeatureStore, FeatureCache
@@ -461,16 +461,27 @@ class Tracker:
         return self._frame_logits(result)
 
     def _evict(self, obj: ObjectState, t: int, reverse: bool) -> None:
-        """Drop results later frames cannot attend to, oldest first, beyond the budget."""
+        """Beyond the budget, oldest first: drop results no later frame can attend to, and
+        keep only the object pointer of those that later frames use for pointers alone."""
         opts = self._memory_options
-        reach = max(opts["num_maskmem"], opts["max_obj_ptrs"])
-        window = frames_still_needed(t, reverse, opts["num_maskmem"], opts["max_obj_ptrs"])
+        spatial_reach = opts["num_maskmem"] - 1
+        pointer_reach = opts["max_obj_ptrs"] - 1
+        pointer_window = frames_still_needed(t, reverse, 1, opts["max_obj_ptrs"])
+        spatial_window = frames_still_needed(t, reverse, opts["num_maskmem"], 1)
         budget = self.result_budget_bytes // max(1, len(self.objects))
         held = sum(r.nbytes for r in obj.tracked.values())
         for frame in list(obj.tracked):
             if held <= budget:
                 break
-            near_prompt = any(abs(frame - c) < reach for c in obj.conditioning)
-            if frame in window or near_prompt:
+            # prompted frames start passes in both directions: keep what those can reach
+            nearest = min((abs(frame - c) for c in obj.conditioning), default=len(self.frames))
+            if frame in spatial_window or nearest <= spatial_reach:
+                continue
+            result = obj.tracked[frame]
+            if frame in pointer_window or nearest <= pointer_reach:
+                if result.memory is not None and result.memory.features is not None:
+                    before = result.nbytes
+                    result.memory = FrameMemory(None, None, result.memory.obj_ptr)
+                    held -= before - result.nbytes
                 continue
             held -= obj.tracked.pop(frame).nbytes

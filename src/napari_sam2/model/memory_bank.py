@@ -18,11 +18,12 @@ class FrameMemory:
     """What one tracked frame leaves for later frames, for one object (batch B = 1).
 
     features: (B, mem_dim, h, w) encoded mask memory, rounded to bfloat16 as the reference
-    stores it; pos_enc: (B, mem_dim, h, w); obj_ptr: (B, C).
+    stores it; pos_enc: (B, mem_dim, h, w); obj_ptr: (B, C). A frame that later frames only
+    reach through its object pointer may keep the pointer alone (features None).
     """
 
-    features: torch.Tensor
-    pos_enc: torch.Tensor
+    features: torch.Tensor | None
+    pos_enc: torch.Tensor | None
     obj_ptr: torch.Tensor
 
 
@@ -92,7 +93,7 @@ def select_memories(
     spatial: list[tuple[int, FrameMemory]] = [(0, m) for m in selected.values()]
     for slot in range(1, num_maskmem):
         memory = previous(frame_idx + step * (num_maskmem - slot))
-        if memory is not None:
+        if memory is not None and memory.features is not None:
             spatial.append((slot, memory))
 
     max_ptrs = min(num_frames, max_obj_ptrs)
