@@ -1,0 +1,160 @@
+"""The training loop on a tiny model: the loss falls on a fixed clip, the output checkpoint
+loads with build_model (weights only), and an interrupted run resumes where it stopped and
+ends where an uninterrupted run ends."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam2.errors import SAM2Error
+from napari_sam2.model import build_model
+from napari_sam2.training import (
+    ClipSampler,
+    Recipe,
+    TrainOptions,
+    clip_step,
+    fine_tune,
+    init_from_scratch,
+    load_trained,
+    read_config,
+    train,
+)
+from napari_sam2.training.checkpoints import config_from_dict, config_to_dict
+from napari_sam2.training.loop import learning_rate
+from training_helpers import TINY, drifting_discs
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small ops on a shared CPU run much faster without thread hand-offs
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _options(**changes) -> TrainOptions:
+    values = dict(steps=4, lr=1e-3, warmup_steps=1, checkpoint_every=2, log_every=1, seed=3)
+    values.update(changes)
+    return TrainOptions(**values)
+
+
+def test_training_steps_reduce_the_loss_on_a_fixed_clip():
+    torch.manual_seed(0)
+    model = build_model(TINY).train()
+    clip = ClipSampler([drifting_discs()], 64).sample(np.random.default_rng(0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(12):
+        # the same prompts every time: only the weights change
+        result = clip_step(model, clip, np.random.default_rng(0), Recipe())
+        optimizer.zero_grad()
+        result.loss.backward()
+        optimizer.step()
+        losses.append(float(result.loss))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    assert all(np.isfinite(losses))
+
+
+def test_a_frozen_image_encoder_does_not_change(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    encoder = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
+    heads = model.sam_mask_decoder.conv_s0.weight.clone()
+    train(model, [drifting_discs()], tmp_path, _options(freeze_image_encoder=True), progress=False)
+    assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in encoder.items())
+    assert not torch.equal(heads, model.sam_mask_decoder.conv_s0.weight)
+
+
+def test_the_output_loads_with_build_model_and_weights_only(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    result = train(model, [drifting_discs()], tmp_path, _options(), progress=False)
+    assert result.model_path == tmp_path / "model.pt" and result.steps == 4
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4]
+    ckpt = torch.load(result.model_path, weights_only=True)
+    assert set(ckpt) == {"model", "config"}
+    assert read_config(result.model_path) == TINY
+    assert json.loads(result.model_path.with_suffix(".json").read_text())["d_model"] == 32
+    loaded = build_model(read_config(result.model_path), checkpoint=result.model_path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert not load_trained(result.model_path).training
+
+
+def test_config_round_trips_through_plain_data():
+    data = config_to_dict(TINY)
+    assert json.loads(json.dumps(data)) == data
+    assert config_from_dict(data) == TINY
+    with pytest.raises(SAM2Error, match="unknown model configuration fields"):
+        config_from_dict({**data, "wings": 2})
+
+
+def test_a_resumed_run_continues_from_the_saved_step_and_matches_an_uninterrupted_run(tmp_path):
+    stacks = [drifting_discs()]
+    torch.manual_seed(0)
+    whole = build_model(TINY)
+    start = {k: v.clone() for k, v in whole.state_dict().items()}
+    train(whole, stacks, tmp_path / "whole", _options(), progress=False)
+
+    interrupted = build_model(TINY)
+    interrupted.load_state_dict(start)
+    train(interrupted, stacks, tmp_path / "split", _options(steps=2), progress=False)
+    # a fresh process: new model object with other weights, same folder
+    resumed = build_model(TINY)
+    seen = []
+    result = train(
+        resumed,
+        stacks,
+        tmp_path / "split",
+        _options(),
+        progress=False,
+        on_step=lambda step, record: seen.append(step),
+    )
+    assert seen == [3, 4]
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4]
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+    train(build_model(TINY), [drifting_discs()], tmp_path, _options(steps=2), progress=False)
+    other = TINY.at_image_size(96)
+    with pytest.raises(SAM2Error, match="another model configuration"):
+        train(build_model(other), [drifting_discs()], tmp_path, _options(), progress=False)
+
+
+def test_learning_rate_warms_up_then_decays():
+    options = TrainOptions(steps=100, lr=1.0, warmup_steps=10, final_lr_fraction=0.1)
+    rates = [learning_rate(options, s) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
+    assert rates[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_fine_tune_takes_frame_label_pairs_and_validates(tmp_path, capsys):
+    stack = drifting_discs()
+    torch.manual_seed(0)
+    result = fine_tune(
+        [(stack.frames, stack.labels)],
+        tmp_path,
+        model=build_model(TINY),
+        steps=2,
+        validation=[(stack.frames[:6], stack.labels[:6])],
+        validate_every=2,
+    )
+    assert "val J&F" in result.history[-1] and 0 <= result.history[-1]["val J&F"] <= 1
+    assert "validation at step 2" in capsys.readouterr().err
+
+
+def test_init_from_scratch_ties_attention_keys_to_queries_and_starts_present():
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    query = model.sam_mask_decoder.transformer.final_attn_token_to_image.q_proj.weight.clone()
+    init_from_scratch(model, attention_scale=3.0, present_logit=2.0)
+    attention = model.sam_mask_decoder.transformer.final_attn_token_to_image
+    torch.testing.assert_close(attention.q_proj.weight, 3.0 * query)
+    assert torch.equal(attention.k_proj.weight, attention.q_proj.weight)
+    assert float(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias) == 2.0
