@@ -29,6 +29,7 @@ from napari_sam2.training import (
     TrainOptions,
     evaluate_stack,
     init_from_scratch,
+    init_memory_attention,
     load_trained,
     save_model,
     summarize,
@@ -141,7 +142,7 @@ def video_phase(steps: int, seed: int, lr: float) -> TrainOptions:
         recipe=Recipe(correction_clicks=2, weights=WEIGHTS_FROM_SCRATCH),
         seed=seed + 1,
         checkpoint_every=50,
-        validate_every=250,
+        validate_every=300,
         validation_frames=16,
         validation_objects=4,
         log_every=25,
@@ -197,7 +198,9 @@ def main() -> int:
             model, stacks, args.out / "images", image_phase(args.image_steps, args.seed, args.lr)
         )
         print(f"image phase done after {(time.monotonic() - began) / 60:.1f} min", flush=True)
-        model = load_trained(images.model_path)
+        # one-frame clips never use the memory: it is still as initialized (resumed runs
+        # load their own state over this)
+        model = init_memory_attention(load_trained(images.model_path))
         video = train(
             model,
             stacks,

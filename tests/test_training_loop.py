@@ -153,8 +153,10 @@ def test_init_from_scratch_ties_attention_keys_to_queries_and_starts_present():
     torch.manual_seed(0)
     model = build_model(TINY)
     query = model.sam_mask_decoder.transformer.final_attn_token_to_image.q_proj.weight.clone()
-    init_from_scratch(model, attention_scale=3.0, present_logit=2.0)
+    init_from_scratch(model)
     attention = model.sam_mask_decoder.transformer.final_attn_token_to_image
     torch.testing.assert_close(attention.q_proj.weight, 3.0 * query)
     assert torch.equal(attention.k_proj.weight, attention.q_proj.weight)
     assert float(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias) == 2.0
+    memory = model.memory_attention.layers[0].cross_attn_image
+    assert (memory.q_proj.bias == 3.0).all() and (memory.k_proj.bias == 3.0).all()

@@ -16,6 +16,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..model import MODEL_NAMES
+from ..model.demo import DEMO_NAME
+from ..model.weights import is_cached
 
 CHECKPOINT_FILE = "checkpoint file…"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -45,8 +47,15 @@ class ControlsMixin:
         self.axis_combo.setToolTip("The axis to propagate along (time or z); others stay fixed")
         self.axis_combo.currentIndexChanged.connect(self._reset_session)
         self.model_combo = QComboBox()
-        self.model_combo.addItems([*MODEL_NAMES, CHECKPOINT_FILE])
-        self.model_combo.setCurrentText("sam2.1_hiera_tiny")
+        self.model_combo.addItems([*MODEL_NAMES, DEMO_NAME, CHECKPOINT_FILE])
+        self.model_combo.setToolTip(
+            'Official models download on first use; "demo" is a small model trained on '
+            "synthetic cells that ships with the plugin (for trying it out offline)"
+        )
+        # offline and nothing downloaded yet: start with the model that works at once
+        self.model_combo.setCurrentText(
+            "sam2.1_hiera_tiny" if is_cached("sam2.1_hiera_tiny") else DEMO_NAME
+        )
         self.model_combo.currentTextChanged.connect(self._model_choice_changed)
         self.checkpoint_edit = QLineEdit()
         self.checkpoint_edit.setPlaceholderText("path to a .pt checkpoint")
@@ -155,3 +164,4 @@ class ControlsMixin:
         layout.addStretch()
         self._show_objects()
         self._show_sign()
+        self._model_choice_changed(self.model_combo.currentText())

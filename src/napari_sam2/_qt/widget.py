@@ -23,6 +23,7 @@ from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, apply_frame
 from ..layer_prompts import changed_prompts
 from ..model import MODEL_NAMES, build_model
+from ..model.demo import DEMO_NAME
 from ..model.devices import resolve_device
 from . import prompt_layers
 from .controls import CHECKPOINT_FILE, SHORTCUTS, ControlsMixin
@@ -125,6 +126,7 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
 
     def _model_choice_changed(self, text: str) -> None:
         self.checkpoint_row.setVisible(text == CHECKPOINT_FILE)
+        self.size_combo.setEnabled(text != DEMO_NAME)  # the demo runs at its trained size
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "Checkpoints (*.pt)")
@@ -409,6 +411,8 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
 def _load(choice: str, checkpoint: str, device: str, image_size: int):
     """Build the chosen model; a checkpoint file is matched to its model first."""
     name = _model_name_of(checkpoint) if choice == CHECKPOINT_FILE else choice
+    if name == DEMO_NAME:  # trained at its own input size
+        image_size = None
     return build_model(name, checkpoint=checkpoint, device=device, image_size=image_size)
 
 

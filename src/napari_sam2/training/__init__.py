@@ -8,7 +8,7 @@ from .evaluate import boundary_f, evaluate_stack, jaccard, masklet_score, summar
 from .finetune import fine_tune
 from .loop import TrainOptions, TrainResult, train
 from .losses import LossWeights, dice_loss, focal_loss, frame_loss
-from .scratch import init_from_scratch
+from .scratch import init_from_scratch, init_memory_attention, init_prompt_attention
 from .step import Recipe, clip_step
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "focal_loss",
     "frame_loss",
     "init_from_scratch",
+    "init_memory_attention",
+    "init_prompt_attention",
     "jaccard",
     "load_trained",
     "masklet_score",

@@ -146,6 +146,7 @@ class ClipStep:
         return prediction, clicked
 
     def run(self) -> StepResult:
+        """Forward the whole clip; the losses of every prediction make the result."""
         model, clip, rng = self.model, self.clip, self.rng
         num_objects, num_frames = clip.masks.shape[:2]
         features = encode_clip(model, clip.images, self.freeze)
