@@ -6,52 +6,24 @@ The reference takes sequence-first tokens, ours batch-first; the tests transpose
 import pytest
 import torch
 
-from napari_sam2.model.attention import RoPEAttention
-from napari_sam2.model.memory_attention import MemoryAttention, MemoryAttentionLayer
+from napari_sam2.model import CONFIGS
+from napari_sam2.model.build import memory_attention_of
+from napari_sam2.model.memory_attention import MemoryAttention
 
-from reference import build_reference
+from reference import build_reference, perturb_
 
 NAMES = ["sam2.1_hiera_tiny", "sam2_hiera_tiny"]
 D_MODEL, MEM_DIM = 256, 64
 
 
 def _ours(image_size: int) -> MemoryAttention:
-    """Our memory attention with the arguments of the official configs."""
-    side = image_size // 16
-    rope = dict(
-        embedding_dim=D_MODEL,
-        num_heads=1,
-        downsample_rate=1,
-        dropout=0.1,
-        rope_theta=10000.0,
-        feat_sizes=(side, side),
-    )
-    layer = MemoryAttentionLayer(
-        activation="relu",
-        cross_attention=RoPEAttention(**rope, rope_k_repeat=True, kv_in_dim=MEM_DIM),
-        d_model=D_MODEL,
-        dim_feedforward=2048,
-        dropout=0.1,
-        pos_enc_at_attn=False,
-        pos_enc_at_cross_attn_keys=True,
-        pos_enc_at_cross_attn_queries=False,
-        self_attention=RoPEAttention(**rope),
-    )
-    return MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=4)
-
-
-def _perturb(module: torch.nn.Module, seed: int = 1) -> None:
-    """Randomize norms and biases (initialized to constants) so each one changes the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.ndim == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
+    """Our memory attention, built as the official models build it."""
+    return memory_attention_of(CONFIGS["sam2.1_hiera_tiny"].at_image_size(image_size))
 
 
 def _pair(name: str, image_size: int | None):
     reference = build_reference(name, image_size=image_size).memory_attention.eval()
-    _perturb(reference)
+    perturb_(reference, seed=1)
     ours = _ours(image_size or 1024).eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     return reference, ours

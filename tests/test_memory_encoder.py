@@ -3,48 +3,25 @@
 import pytest
 import torch
 
-from napari_sam2.model.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
-from napari_sam2.model.position_encoding import PositionEmbeddingSine
+from napari_sam2.model import CONFIGS
+from napari_sam2.model.build import memory_encoder_of
+from napari_sam2.model.memory_encoder import MaskDownSampler, MemoryEncoder
 
-from reference import build_reference
+from reference import build_reference, perturb_
 
 IMAGE_SIZE = 256
 NAMES = ["sam2.1_hiera_tiny", "sam2_hiera_tiny"]
 
 
 def _ours() -> MemoryEncoder:
-    """Our memory encoder with the arguments of the official configs."""
-    return MemoryEncoder(
-        out_dim=64,
-        mask_downsampler=MaskDownSampler(kernel_size=3, stride=2, padding=1),
-        fuser=Fuser(
-            CXBlock(
-                dim=256, kernel_size=7, padding=3, layer_scale_init_value=1e-6, use_dwconv=True
-            ),
-            num_layers=2,
-        ),
-        position_encoding=PositionEmbeddingSine(64, temperature=10000, normalize=True),
-        in_dim=256,
-    )
-
-
-def _perturb(module: torch.nn.Module, seed: int = 1) -> None:
-    """Randomize the parameters that initialize to constants (norms, biases, layer scales), so
-    that every one of them changes the output and a mis-wired one is caught."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if name.endswith("gamma"):
-                # the 1e-6 initial layer scale would hide the whole fuser
-                p.copy_(0.5 * torch.randn(p.shape, generator=g))
-            elif p.ndim == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
+    """Our memory encoder, built as the official models build it."""
+    return memory_encoder_of(CONFIGS["sam2.1_hiera_tiny"])
 
 
 @pytest.fixture(scope="module", params=NAMES)
 def encoders(request):
     reference = build_reference(request.param, image_size=IMAGE_SIZE).memory_encoder.eval()
-    _perturb(reference)
+    perturb_(reference, seed=1)
     ours = _ours().eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     return reference, ours

@@ -17,7 +17,8 @@ from .position_encoding import PositionEmbeddingSine
 from .sam2 import SAM2
 
 
-def _image_encoder(config: SAM2Config) -> ImageEncoder:
+def image_encoder_of(config: SAM2Config) -> ImageEncoder:
+    """The Hiera trunk and FPN neck of a configuration."""
     t = config.trunk
     trunk = Hiera(
         embed_dim=t.embed_dim,
@@ -37,7 +38,8 @@ def _image_encoder(config: SAM2Config) -> ImageEncoder:
     return ImageEncoder(trunk, neck, scalp=config.scalp)
 
 
-def _memory_attention(config: SAM2Config) -> MemoryAttention:
+def memory_attention_of(config: SAM2Config) -> MemoryAttention:
+    """The memory attention stack of a configuration."""
     side = config.image_embedding_size
     rope = dict(
         embedding_dim=config.d_model,
@@ -66,7 +68,8 @@ def _memory_attention(config: SAM2Config) -> MemoryAttention:
     )
 
 
-def _memory_encoder(config: SAM2Config) -> MemoryEncoder:
+def memory_encoder_of(config: SAM2Config) -> MemoryEncoder:
+    """The memory encoder of a configuration."""
     return MemoryEncoder(
         out_dim=config.mem_dim,
         mask_downsampler=MaskDownSampler(
@@ -83,7 +86,9 @@ def _memory_encoder(config: SAM2Config) -> MemoryEncoder:
 
 def build_from_config(config: SAM2Config) -> SAM2:
     """A randomly initialized model of the given configuration (in training mode)."""
-    return SAM2(config, _image_encoder(config), _memory_attention(config), _memory_encoder(config))
+    return SAM2(
+        config, image_encoder_of(config), memory_attention_of(config), memory_encoder_of(config)
+    )
 
 
 def build_model(
