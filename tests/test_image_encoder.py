@@ -3,53 +3,22 @@
 import pytest
 import torch
 
+from napari_sam2.model import CONFIGS
+from napari_sam2.model.build import image_encoder_of
 from napari_sam2.model.hiera import DropPath, Hiera, window_partition, window_unpartition
 from napari_sam2.model.image_encoder import FpnNeck, ImageEncoder
 from napari_sam2.model.position_encoding import PositionEmbeddingSine
 
 from reference import build_reference
 
-# trunk arguments of the official configs (identical for SAM 2 and SAM 2.1)
-TRUNKS = {
-    "tiny": dict(
-        embed_dim=96,
-        num_heads=1,
-        stages=(1, 2, 7, 2),
-        global_att_blocks=(5, 7, 9),
-        window_pos_embed_bkg_spatial_size=(7, 7),
-    ),
-    "small": dict(
-        embed_dim=96,
-        num_heads=1,
-        stages=(1, 2, 11, 2),
-        global_att_blocks=(7, 10, 13),
-        window_pos_embed_bkg_spatial_size=(7, 7),
-    ),
-    "base_plus": dict(embed_dim=112, num_heads=2),
-    "large": dict(
-        embed_dim=144,
-        num_heads=2,
-        stages=(2, 6, 36, 4),
-        global_att_blocks=(23, 33, 43),
-        window_pos_embed_bkg_spatial_size=(7, 7),
-        window_spec=(8, 4, 16, 8),
-    ),
-}
 NAMES = ["sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2_hiera_large"]
 TOLERANCE = 1e-4
 
 
 def build_ours(name: str) -> ImageEncoder:
-    trunk_args = TRUNKS[name.split("_hiera_")[1]]
-    width = trunk_args["embed_dim"]
-    neck = FpnNeck(
-        position_encoding=PositionEmbeddingSine(256),
-        d_model=256,
-        backbone_channel_list=[width * 8, width * 4, width * 2, width],
-        fpn_top_down_levels=[2, 3],
-        fpn_interp_model="nearest",
-    )
-    return ImageEncoder(Hiera(**trunk_args), neck, scalp=1).eval()
+    """Our image encoder, built from our config of `name` (the reference is built from its
+    yaml, so the comparison also checks the config's facts)."""
+    return image_encoder_of(CONFIGS[name]).eval()
 
 
 def randomize(module: torch.nn.Module, seed: int = 1) -> None:
@@ -132,7 +101,7 @@ def test_avg_fuse_halves_the_sum():
 def test_mismatched_trunk_and_neck_are_rejected():
     neck = FpnNeck(PositionEmbeddingSine(256), 256, [384, 192, 96, 48])
     with pytest.raises(ValueError, match="do not match"):
-        ImageEncoder(Hiera(**TRUNKS["tiny"]), neck)
+        ImageEncoder(Hiera(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2)), neck)
 
 
 def test_drop_path_drops_whole_samples_only_while_training():
