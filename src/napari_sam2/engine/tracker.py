@@ -15,7 +15,7 @@ import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
-from ..model.memory_bank import frames_still_needed
+from ..model.memory_bank import retention
 from ..model.sam2 import NO_OBJECT_LOGIT
 from .feature_cache import DiskFeatureStore, FeatureCache
 from .frames import FrameSource
@@ -463,25 +463,23 @@ class Tracker:
     def _evict(self, obj: ObjectState, t: int, reverse: bool) -> None:
         """Beyond the budget, oldest first: drop results no later frame can attend to, and
         keep only the object pointer of those that later frames use for pointers alone."""
-        opts = self._memory_options
-        spatial_reach = opts["num_maskmem"] - 1
-        pointer_reach = opts["max_obj_ptrs"] - 1
-        pointer_window = frames_still_needed(t, reverse, 1, opts["max_obj_ptrs"])
-        spatial_window = frames_still_needed(t, reverse, opts["num_maskmem"], 1)
         budget = self.result_budget_bytes // max(1, len(self.objects))
         held = sum(r.nbytes for r in obj.tracked.values())
         for frame in list(obj.tracked):
             if held <= budget:
                 break
-            # prompted frames start passes in both directions: keep what those can reach
-            nearest = min((abs(frame - c) for c in obj.conditioning), default=len(self.frames))
-            if frame in spatial_window or nearest <= spatial_reach:
-                continue
+            keep = retention(
+                frame,
+                t,
+                reverse,
+                obj.conditioning,
+                self._memory_options["num_maskmem"],
+                self._memory_options["max_obj_ptrs"],
+            )
             result = obj.tracked[frame]
-            if frame in pointer_window or nearest <= pointer_reach:
-                if result.memory is not None and result.memory.features is not None:
-                    before = result.nbytes
-                    result.memory = FrameMemory(None, None, result.memory.obj_ptr)
-                    held -= before - result.nbytes
-                continue
-            held -= obj.tracked.pop(frame).nbytes
+            if keep == "none":
+                held -= obj.tracked.pop(frame).nbytes
+            elif keep == "pointer" and result.memory is not None:
+                before = result.nbytes
+                result.memory = FrameMemory(None, None, result.memory.obj_ptr)
+                held -= before - result.nbytes

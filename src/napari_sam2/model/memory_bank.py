@@ -7,7 +7,7 @@ Selection is pure bookkeeping on frame indices, so the tracker can also use it t
 memories it may drop.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -115,12 +115,30 @@ def select_memories(
     return MemoryInputs(spatial, pointers, max(1, max_ptrs - 1))
 
 
-def frames_still_needed(
-    frame_idx: int, reverse: bool, num_maskmem: int, max_obj_ptrs: int
-) -> range:
-    """Tracked (unprompted) frames that frames after `frame_idx` in tracking order can still
-    attend to: the window of the last max(num_maskmem - 1, max_obj_ptrs - 1) frames."""
-    reach = max(num_maskmem - 1, max_obj_ptrs - 1)
-    if reverse:
-        return range(frame_idx, frame_idx + reach)
-    return range(frame_idx - reach + 1, frame_idx + 1)
+def retention(
+    frame: int,
+    current: int,
+    reverse: bool,
+    prompted: Iterable[int],
+    num_maskmem: int,
+    max_obj_ptrs: int,
+) -> str:
+    """What of a tracked frame's memory later frames can still use, when tracking has just
+    reached `current`: "full" (spatial memory and pointer), "pointer" (the object pointer
+    alone) or "none".
+
+    Later frames in this pass attend to the frames just behind them; a new pass may start
+    at any prompted frame and reach out from it in either direction.
+    """
+    behind = (frame - current) if reverse else (current - frame)
+    nearest_prompt = min((abs(frame - p) for p in prompted), default=None)
+
+    def within(reach: int) -> bool:
+        near_prompt = nearest_prompt is not None and nearest_prompt <= reach
+        return 0 <= behind < reach or near_prompt
+
+    if within(num_maskmem - 1):
+        return "full"
+    if within(max_obj_ptrs - 1):
+        return "pointer"
+    return "none"
