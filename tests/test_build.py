@@ -177,3 +177,44 @@ def test_weights_do_not_depend_on_image_size(good_checkpoint):
 def test_image_size_must_be_a_multiple_of_32():
     with pytest.raises(ValueError, match="multiple of 32"):
         build_model("sam2.1_hiera_tiny", image_size=300)
+
+
+def test_checkpoint_file_brings_its_model(tmp_path, good_checkpoint):
+    """build_model_from_checkpoint: a stored configuration wins (at its own size unless asked),
+    then a given name, the official file name, and the shapes."""
+    from napari_sam2.model import build_model_from_checkpoint
+    from napari_sam2.model.demo import DEMO_CONFIG
+    from napari_sam2.training import save_model
+
+    trained = save_model(build_model("demo"), tmp_path / "finetuned.pt")
+    model = build_model_from_checkpoint(trained)
+    assert model.config == DEMO_CONFIG and not model.training
+    reference = build_model("demo")
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert build_model_from_checkpoint(trained, image_size=128).image_size == 128
+    kept = build_model_from_checkpoint(trained, image_size=1024, keep_trained_size=True)
+    assert kept.image_size == DEMO_CONFIG.image_size
+    with pytest.raises(SAM2Error, match="holds a demo model, not sam2.1_hiera_small"):
+        build_model_from_checkpoint(trained, name="sam2.1_hiera_small")
+
+    # no stored configuration: the shapes of good_checkpoint ("tiny.pt") fit sam2.1 tiny
+    assert build_model_from_checkpoint(good_checkpoint).config.name == "sam2.1_hiera_tiny"
+    named = tmp_path / "sam2_hiera_tiny.pt"
+    torch.save({"model": build_model("sam2_hiera_tiny", image_size=256).state_dict()}, named)
+    assert build_model_from_checkpoint(named, image_size=256).config.name == "sam2_hiera_tiny"
+    with pytest.raises(SAM2Error, match="looks like a sam2_hiera_tiny checkpoint"):
+        build_model_from_checkpoint(named, name="sam2.1_hiera_tiny")
+    stranger = tmp_path / "stranger.pt"
+    torch.save({"model": {"weight": torch.zeros(3)}}, stranger)
+    with pytest.raises(SAM2Error, match="fits no official SAM 2 model; name its model"):
+        build_model_from_checkpoint(stranger)
+
+
+def test_malformed_stored_configuration(tmp_path):
+    from napari_sam2.model import build_model_from_checkpoint
+
+    path = tmp_path / "odd.pt"
+    torch.save({"model": build_model("demo").state_dict(), "config": {"name": "x"}}, path)
+    with pytest.raises(SAM2Error, match="malformed model configuration"):
+        build_model_from_checkpoint(path)

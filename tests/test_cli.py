@@ -12,8 +12,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_sam2 import cli
-from napari_sam2.cli import main
+from napari_sam2.cli import common, main, sample
 from napari_sam2.io import check_prompts_fit, parse_prompts, read_labels, read_prompts
 from napari_sam2.model import weights
 from napari_sam2.synthetic import moving_cells
@@ -102,12 +101,30 @@ def test_docs_examples_run(tmp_path, monkeypatch, checkpoint, capsys):
     mirror.mkdir(parents=True)
     (mirror / f"{NAME}.pt").symlink_to(checkpoint)
     commands = _bash_commands()
-    assert [c[0] for c in commands] == ["sample", "segment", "models", "fetch", "segment"]
+    assert [c[0] for c in commands] == [
+        "sample", "segment", "models", "fetch", "segment", "segment", "train", "segment",
+    ]  # fmt: skip
     with serve(tmp_path / "mirror") as url:
         monkeypatch.setenv(weights.BASE_URL_ENV, url)
         for argv in commands:
-            extra = FAST + ["--quiet"] if argv[0] == "segment" else []
+            extra = []
+            if argv[0] == "segment":  # the random official model runs small; demo at its size
+                extra = (
+                    ["--quiet"]
+                    if "demo" in argv or "demo/finetuned/model.pt" in argv
+                    else FAST + ["--quiet"]
+                )
+            elif argv[0] == "train":
+                extra = ["--steps", "2", "--quiet"]
             assert main(argv + extra) == 0, argv
+            if argv[0] == "segment" and "demo" in argv:
+                # the shipped demo model finds the sample's cells on the clicked frame
+                labels, _ = read_labels("demo/labels.tif")
+                truth, _ = read_labels("demo/ground_truth.tif")
+                for obj in (1, 2):
+                    mask, true = labels[0] == obj, truth[0] == obj
+                    assert (mask & true).sum() / (mask | true).sum() > 0.7, obj
+    assert (tmp_path / "demo" / "finetuned" / "model.pt").is_file()
     labels, axes = read_labels("demo/labels.tif")
     assert (labels.shape, labels.dtype, axes) == ((12, 128, 160), np.uint16, "TYX")
     truth, _ = read_labels("demo/ground_truth.tif")
@@ -125,7 +142,7 @@ def test_docs_examples_run(tmp_path, monkeypatch, checkpoint, capsys):
 def test_docs_prompts_example_is_valid():
     block = re.findall(r"```json\n(.*?)```", DOCS.read_text(), flags=re.S)[0]
     prompts = parse_prompts(json.loads(block), "docs/cli.md")
-    check_prompts_fit(prompts, cli.SAMPLE_FRAMES, cli.SAMPLE_HEIGHT, cli.SAMPLE_WIDTH)
+    check_prompts_fit(prompts, sample.SAMPLE_FRAMES, sample.SAMPLE_HEIGHT, sample.SAMPLE_WIDTH)
 
 
 def test_segment_along_z_of_a_hyperstack(tmp_path, checkpoint, capsys):
@@ -276,6 +293,14 @@ def test_models_lists_the_cache(tmp_path, checkpoint, capsys):
     assert f"weights cache: {cache}" in out
     assert re.search(rf"{re.escape(NAME)}\s+~149 MB\s+yes\s+{re.escape(str(cache))}", out)
     assert re.search(r"sam2_hiera_large\s+~898 MB\s+no\s+-", out)
+    assert re.search(r"demo\s+~2 MB\s+shipped\s+\S+demo\.pt", out)
+
+
+def test_fetch_demo_prints_the_shipped_file(capsys):
+    from napari_sam2.model.demo import demo_weights_path
+
+    assert _run("fetch", "demo") == 0
+    assert capsys.readouterr().out.strip() == str(demo_weights_path())
 
 
 def test_fetch_unknown_model(capsys):
@@ -292,7 +317,9 @@ def test_sample_refuses_to_overwrite(tmp_path, capsys):
     assert (tmp_path / "demo" / "timelapse.tif").read_bytes() == before  # same seed
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["fetch"], ["segment"], ["sample"], ["view"]])
+@pytest.mark.parametrize(
+    "command", [[], ["models"], ["fetch"], ["segment"], ["train"], ["sample"], ["view"]]
+)
 def test_help(command, capsys):
     assert main([*command, "--help"]) == 0
     assert "usage: napari-sam2" in capsys.readouterr().out
@@ -305,8 +332,8 @@ def test_usage_errors_exit_with_2(capsys):
 
 
 def test_counter_without_tqdm(monkeypatch, capsys):
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    with cli._progress(3, quiet=False) as advance:
+    monkeypatch.setattr(common.importlib.util, "find_spec", lambda name: None)
+    with common.progress(3, quiet=False) as advance:
         for _ in range(3):
             advance()
     assert capsys.readouterr().err.rstrip().endswith("propagating: 3/3 frames")

@@ -10,6 +10,7 @@ import torch
 
 from napari_sam2.errors import SAM2Error
 from napari_sam2.model import build_model
+from napari_sam2.model.config import config_from_dict, config_to_dict
 from napari_sam2.training import (
     ClipSampler,
     Recipe,
@@ -21,7 +22,6 @@ from napari_sam2.training import (
     read_config,
     train,
 )
-from napari_sam2.training.checkpoints import config_from_dict, config_to_dict
 from napari_sam2.training.loop import learning_rate
 from training_helpers import TINY, drifting_discs
 

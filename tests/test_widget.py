@@ -254,3 +254,31 @@ def test_4d_data_propagates_along_the_chosen_axis_at_the_viewed_slice(
         pass
     np.testing.assert_array_equal(nd.labels.data[:, 1], engine.labels())
     assert not nd.labels.data[:, 0].any()  # the other z slice is untouched
+
+
+def test_a_trained_checkpoint_loads_with_its_configuration(
+    make_napari_viewer, qtbot, stack, tmp_path
+):
+    """A file written by training (here the demo model saved as a fine-tune would be) is
+    built from the configuration stored in it, at the size it was trained at, whatever the
+    size menu shows."""
+    from napari_sam2.model.demo import DEMO_CONFIG
+    from napari_sam2.training import save_model
+
+    path = save_model(build_model("demo"), tmp_path / "my-cells.pt")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    widget.model_combo.setCurrentText("checkpoint file…")
+    widget.checkpoint_edit.setText(str(path))
+    widget.size_combo.setCurrentText("1024")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    assert widget.model.config == DEMO_CONFIG
+    widget.clicks.add([[0, 20, 25]])  # the first cell's centre on frame 0 (t, y, x)
+    idle(qtbot, widget)
+    engine = engine_for(widget, stack)
+    engine.add_points(0, 1, [[25, 20]], [1])
+    np.testing.assert_array_equal(widget.labels.data, engine.labels())
+    assert (widget.labels.data[0] == 1).sum() > 100

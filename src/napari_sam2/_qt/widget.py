@@ -22,7 +22,7 @@ from ..engine import Tracker, VideoAxisView
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, apply_frame
 from ..layer_prompts import changed_prompts
-from ..model import MODEL_NAMES, build_model
+from ..model import build_model, build_model_from_checkpoint
 from ..model.demo import DEMO_NAME
 from ..model.devices import resolve_device
 from . import prompt_layers
@@ -409,22 +409,12 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
 
 
 def _load(choice: str, checkpoint: str, device: str, image_size: int):
-    """Build the chosen model; a checkpoint file is matched to its model first."""
-    name = _model_name_of(checkpoint) if choice == CHECKPOINT_FILE else choice
-    if name == DEMO_NAME:  # trained at its own input size
+    """Build the chosen model; a checkpoint file brings its own model (stored configuration,
+    official file name, or the official model its shapes fit)."""
+    if choice == CHECKPOINT_FILE:
+        return build_model_from_checkpoint(
+            checkpoint, device=device, image_size=image_size, keep_trained_size=True
+        )
+    if choice == DEMO_NAME:  # trained at its own input size
         image_size = None
-    return build_model(name, checkpoint=checkpoint, device=device, image_size=image_size)
-
-
-def _model_name_of(checkpoint: str) -> str:
-    """The official model a checkpoint file is named after, else the one its shapes fit."""
-    stem = Path(checkpoint).stem
-    for name in sorted(MODEL_NAMES, key=len, reverse=True):
-        if stem.startswith(name):
-            return name
-    from ..model.checkpoint import likely_model, read_state_dict
-
-    guess = likely_model(read_state_dict(checkpoint))
-    if guess is None:
-        raise SAM2Error(f"{checkpoint} does not match any SAM 2 model")
-    return guess
+    return build_model(choice, checkpoint=checkpoint, device=device, image_size=image_size)

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import SAM2Error
 from .attention import RoPEAttention
-from .checkpoint import load_checkpoint
+from .checkpoint import likely_model, load_checkpoint, read_checkpoint
 from .config import CONFIGS, MODEL_NAMES, SAM2Config
 from .demo import DEMO_CONFIG, DEMO_NAME, load_demo_state
 from .hiera import Hiera
@@ -107,14 +107,8 @@ def build_model(
     demo = isinstance(name, str) and name == DEMO_NAME
     if isinstance(name, SAM2Config):
         config = name
-    elif name in CONFIGS:
-        config = CONFIGS[name]
-    elif demo:
-        config = DEMO_CONFIG
     else:
-        raise SAM2Error(
-            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
-        )
+        config = model_config(name)
     if image_size is not None:
         config = config.at_image_size(image_size)
     model = build_from_config(config)
@@ -131,3 +125,63 @@ def _resolve_checkpoint(config: SAM2Config, checkpoint: str | Path) -> Path:
 
         return fetch_checkpoint(config.name)
     return Path(checkpoint)
+
+
+def build_model_from_checkpoint(
+    checkpoint: str | Path,
+    name: str | None = None,
+    device: str | torch.device = "cpu",
+    image_size: int | None = None,
+    keep_trained_size: bool = False,
+) -> SAM2:
+    """The model a checkpoint file holds, with its weights, in eval mode on `device`.
+
+    The architecture comes from, in order: the configuration stored in the file (fine-tuned
+    and trained models, see `napari_sam2.training`), `name`, the official name the file is
+    called after (e.g. sam2.1_hiera_tiny.pt), or the official model its parameter shapes fit.
+    image_size: None runs a stored configuration at the size it was trained at, an official
+    model at 1024; keep_trained_size ignores image_size for a stored configuration (for
+    callers whose size is a default rather than the user's request).
+    """
+    path = Path(checkpoint)
+    state, stored = read_checkpoint(path)
+    if stored is not None:
+        if name is not None and name not in (stored.name, DEMO_NAME):
+            raise SAM2Error(
+                f"checkpoint {path} holds a {stored.name} model, not {name}; leave the model "
+                "name out to use the configuration stored in the file"
+            )
+        config = stored
+    else:
+        name = name or _official_name_of(path) or likely_model(state)
+        if name is None:
+            raise SAM2Error(
+                f"checkpoint {path} stores no model configuration and fits no official SAM 2 "
+                f"model; name its model ({', '.join(MODEL_NAMES)})"
+            )
+        config = model_config(name)
+    if image_size is not None and not (keep_trained_size and stored is not None):
+        config = config.at_image_size(image_size)
+    model = build_from_config(config)
+    load_checkpoint(model, path, state)
+    return model.to(device).eval()
+
+
+def _official_name_of(path: Path) -> str | None:
+    """The official model a file is named after (longest match first: "sam2.1_hiera_tiny"
+    before "sam2_hiera_t...")."""
+    for name in sorted(MODEL_NAMES, key=len, reverse=True):
+        if path.stem.startswith(name):
+            return name
+    return None
+
+
+def model_config(name: str) -> SAM2Config:
+    """The configuration of an official model name or of "demo"."""
+    if name == DEMO_NAME:
+        return DEMO_CONFIG
+    if name not in CONFIGS:
+        raise SAM2Error(
+            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
+        )
+    return CONFIGS[name]

@@ -5,6 +5,7 @@ A checkpoint is a pickle, so it is only ever read with `weights_only=True`. Offi
 the file most likely belongs to, found by comparing parameter shapes on the meta device.
 """
 
+import json
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,10 +13,21 @@ from pathlib import Path
 import torch
 
 from ..errors import SAM2Error
+from .config import SAM2Config, config_from_dict
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict stored in `path` (`{"model": ...}` or a bare state dict), on the CPU."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Config | None]:
+    """The state dict in `path` and the model configuration stored beside it, if any.
+
+    Official files hold weights only (None); files written by training hold
+    `{"model": state_dict, "config": plain data}`, and a `.json` of the same name may carry
+    the configuration of a bare state dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise SAM2Error(f"checkpoint file not found: {path}")
@@ -43,7 +55,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise SAM2Error(
             f"checkpoint {path} holds no model weights (expected {{'model': state_dict}})"
         )
-    return dict(state)
+    data = ckpt.get("config") if isinstance(ckpt, Mapping) else None
+    beside = path.with_suffix(".json")
+    if data is None and beside.is_file():
+        try:
+            data = json.loads(beside.read_text())
+        except (OSError, ValueError) as exc:
+            raise SAM2Error(f"cannot read the model configuration {beside} ({exc})") from exc
+    if data is not None and not isinstance(data, Mapping):
+        raise SAM2Error(f"checkpoint {path} stores a model configuration that is not a table")
+    return dict(state), config_from_dict(data) if data is not None else None
 
 
 def _shape_signature(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -67,9 +88,12 @@ def likely_model(state: Mapping[str, torch.Tensor]) -> str | None:
     return best if best_score > 0.5 else None
 
 
-def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
-    """Load `path` into `model` strictly; a mismatch names the model the file fits."""
-    state = read_state_dict(path)
+def load_checkpoint(
+    model: torch.nn.Module, path: str | Path, state: Mapping[str, torch.Tensor] | None = None
+) -> None:
+    """Load `path` (or its `state` already read) into `model` strictly; a mismatch names the
+    model the file fits."""
+    state = read_state_dict(path) if state is None else state
     expected = _shape_signature(model.state_dict())
     found = _shape_signature(state)
     if expected != found:

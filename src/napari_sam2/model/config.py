@@ -4,7 +4,10 @@ Values are facts taken from the official model configurations; everything the ne
 to be built is here, so a reader finds the architecture without yaml or hydra.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ..errors import SAM2Error
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,34 @@ CONFIGS: dict[str, SAM2Config] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(CONFIGS)
+
+
+def config_to_dict(config: SAM2Config) -> dict[str, Any]:
+    """The configuration as JSON-ready data (tuples become lists), as checkpoints store it."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(asdict(config))
+
+
+def config_from_dict(data: dict[str, Any]) -> SAM2Config:
+    """Inverse of `config_to_dict`; unknown keys are an error (a newer file format)."""
+
+    def build(cls, values: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise SAM2Error(f"unknown model configuration fields: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    try:
+        values = dict(data)
+        values["trunk"] = build(HieraConfig, values["trunk"])
+        return build(SAM2Config, values)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SAM2Error(f"malformed model configuration ({type(exc).__name__}: {exc})") from exc

@@ -140,7 +140,8 @@ def _download(url: str, path: Path, progress: bool) -> None:
     offline_hint = (
         f"without internet, download {url} on another machine and pass the file as the "
         f"checkpoint (CLI: --checkpoint FILE), or copy it to {path} (the cache folder is "
-        f"set by ${CACHE_ENV})"
+        f"set by ${CACHE_ENV}); or try the small demo model shipped with the package "
+        f"(CLI: --model demo)"
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

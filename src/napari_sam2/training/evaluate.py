@@ -124,7 +124,8 @@ def evaluate_stack(
     Objects are those with at least `min_area` pixels on the first frame; a cell's masklet
     includes its daughters after a division (the lineage)."""
     stop = min(start + num_frames, stack.num_frames)
-    frames = np.asarray(stack.frames[start:stop])
+    # frame by frame: lazy stacks (a file's view along one axis) are indexed one frame at a time
+    frames = np.stack([np.asarray(stack.frames[t]) for t in range(start, stop)])
     labels = stack.labels[start:stop]
     ids, counts = np.unique(labels[0], return_counts=True)
     object_ids = [int(i) for i, n in zip(ids, counts, strict=True) if i and n >= min_area]

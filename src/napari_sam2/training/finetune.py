@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model import SAM2, build_model
+from ..model import SAM2, build_from_config, build_model
+from ..model.build import model_config
 from .clips import LabelledStack
 from .loop import TrainOptions, TrainResult, train
+from .scratch import init_from_scratch
 
 
 def fine_tune(
@@ -19,8 +21,8 @@ def fine_tune(
     checkpoint: str | Path | None = "auto",
     image_size: int | None = None,
     steps: int = 500,
-    lr: float = 5e-5,
-    freeze_image_encoder: bool = True,
+    lr: float | None = None,
+    freeze_image_encoder: bool | None = None,
     validation: Sequence[LabelledStack | tuple] | None = None,
     validate_every: int = 100,
     checkpoint_every: int = 50,
@@ -35,13 +37,25 @@ def fine_tune(
     and labels (T, H, W) integers (time or z as the first axis). model: a model name
     (official or "demo") with `checkpoint` (None = from scratch, "auto" = official / shipped
     weights, or a path), or a built model. image_size: train (and later run) at a smaller
-    input, e.g. 512, for speed. The result loads with `napari_sam2.training.load_trained`
-    or `build_model(<name>, checkpoint=out_dir / "model.pt", image_size=...)`.
+    input, e.g. 512, for speed. lr: default 5e-5 for fine-tuning, 1e-3 from scratch.
+    freeze_image_encoder: default True, except from scratch (a random encoder must learn).
+    The result loads with `napari_sam2.training.load_trained` or
+    `napari_sam2.model.build_model_from_checkpoint(out_dir / "model.pt")`.
     """
+    scratch = checkpoint is None and not isinstance(model, SAM2)
     if isinstance(model, SAM2):
         net = model
+    elif scratch:
+        config = model_config(model)
+        if image_size is not None:
+            config = config.at_image_size(image_size)
+        net = init_from_scratch(build_from_config(config)).to(device)
     else:
         net = build_model(model, checkpoint=checkpoint, device=device, image_size=image_size)
+    if lr is None:
+        lr = 1e-3 if scratch else 5e-5
+    if freeze_image_encoder is None:
+        freeze_image_encoder = not scratch
     data = [_as_stack(s) for s in stacks]
     held_out = [_as_stack(s) for s in validation] if validation else None
     options = TrainOptions(

@@ -17,9 +17,9 @@ import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2
+from ..model.config import config_to_dict
 from .augment import Augmentation
 from .checkpoints import (
-    config_to_dict,
     load_training_state,
     save_model,
     save_training_state,

@@ -1,0 +1,81 @@
+"""What the subcommands share: option groups, messages and the progress display."""
+
+import argparse
+import contextlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+
+from ..errors import SAM2Error
+
+PROG = "napari-sam2"
+DEFAULT_MODEL = "sam2.1_hiera_tiny"
+
+
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where checkpoints are kept (default: $NAPARI_SAM2_CACHE, else the user cache)",
+    )
+
+
+def add_axis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--axis", help="the video axis: T, Z or an axis index (default: T, else Z)")
+    parser.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="AXIS=INDEX",
+        help="the plane to use on another axis, e.g. --fix Z=4 --fix C=1 (default: 0)",
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def check_image_size(value: int | None) -> None:
+    if value is not None and (value <= 0 or value % 32):
+        raise SAM2Error(f"--image-size must be a positive multiple of 32, got {value}")
+
+
+def parse_fixes(values: list[str]) -> dict[str, int]:
+    """--fix AXIS=INDEX options as {axis: index}."""
+    fixed = {}
+    for value in values:
+        axis, sep, index = value.partition("=")
+        if not sep or not axis or not index.strip().isdigit():
+            raise SAM2Error(f"--fix expects AXIS=INDEX such as Z=4, got {value!r}")
+        fixed[axis.strip()] = int(index)
+    return fixed
+
+
+@contextlib.contextmanager
+def progress(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
+    """A callable to advance by one frame: a tqdm bar if tqdm is installed, else a counter."""
+    if quiet:
+        yield lambda: None
+        return
+    if importlib.util.find_spec("tqdm") is not None:
+        from tqdm import tqdm
+
+        with tqdm(total=total, unit="frame", desc="propagating", file=sys.stderr) as bar:
+            yield lambda: bar.update(1)
+        return
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        print(f"\rpropagating: {done}/{total} frames", end="", file=sys.stderr, flush=True)
+
+    try:
+        yield advance
+    finally:
+        print(file=sys.stderr)
+
+
+def say(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: {message}", file=sys.stderr)

@@ -1,0 +1,149 @@
+"""`segment`: track the objects of a prompts file through a stack and write a label TIFF."""
+
+import argparse
+from pathlib import Path
+
+from ..errors import SAM2Error
+from .common import (
+    DEFAULT_MODEL,
+    add_axis_options,
+    add_cache_option,
+    add_device_option,
+    check_image_size,
+    parse_fixes,
+    progress,
+    say,
+)
+
+
+def add_parser(commands) -> None:
+    segment = commands.add_parser(
+        "segment", help="track the objects of a prompts file through a stack, headless"
+    )
+    segment.add_argument("stack", metavar="STACK", help="a TIFF, .npy or .zarr stack")
+    segment.add_argument("--prompts", required=True, metavar="JSON", help="the prompts file")
+    segment.add_argument("--out", required=True, metavar="TIF", help="the label TIFF to write")
+    add_model_options(segment)
+    add_device_option(segment)
+    add_axis_options(segment)
+    segment.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
+    segment.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    segment.add_argument(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help="model input size, a multiple of 32 (default: 1024, or the size a trained "
+        "checkpoint was trained at; smaller is faster, coarser)",
+    )
+    add_cache_option(segment)
+    segment.add_argument("--quiet", action="store_true", help="no progress output")
+    segment.set_defaults(command=run)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help=f"an official model or demo (default: what --checkpoint holds, else the prompts' "
+        f"model, else {DEFAULT_MODEL}); official weights are downloaded once, demo ships "
+        f"with the package",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a checkpoint file: official, or written by `napari-sam2 train` (works offline)",
+    )
+
+
+def check_model_name(name: str | None) -> None:
+    from ..model import MODEL_NAMES
+    from ..model.demo import DEMO_NAME
+
+    if name is not None and name not in (*MODEL_NAMES, DEMO_NAME):
+        raise SAM2Error(
+            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
+        )
+
+
+def load_model(args: argparse.Namespace, device, fallback: str | None = None):
+    """The model the options ask for: a checkpoint file (with the model it holds), else
+    `--model`, else `fallback`, else the default, with its official or shipped weights."""
+    from ..model import build_model, build_model_from_checkpoint
+    from ..model.demo import DEMO_NAME
+    from ..model.weights import fetch_checkpoint
+
+    if args.checkpoint is not None:
+        path = Path(args.checkpoint)
+        if not path.is_file():
+            raise SAM2Error(f"checkpoint file not found: {path}")
+        return build_model_from_checkpoint(
+            path, name=args.model, device=device, image_size=args.image_size
+        )
+    name = args.model or fallback or DEFAULT_MODEL
+    if args.model is None and fallback is not None:
+        try:
+            check_model_name(fallback)
+        except SAM2Error as exc:
+            raise SAM2Error(f"the prompts file's model: {exc}; or pass --model") from exc
+    check_model_name(name)
+    weights = (
+        None
+        if name == DEMO_NAME
+        else fetch_checkpoint(name, args.cache_dir, progress=not args.quiet)
+    )
+    return build_model(name, checkpoint=weights, device=device, image_size=args.image_size)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..engine import Tracker, propagate_or_restore
+    from ..io import (
+        apply_prompts,
+        check_prompts_fit,
+        check_writable,
+        label_axes,
+        open_stack,
+        read_prompts,
+        unchosen_axes,
+        video_frames,
+        write_labels,
+    )
+    from ..model.devices import resolve_device
+
+    check_model_name(args.model)
+    check_image_size(args.image_size)
+    fixed = parse_fixes(args.fix)
+    out = check_writable(args.out, args.overwrite)
+    stack = open_stack(args.stack)
+    prompts_name = Path(args.prompts).name
+    prompts = read_prompts(args.prompts)
+    axis = args.axis if args.axis is not None else prompts.video_axis
+    frames = video_frames(stack, axis, fixed)
+    for note in unchosen_axes(stack, axis, fixed):
+        say(args, f"note: reading {note} of {stack.describe()}; choose with --fix")
+    check_prompts_fit(prompts, len(frames), frames.shape[1], frames.shape[2], prompts_name)
+    if not any(obj.frames for obj in prompts.objects):
+        raise SAM2Error(f"{prompts_name}: objects: no object has a prompt; nothing to segment")
+    device = resolve_device(args.device)
+    model = load_model(args, device, fallback=prompts.model)
+    norm = prompts.normalization
+    options = {}
+    if norm is not None and norm.contrast_limits is not None:
+        options["contrast_limits"] = norm.contrast_limits
+    elif norm is not None and norm.percentiles is not None:
+        options["percentiles"] = norm.percentiles
+    tracker = Tracker(model, frames, **options)
+    try:
+        apply_prompts(tracker, prompts, prompts_name)
+        total = tracker.propagation_length(args.direction)
+        with progress(total, args.quiet) as advance:
+            for _ in propagate_or_restore(tracker, args.direction):
+                advance()
+    except torch.cuda.OutOfMemoryError as exc:
+        raise SAM2Error(
+            f"the {device} ran out of memory; try a smaller --image-size or --device cpu"
+        ) from exc
+    write_labels(out, tracker.labels(), axes=label_axes(stack, frames), overwrite=args.overwrite)
+    say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames)")
+    return 0
