@@ -2,7 +2,7 @@
 
     python scripts/train_demo.py --out runs/demo            # train (resumes if interrupted)
     python scripts/train_demo.py --out runs/demo --install  # ... and ship the weights
-    python scripts/train_demo.py --out runs/demo --eval-only
+    python scripts/train_demo.py --out runs/demo --eval-only   # scores runs/demo/model.pt
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -28,6 +28,7 @@ from napari_sam2.training import (
     Recipe,
     TrainOptions,
     evaluate_stack,
+    evaluate_zstack,
     init_from_scratch,
     init_memory_attention,
     load_trained,
@@ -149,7 +150,16 @@ def video_phase(steps: int, seed: int, lr: float) -> TrainOptions:
     )
 
 
-def evaluate(model_path: Path, out: Path, count: int, num_frames: int) -> dict:
+def evaluation_zstacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Held-out default-parameter nuclei z-stacks."""
+    out = []
+    for seed in range(first_seed, first_seed + count):
+        s = zstack(32, 256, 256, 12, seed=seed)
+        out.append(LabelledStack(s.frames, s.labels, s.lineage))
+    return out
+
+
+def evaluate(model_path: Path, out: Path, count: int, num_frames: int, zstacks: int) -> dict:
     model = load_trained(model_path)
     results = []
     for stack in evaluation_stacks(20_000, count, num_frames):
@@ -161,9 +171,27 @@ def evaluate(model_path: Path, out: Path, count: int, num_frames: int) -> dict:
         for r in results
         for c, m, k in zip(r.click_iou, r.masklet, r.corrected, strict=True)
     ]
-    report = {"summary": summary, "stacks": count, "frames": num_frames, "objects": per_object}
+    z_results = []
+    for stack in evaluation_zstacks(20_000, zstacks):
+        z_results.append(evaluate_zstack(model, stack))
+        print(f"  evaluated z-stack {len(z_results)}/{zstacks}: {summarize(z_results[-1:])}")
+    z_summary = summarize(z_results) if z_results else {}
+    z_objects = [
+        {"click_iou": c, "J": m.j, "F": m.f, "volume_iou": v}
+        for r in z_results
+        for c, m, v in zip(r.click_iou, r.masklet, r.volume_iou, strict=True)
+    ]
+    report = {
+        "summary": summary,
+        "stacks": count,
+        "frames": num_frames,
+        "objects": per_object,
+        "zstack_summary": z_summary,
+        "zstacks": zstacks,
+        "zstack_objects": z_objects,
+    }
     (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    return summary
+    return {"time-lapses": summary, "z-stacks": z_summary}
 
 
 def main() -> int:
@@ -177,6 +205,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-stacks", type=int, default=5)
     parser.add_argument("--eval-frames", type=int, default=30)
+    parser.add_argument("--eval-zstacks", type=int, default=5)
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument("--install", action="store_true", help="copy fp16 weights into the package")
     args = parser.parse_args()
@@ -217,7 +246,7 @@ def main() -> int:
         history = {"images": images.history, "video": video.history}
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
 
-    summary = evaluate(model_path, args.out, args.eval_stacks, args.eval_frames)
+    summary = evaluate(model_path, args.out, args.eval_stacks, args.eval_frames, args.eval_zstacks)
     print("evaluation:", json.dumps(summary), flush=True)
     if args.install:
         save_model(load_trained(model_path), args.out / "demo_fp16.pt", half=True)

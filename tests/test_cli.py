@@ -154,7 +154,8 @@ def test_segment_along_z_of_a_hyperstack(tmp_path, checkpoint, capsys):
     out = tmp_path / "z_labels.tif"
     code = _run(
         "segment", path, "--prompts", prompts, "--out", out, "--checkpoint", checkpoint,
-        "--axis", "Z", "--fix", "T=1", "--direction", "backward", "--device", "auto", *FAST,
+        "--axis", "Z", "--fix", "T=1", "--direction", "backward", "--device", "auto",
+        "--precision", "float32", *FAST,
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     labels, axes = read_labels(out)

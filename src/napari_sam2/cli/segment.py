@@ -25,6 +25,12 @@ def add_parser(commands) -> None:
     segment.add_argument("--out", required=True, metavar="TIF", help="the label TIFF to write")
     add_model_options(segment)
     add_device_option(segment)
+    segment.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="auto: bfloat16 on CUDA as the reference does, float32 elsewhere",
+    )
     add_axis_options(segment)
     segment.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     segment.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -133,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         options["contrast_limits"] = norm.contrast_limits
     elif norm is not None and norm.percentiles is not None:
         options["percentiles"] = norm.percentiles
-    tracker = Tracker(model, frames, **options)
+    tracker = Tracker(model, frames, precision=args.precision, **options)
     try:
         apply_prompts(tracker, prompts, prompts_name)
         total = tracker.propagation_length(args.direction)

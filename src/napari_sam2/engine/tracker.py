@@ -24,6 +24,7 @@ from .masks import fill_holes, to_frame_resolution
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 DIRECTIONS = ("forward", "backward", "both")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 class Tracker:
@@ -38,6 +39,9 @@ class Tracker:
     labels_out: an integer (T, H, W) array to write labels into (default: a new one).
     feature_cache_dir: a folder where image features are also kept on disk, reused by later
     sessions on the same frames with the same model and normalization.
+    precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
+    elsewhere; "float32" always float32; "bfloat16" autocast on any device, e.g. on CPUs with
+    AMX or AVX-512 BF16, faster but no longer the reference's float32 numbers.
     """
 
     def __init__(
@@ -52,8 +56,15 @@ class Tracker:
         percentiles: tuple[float, float] = (1.0, 99.8),
         labels_out: np.ndarray | None = None,
         feature_cache_dir: str | None = None,
+        precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model.eval()
+        self.device = model.device
+        self.bfloat16 = precision == "bfloat16" or (
+            precision == "auto" and self.device.type == "cuda"
+        )
         self.frames = (
             frames
             if isinstance(frames, FrameSource)
@@ -69,7 +80,8 @@ class Tracker:
             disk = DiskFeatureStore(
                 feature_cache_dir,
                 model,
-                normalization=f"{self.frames.channels}-{self.frames.limits.tolist()}",
+                normalization=f"{self.frames.channels}-{self.frames.limits.tolist()}"
+                + ("-bf16" if self.bfloat16 else ""),
                 frame_bytes=lambda t: np.ascontiguousarray(self.frames.read(t)).tobytes(),
                 image_pos=self._image_pos,
             )
@@ -77,7 +89,6 @@ class Tracker:
         self.result_budget_bytes = result_budget_bytes
         self.objects: dict[int, ObjectState] = {}
         self.volume = LabelVolume(self.num_frames, self.height, self.width, labels_out)
-        self.device = model.device
         config = model.config
         self._memory_options = dict(
             num_maskmem=config.num_maskmem,
@@ -144,8 +155,8 @@ class Tracker:
     # -- model calls ----------------------------------------------------------------
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bfloat16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _compute_features(self, t: int) -> FrameFeatures:

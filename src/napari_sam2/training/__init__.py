@@ -4,7 +4,14 @@ the training loop, and fine-tuning entry points."""
 from .augment import NO_AUGMENTATION, Augmentation
 from .checkpoints import load_trained, read_config, save_model
 from .clips import Clip, ClipSampler, LabelledStack
-from .evaluate import boundary_f, evaluate_stack, jaccard, masklet_score, summarize
+from .evaluate import (
+    boundary_f,
+    evaluate_stack,
+    evaluate_zstack,
+    jaccard,
+    masklet_score,
+    summarize,
+)
 from .finetune import fine_tune
 from .loop import TrainOptions, TrainResult, train
 from .losses import LossWeights, dice_loss, focal_loss, frame_loss
@@ -25,6 +32,7 @@ __all__ = [
     "clip_step",
     "dice_loss",
     "evaluate_stack",
+    "evaluate_zstack",
     "fine_tune",
     "focal_loss",
     "frame_loss",
