@@ -185,12 +185,13 @@ def run_ours(
     correction_frame: int,
     run: Run,
     feature_budget_bytes: int | None,
+    precision: str = "auto",
 ) -> Iterator[str]:
     """Our three phases, pausing after each frame with the phase's name; the Tracker reads
     and normalizes the frames itself."""
     budget = {} if feature_budget_bytes is None else {"feature_budget_bytes": feature_budget_bytes}
     first, correction, again = PHASES
-    tracker = run.tracker = Tracker(model, frames, fill_hole_area=0, **budget)
+    tracker = run.tracker = Tracker(model, frames, fill_hole_area=0, precision=precision, **budget)
     tracker.add_points(0, OBJECT_ID, [stack.click(0)], [1])
     yield first
     for t, _, logits in tracker.propagate("forward"):
@@ -232,11 +233,13 @@ def run_reference(
             yield again
 
 
-def warm_up(reference, ours: SAM2, frames: np.ndarray, stack: CellStack) -> None:
-    """Run both once on two frames, so one-time costs (kernel selection, allocator growth) fall
-    on neither timed run."""
+def warm_up(
+    reference, ours: SAM2, frames: np.ndarray, stack: CellStack, precision: str, compile: bool
+) -> None:
+    """Run both once on two frames, so one-time costs (kernel selection, allocator growth,
+    our compilation when asked) fall on neither timed run."""
     short = frames[:2]
-    tracker = Tracker(ours, short, fill_hole_area=0)
+    tracker = Tracker(ours, short, fill_hole_area=0, precision=precision, compile=compile)
     tracker.add_points(0, OBJECT_ID, [stack.click(0)], [1])
     for _ in tracker.propagate("forward"):
         pass
@@ -380,6 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="our feature cache budget in MiB (default: the Tracker's default)",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="our Tracker's precision (the reference runs float32 on the CPU)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile our heavy parts (in the warm-up)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:
@@ -412,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours": Run(StepClock(ours, OUR_METHODS)),
     }
     with torch.inference_mode():
-        warm_up(reference, ours, frames, stack)
+        warm_up(reference, ours, frames, stack, args.precision, args.compile)
         # the reference gets our exact model inputs, prepared here, outside its timing
         source = Tracker(ours, frames)
         images = torch.stack([source.frame_tensor(t) for t in range(args.frames)])
@@ -421,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             "reference": run_reference(
                 reference, images, stack, correction_frame, runs["reference"]
             ),
-            "ours": run_ours(ours, frames, stack, correction_frame, runs["ours"], budget),
+            "ours": run_ours(
+                ours, frames, stack, correction_frame, runs["ours"], budget, args.precision
+            ),
         }
         interleave(works, runs)
         note = feature_note(runs["ours"].tracker)

@@ -766,3 +766,25 @@ def test_bfloat16_precision_on_the_cpu_is_close_to_float32():
     assert (full & half).sum() / (full | half).sum() > 0.95
     with pytest.raises(SAM2Error, match="precision must be one of auto, float32, bfloat16"):
         Tracker(model, stack.frames, precision="float16")
+
+
+def test_compiled_model_tracks_like_the_eager_one():
+    """Tracker(compile=True) torch.compiles the image encoder and the memory attention in
+    place: same state_dict keys, same logits (a tiny configuration keeps compiling short)."""
+    from napari_sam2.model import build_from_config
+    from training_helpers import TINY, drifting_discs
+
+    torch.manual_seed(0)
+    eager = build_from_config(TINY).eval()
+    compiled = build_from_config(TINY).eval()
+    compiled.load_state_dict(eager.state_dict())
+    data = drifting_discs(num_frames=5)
+    runs = []
+    for model, compile in ((eager, False), (compiled, True)):
+        tracker = Tracker(model, data.frames, compile=compile)
+        tracker.add_points(0, 1, [[12, 16]], [1])
+        runs.append(np.stack([logits[0] for _, _, logits in tracker.propagate()]))
+    assert compiled.compiled and not eager.compiled
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    assert np.abs(runs[0]).max() > 1e-3
+    np.testing.assert_allclose(runs[1], runs[0], atol=1e-5 * np.abs(runs[0]).max())

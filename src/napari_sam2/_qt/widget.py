@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from ..engine import Tracker, VideoAxisView
 from ..errors import SAM2Error
-from ..io.prompts import FramePrompts, apply_frame
+from ..io import FramePrompts, apply_frame
 from ..layer_prompts import changed_prompts
 from ..model import build_model, build_model_from_checkpoint
 from ..model.demo import DEMO_NAME

@@ -31,6 +31,11 @@ def add_parser(commands) -> None:
         choices=("auto", "float32", "bfloat16"),
         help="auto: bfloat16 on CUDA as the reference does, float32 elsewhere",
     )
+    segment.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the heavy parts first (minutes; pays off on long stacks)",
+    )
     add_axis_options(segment)
     segment.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     segment.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         options["contrast_limits"] = norm.contrast_limits
     elif norm is not None and norm.percentiles is not None:
         options["percentiles"] = norm.percentiles
-    tracker = Tracker(model, frames, precision=args.precision, **options)
+    tracker = Tracker(model, frames, precision=args.precision, compile=args.compile, **options)
     try:
         apply_prompts(tracker, prompts, prompts_name)
         total = tracker.propagation_length(args.direction)

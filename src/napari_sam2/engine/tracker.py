@@ -42,6 +42,8 @@ class Tracker:
     precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
     elsewhere; "float32" always float32; "bfloat16" autocast on any device, e.g. on CPUs with
     AMX or AVX-512 BF16, faster but no longer the reference's float32 numbers.
+    compile: torch.compile the model's image encoder and memory attention (in place, see
+    `SAM2.compile_heavy_parts`); pays off on long stacks, mostly on GPUs.
     """
 
     def __init__(
@@ -57,10 +59,13 @@ class Tracker:
         labels_out: np.ndarray | None = None,
         feature_cache_dir: str | None = None,
         precision: str = "auto",
+        compile: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model.eval()
+        if compile:
+            model.compile_heavy_parts()
         self.device = model.device
         self.bfloat16 = precision == "bfloat16" or (
             precision == "auto" and self.device.type == "cuda"

@@ -8,17 +8,15 @@ from .prompts import (
     Normalization,
     ObjectPrompts,
     Prompts,
-    apply_prompts,
-    check_prompts_fit,
     decode_mask,
     encode_mask,
     parse_prompts,
     prompts_document,
-    prompts_from_tracker,
     read_prompts,
     write_prompts,
 )
 from .stacks import Stack, label_axes, open_stack, unchosen_axes, video_frames
+from .tracker_prompts import apply_frame, apply_prompts, check_prompts_fit, prompts_from_tracker
 
 __all__ = [
     "FramePrompts",
@@ -26,6 +24,7 @@ __all__ = [
     "ObjectPrompts",
     "Prompts",
     "Stack",
+    "apply_frame",
     "apply_prompts",
     "atomic_output",
     "check_prompts_fit",

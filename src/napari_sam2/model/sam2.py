@@ -138,10 +138,22 @@ class SAM2(nn.Module):
             nn.Linear(c, mem_dim) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
         )
         self._constants: dict[tuple, torch.Tensor] = {}
+        self.compiled = False
 
     @property
     def device(self) -> torch.device:
         return self.no_mem_embed.device
+
+    def compile_heavy_parts(self) -> "SAM2":
+        """torch.compile, in place, the two parts that take most of a frame's time: the image
+        encoder (one input size, static shapes) and the memory attention (dynamic shapes: the
+        number of memories grows over the first frames). Parameters and state_dict keys stay
+        as they are. The first calls pay for compiling (a minute or more)."""
+        if not self.compiled:
+            self.image_encoder.compile()
+            self.memory_attention.compile(dynamic=True)
+            self.compiled = True
+        return self
 
     # -- image --------------------------------------------------------------------------
 
