@@ -79,3 +79,17 @@ def test_random_weights_do_not(stack):
     obj_id = _cells(stack, 1)[0]
     click, _ = _click_and_track(model, stack, obj_id)
     assert click < 0.5
+
+
+def test_a_click_on_a_nucleus_segments_its_slice_in_a_zstack():
+    """On a held-out nuclei z-stack, a click on each nucleus's largest slice segments it
+    (measured IoU 0.81-0.93). Through z the masks do not stop where a nucleus ends (volume
+    IoU 0.46-0.60, docs/demo_model.md): the bound guards that level, it does not call it good."""
+    from napari_sam2.synthetic import zstack
+    from napari_sam2.training import LabelledStack, evaluate_zstack
+
+    s = zstack(20, 192, 192, 6, seed=31_337)
+    scores = evaluate_zstack(build_model("demo"), LabelledStack(s.frames, s.labels))
+    assert len(scores.object_ids) == 6
+    assert min(scores.click_iou) >= 0.75, scores.click_iou
+    assert min(scores.volume_iou) >= 0.35, scores.volume_iou

@@ -1,0 +1,78 @@
+"""The evaluation measures (J, boundary F, masklets) and the z-stack protocol, checked with
+masks whose scores are known and with a stand-in tracker that returns chosen masks."""
+
+import numpy as np
+import pytest
+
+from napari_sam2.synthetic import zstack
+from napari_sam2.training import LabelledStack, boundary_f, evaluate_zstack, jaccard, summarize
+from napari_sam2.training import evaluate as evaluate_module
+
+
+def square(size: int, y0: int, x0: int, side: int) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    mask[y0 : y0 + side, x0 : x0 + side] = True
+    return mask
+
+
+def test_jaccard_and_boundary_f():
+    a, b = square(64, 10, 10, 20), square(64, 10, 20, 20)
+    assert jaccard(a, a) == 1.0 and boundary_f(a, a) == 1.0
+    assert jaccard(a, b) == pytest.approx(200 / 600)
+    empty = np.zeros_like(a)
+    assert jaccard(empty, empty) == 1.0 and boundary_f(empty, empty) == 1.0
+    assert jaccard(a, empty) == 0.0 and boundary_f(a, empty) == 0.0
+    # a one-pixel shift is within the boundary tolerance; a 10-pixel shift is not
+    assert boundary_f(a, square(64, 11, 10, 20)) == 1.0
+    assert boundary_f(a, b) < 0.6
+
+
+class StandIn:
+    """A Tracker that answers with chosen masks: `masks[obj_id]` is (Z, H, W)."""
+
+    masks: dict[int, np.ndarray] = {}
+    clicks: dict[int, int] = {}
+
+    def __init__(self, model, frames) -> None:
+        self.num_frames = len(frames)
+
+    def add_points(self, z, obj_id, points, labels):
+        StandIn.clicks[obj_id] = z
+        return np.where(self.masks[obj_id][z], 5.0, -5.0)
+
+    def propagate(self, direction):
+        assert direction == "both"
+        for z in range(self.num_frames):
+            ids = sorted(self.masks)
+            yield z, ids, np.stack([np.where(self.masks[i][z], 5.0, -5.0) for i in ids])
+
+
+@pytest.fixture
+def nuclei():
+    s = zstack(16, 96, 96, 3, seed=4)
+    return LabelledStack(s.frames, s.labels)
+
+
+def test_zstack_protocol_clicks_the_largest_slice_and_scores_volumes(nuclei, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "Tracker", StandIn)
+    ids = [int(i) for i in np.unique(nuclei.labels) if i]
+    StandIn.masks = {i: nuclei.labels == i for i in ids}
+    perfect = evaluate_zstack(None, nuclei)
+    assert perfect.object_ids == ids
+    for i in ids:
+        areas = (nuclei.labels == i).sum(axis=(1, 2))
+        assert StandIn.clicks[i] == int(np.argmax(areas))
+    assert perfect.click_iou == [1.0] * len(ids)
+    assert perfect.volume_iou == [1.0] * len(ids)
+
+    # the right mask on the nucleus's slices, and its largest cross-section on every other
+    # slice too: the volume IoU punishes the spill more than the per-slice mean J
+    spill = {}
+    for i in ids:
+        truth = nuclei.labels == i
+        z = int(np.argmax(truth.sum(axis=(1, 2))))
+        spill[i] = np.where(truth.any(axis=(1, 2))[:, None, None], truth, truth[z])
+    StandIn.masks = spill
+    spilled = summarize([evaluate_zstack(None, nuclei)])
+    assert spilled["click_iou"] == 1.0
+    assert spilled["volume IoU"] < spilled["J"] < 1.0
