@@ -80,8 +80,13 @@ def current_rss_mib() -> float:
 
 
 def held_mib(tensors: list[torch.Tensor]) -> float:
-    """Bytes of the distinct storages behind these tensors (shared storage counted once)."""
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    """Bytes of the distinct storages behind these tensors (shared storage counted once);
+    None stands for what an evicted result no longer holds."""
+    storages = {
+        t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+        for t in tensors
+        if t is not None
+    }
     return sum(storages.values()) / MIB
 
 

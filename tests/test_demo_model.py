@@ -93,3 +93,36 @@ def test_a_click_on_a_nucleus_segments_its_slice_in_a_zstack():
     assert len(scores.object_ids) == 6
     assert min(scores.click_iou) >= 0.75, scores.click_iou
     assert min(scores.volume_iou) >= 0.35, scores.volume_iou
+
+
+def test_in_a_zstack_lost_nuclei_do_not_return_when_told():
+    """Nucleus 2 of this held-out z-stack spans slices 1-8; above slice 20 another nucleus
+    sits at the same place and SAM 2 takes it for nucleus 2 coming back. With reappear=False
+    the masklet ends where the mask first comes out empty, until a prompted slice."""
+    from napari_sam2.synthetic import zstack
+
+    s = zstack(32, 256, 256, 12, seed=20_000)
+    truth = s.labels == 2
+    z = int(np.argmax(truth.sum(axis=(1, 2))))
+    click = [interior_point(truth[z])]
+    areas = {}
+    for reappear in (True, False):
+        tracker = Tracker(build_model("demo"), s.frames, reappear=reappear)
+        tracker.add_points(z, 2, click, [1])
+        for _ in tracker.propagate("both"):
+            pass
+        areas[reappear] = (tracker.labels() == 2).sum(axis=(1, 2))
+    assert areas[True][z] > 300 and areas[True][20:].min() > 100  # found "again"
+    gone = int(np.argmax(areas[False][z:] == 0)) + z
+    assert z < gone < 20 and not areas[False][gone:].any()
+    np.testing.assert_array_equal(areas[False][:gone], areas[True][:gone])
+
+    # a prompt on a later slice (the same place, on the nucleus above) is the user saying it
+    # is there: it is followed from there
+    tracker.add_points(25, 2, click, [1])
+    for _ in tracker.propagate("forward"):
+        pass
+    after = (tracker.labels() == 2).sum(axis=(1, 2))
+    # (the new prompt is in every frame's memory, so where it is lost may move a little)
+    lost = int(np.argmax(after[z:] == 0)) + z
+    assert z < lost < 20 and not after[lost:25].any() and after[25:].all()

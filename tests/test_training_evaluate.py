@@ -33,7 +33,7 @@ class StandIn:
     masks: dict[int, np.ndarray] = {}
     clicks: dict[int, int] = {}
 
-    def __init__(self, model, frames) -> None:
+    def __init__(self, model, frames, reappear) -> None:
         self.num_frames = len(frames)
 
     def add_points(self, z, obj_id, points, labels):

@@ -11,7 +11,7 @@ from ..io import check_prompts_fit, prompts_from_tracker, read_prompts, write_la
 from ..io.prompts import Normalization
 
 
-def _video_axis_name(image, view: VideoAxisView) -> str:
+def video_axis_name(image, view: VideoAxisView) -> str:
     """ "Z" when the propagated axis is labelled z, else "T" (for label file axes)."""
     if view.video_axis is None:
         return "T"
@@ -47,7 +47,7 @@ class FilesMixin:
         if self.tracker is None:
             self._say("Nothing to save yet.")
             return
-        axes = _video_axis_name(self.image, self.view) + "YX"
+        axes = video_axis_name(self.image, self.view) + "YX"
         try:
             written = write_labels(path, self.tracker.labels(), axes=axes, overwrite=overwrite)
         except SAM2Error as error:

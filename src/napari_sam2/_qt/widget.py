@@ -27,7 +27,7 @@ from ..model.demo import DEMO_NAME
 from ..model.devices import resolve_device
 from . import prompt_layers
 from .controls import CHECKPOINT_FILE, SHORTCUTS, ControlsMixin
-from .files import FilesMixin
+from .files import FilesMixin, video_axis_name
 from .propagation import PropagationMixin
 from .workers import job
 
@@ -216,6 +216,8 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
             self.view,
             contrast_limits=None if image.rgb else tuple(image.contrast_limits),
             labels_out=prompt_layers.label_frames(self.labels, self.view),
+            # through z a nucleus spans one run of slices: once lost it is not found again
+            reappear=video_axis_name(image, self.view) != "Z",
         )
         self.labels.data[...] = 0
         self.labels.refresh()

@@ -37,6 +37,13 @@ def add_parser(commands) -> None:
         help="torch.compile the heavy parts first (minutes; pays off on long stacks)",
     )
     add_axis_options(segment)
+    segment.add_argument(
+        "--reappear",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="may an object lost on a frame be found again later? auto: no along Z (a "
+        "nucleus spans one run of slices), yes otherwise (cells leave and come back)",
+    )
     segment.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     segment.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     segment.add_argument(

@@ -44,6 +44,11 @@ class Tracker:
     AMX or AVX-512 BF16, faster but no longer the reference's float32 numbers.
     compile: torch.compile the model's image encoder and memory attention (in place, see
     `SAM2.compile_heavy_parts`); pays off on long stacks, mostly on GPUs.
+    reappear: an object judged absent on a frame may be found again on later frames, as SAM 2
+    does (cells that leave the field and come back). False stops following it, within a
+    propagation pass, from the first frame where its mask is empty after it was seen, until
+    one of its prompted frames: for z-stacks, where a nucleus spans one run of slices and another
+    nucleus at the same place deeper down is not it. Can be changed between propagations.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class Tracker:
         feature_cache_dir: str | None = None,
         precision: str = "auto",
         compile: bool = False,
+        reappear: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -80,6 +86,7 @@ class Tracker:
         self.num_frames = self.frames.num_frames
         self.height, self.width = self.frames.height, self.frames.width
         self.fill_hole_area = fill_hole_area
+        self.reappear = reappear
         disk = None
         if feature_cache_dir is not None:
             disk = DiskFeatureStore(
@@ -446,11 +453,33 @@ class Tracker:
         self, objs: list[ObjectState], order: range, reverse: bool
     ) -> Iterator[tuple[int, list[int], np.ndarray]]:
         obj_ids = [o.obj_id for o in objs]
+        seen, lost = set(), set()  # in this pass, when lost objects may not return
         for t in order:
+            frame_logits = []
             with torch.inference_mode():
-                logits = np.stack([self._track(obj, t, reverse) for obj in objs])
+                for obj in objs:
+                    if obj.obj_id in lost and t not in obj.conditioning:
+                        frame_logits.append(self._untrack(obj, t))
+                        continue
+                    frame_logits.append(self._track(obj, t, reverse))
+                    if self.reappear:
+                        continue
+                    # lost: an empty mask (an absent object's mask is empty too)
+                    if (frame_logits[-1] > 0).any():
+                        seen.add(obj.obj_id)
+                        lost.discard(obj.obj_id)
+                    elif obj.obj_id in seen:
+                        lost.add(obj.obj_id)
+            logits = np.stack(frame_logits)
             self.volume.write_frame(t, obj_ids, logits)
             yield t, obj_ids, logits
+
+    def _untrack(self, obj: ObjectState, t: int) -> np.ndarray:
+        """An object that may not return, past the frame where it was lost: empty, and the
+        frame counts as never tracked (a click there starts afresh)."""
+        obj.tracked.pop(t, None)
+        obj.direction[t] = NOT_TRACKED
+        return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
 
     def _track(self, obj: ObjectState, t: int, reverse: bool) -> np.ndarray:
         obj.direction[t] = BACKWARD if reverse else FORWARD

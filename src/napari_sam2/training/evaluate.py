@@ -156,10 +156,15 @@ def evaluate_stack(
 
 
 def evaluate_zstack(
-    model: SAM2, stack: LabelledStack, max_objects: int | None = None, min_area: int = 50
+    model: SAM2,
+    stack: LabelledStack,
+    max_objects: int | None = None,
+    min_area: int = 50,
+    reappear: bool = False,
 ) -> StackScores:
     """Click once in the middle of each object on the slice where it is largest, as a user
-    does in a z-stack, then propagate both ways through the stack.
+    does in a z-stack, then propagate both ways through the stack (with the Tracker's
+    `reappear` off by default, as recommended for z-stacks).
 
     Besides the per-slice masklet scores (slices where neither the object nor its prediction
     is count as perfect, which flatters objects that span few slices), the objects' volume
@@ -172,7 +177,7 @@ def evaluate_zstack(
     object_ids = [i for i in object_ids if (labels[largest[i]] == i).sum() >= min_area]
     object_ids = object_ids[:max_objects]
     truth = {i: labels == i for i in object_ids}
-    tracker = Tracker(model, frames)
+    tracker = Tracker(model, frames, reappear=reappear)
     click_iou = []
     for i in object_ids:
         z = largest[i]
