@@ -40,8 +40,9 @@ class Tracker:
     feature_cache_dir: a folder where image features are also kept on disk, reused by later
     sessions on the same frames with the same model and normalization.
     precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
-    elsewhere; "float32" always float32; "bfloat16" autocast on any device, e.g. on CPUs with
-    AMX or AVX-512 BF16, faster but no longer the reference's float32 numbers.
+    elsewhere; "float32" always float32 (the reference's float32 numbers on a GPU too);
+    "bfloat16" autocast on any device (on the AMX CPU of docs/performance.md it was not
+    faster than float32).
     compile: torch.compile the model's image encoder and memory attention (in place, see
     `SAM2.compile_heavy_parts`); pays off on long stacks, mostly on GPUs.
     reappear: an object judged absent on a frame may be found again on later frames, as SAM 2
