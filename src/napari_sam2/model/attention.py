@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# exp(x) for |x| below this is a normal float32 (exp(88.7) overflows, exp(-87.3) is subnormal)
+_SAFE_EXPONENT = 80.0
+
 
 class Attention(nn.Module):
     """Attention over (B, N, C) tokens with separate q/k/v/out projections."""
@@ -74,11 +77,17 @@ class Attention(nn.Module):
         q = q * q.shape[-1] ** -0.5
         keys_t = k.transpose(-1, -2)
         values = values.unsqueeze(1)  # shared by all heads
+        # |q.k| <= |q| max|k|: where that bound is below 80, exp cannot overflow or underflow
+        # to zero in float32, so the usual subtraction of each row's maximum (two passes over
+        # the weights) is not needed; the result is the same softmax
+        bound = q.norm(dim=-1) * k.norm(dim=-1).amax(dim=-1, keepdim=True)
         chunk = max(16, (1 << 23) // max(1, k.shape[-2]))
         mixed = []
         for start in range(0, q.shape[-2], chunk):
             weights = torch.matmul(q[..., start : start + chunk, :], keys_t)
-            weights = weights.sub_(weights.amax(dim=-1, keepdim=True)).exp_()
+            if float(bound[..., start : start + chunk].max()) >= _SAFE_EXPONENT:
+                weights = weights.sub_(weights.amax(dim=-1, keepdim=True))
+            weights = weights.exp_()
             total = weights.sum(dim=-1, keepdim=True)
             mixed.append(torch.matmul(weights, values).div_(total))
         summed = torch.cat(mixed, dim=-2)  # (B, heads, N, kv_in_dim)
