@@ -1,7 +1,9 @@
 """Regenerate the screenshots in docs/images: the widget in a real napari viewer on the
-synthetic time-lapse, after two clicks and a propagation.
+synthetic time-lapse after four clicks and a propagation (widget.png), and on the synthetic
+nuclei z-stack after a click on each of four nuclei at its largest slice and propagation both
+ways (widget_zstack.png).
 
-    xvfb-run -a python docs/make_screenshots.py [--checkpoint FILE]
+    xvfb-run -a python docs/make_screenshots.py [--checkpoint FILE] [--sample zstack]
 
 Without a checkpoint it uses the small "demo" model that ships with the plugin.
 """
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_sam2 import synthetic
@@ -31,10 +34,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--image-size", default="256")
+    parser.add_argument("--sample", choices=("timelapse", "zstack"), default="timelapse")
     args = parser.parse_args()
     viewer = napari.Viewer()
     viewer.window.resize(1400, 900)
-    viewer.open_sample("napari-sam2", "timelapse")
+    viewer.open_sample("napari-sam2", args.sample)
     _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     app = QApplication.instance()
     if args.checkpoint is None:
@@ -46,21 +50,30 @@ def main() -> None:
     widget.load_button.click()
     wait_until(app, lambda: widget.tracker is not None)
 
-    truth = synthetic.timelapse().labels
-    t = 0
-    for label in sorted(set(truth[t].ravel()) - {0})[:4]:
+    if args.sample == "timelapse":
+        truth = synthetic.timelapse().labels
+        clicks = [(0, label) for label in sorted(set(truth[0].ravel()) - {0})[:4]]
+        direction, shown = "forward", 5
+    else:
+        truth = synthetic.zstack().labels
+        ids = sorted(set(truth.ravel()) - {0})[:4]
+        clicks = [(int(np.argmax((truth == i).sum(axis=(1, 2)))), i) for i in ids]
+        direction, shown = "both", clicks[0][0]
+    for n, (t, label) in enumerate(clicks):
         y, x = (truth[t] == label).nonzero()
-        if label != 1:
+        if n:
             widget.add_object()
+        viewer.dims.current_step = (t, 0, 0)
         widget.clicks.add([[t, y.mean(), x.mean()]])
         wait_until(app, lambda: not widget.busy)
     wait_until(app, lambda: not widget.busy and widget._applied)
-    widget.propagate("forward")
+    widget.propagate(direction)
     wait_until(app, lambda: not widget.busy)
-    viewer.dims.current_step = (5, 0, 0)
+    viewer.dims.current_step = (shown, 0, 0)
     HERE.mkdir(exist_ok=True)
-    viewer.screenshot(HERE / "widget.png", canvas_only=False)
-    print(f"wrote {HERE / 'widget.png'}")
+    name = "widget.png" if args.sample == "timelapse" else "widget_zstack.png"
+    viewer.screenshot(HERE / name, canvas_only=False)
+    print(f"wrote {HERE / name}")
     viewer.close()
 
 
