@@ -162,7 +162,7 @@ def read_pairs(
     fixed: dict[str, int],
     images_option: str,
     labels_option: str,
-) -> list:
+) -> list[tuple[object, np.ndarray]]:
     """(frames, labels) per stack, the frames lazy and the labels read whole."""
     from ..io import open_stack, video_frames
 
