@@ -21,6 +21,7 @@ import torch
 
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.feature_cache import feature_bytes
+from napari_sam2.engine.tracker import PRECISIONS
 from napari_sam2.model import SAM2, build_model
 from napari_sam2.synthetic import moving_cells
 
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "float32", "bfloat16"),
+        choices=PRECISIONS,
         help="our Tracker's precision (the reference runs float32 on the CPU)",
     )
     parser.add_argument(

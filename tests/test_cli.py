@@ -24,14 +24,7 @@ NAME = "sam2.1_hiera_tiny"
 FAST = ["--image-size", "64"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these model runs are tiny: on a busy shared machine, synchronizing OpenMP threads
-    # costs far more than a second thread saves (measured: 35 s against 3 s)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ from napari_sam2.model import build_from_config
 from napari_sam2.training import read_config, save_model
 from training_helpers import TINY, drifting_discs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from napari_sam2.engine import Tracker
 from napari_sam2.errors import SAM2Error
@@ -27,15 +26,7 @@ from napari_sam2.io import (
 from napari_sam2.model import build_model
 from napari_sam2.synthetic import moving_cells
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these model runs are tiny: on a busy shared machine, synchronizing OpenMP threads
-    # costs far more than a second thread saves (measured: 35 s against 3 s)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mask(height=12, width=16) -> np.ndarray:

@@ -25,14 +25,7 @@ from napari_sam2.training import (
 from napari_sam2.training.loop import learning_rate
 from training_helpers import TINY, drifting_discs
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small ops on a shared CPU run much faster without thread hand-offs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _options(**changes) -> TrainOptions:

@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
     segment.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "float32", "bfloat16"),
+        choices=("auto", "float32", "bfloat16"),  # engine.tracker.PRECISIONS, without torch
         help="auto: bfloat16 on CUDA as the reference does, float32 elsewhere",
     )
     segment.add_argument(
@@ -91,19 +91,14 @@ def load_model(args: argparse.Namespace, device, fallback: str | None = None):
     from ..model.weights import fetch_checkpoint
 
     if args.checkpoint is not None:
-        path = Path(args.checkpoint)
-        if not path.is_file():
-            raise SAM2Error(f"checkpoint file not found: {path}")
         return build_model_from_checkpoint(
-            path, name=args.model, device=device, image_size=args.image_size
+            args.checkpoint, name=args.model, device=device, image_size=args.image_size
         )
     name = args.model or fallback or DEFAULT_MODEL
-    if args.model is None and fallback is not None:
-        try:
-            check_model_name(fallback)
-        except SAM2Error as exc:
-            raise SAM2Error(f"the prompts file's model: {exc}; or pass --model") from exc
-    check_model_name(name)
+    try:
+        check_model_name(name)
+    except SAM2Error as exc:  # --model was checked before anything was read
+        raise SAM2Error(f"the prompts file's model: {exc}; or pass --model") from exc
     weights = (
         None
         if name == DEMO_NAME

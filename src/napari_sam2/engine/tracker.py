@@ -21,6 +21,7 @@ from .feature_cache import DiskFeatureStore, FeatureCache
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
+from .prompt_inputs import to_model_xy
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -138,32 +139,7 @@ class Tracker:
         return self.objects[obj_id]
 
     def _to_model_xy(self, xy, what: str) -> torch.Tensor:
-        try:
-            xy = np.asarray(xy, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise SAM2Error(f"{what} coordinates must be numbers") from exc
-        if what == "box corner":
-            if xy.size != 4:
-                raise SAM2Error(f"a box is four numbers: x0, y0, x1, y1 (got {xy.size})")
-            xy = xy.reshape(2, 2)
-        elif xy.size == 0:
-            xy = xy.reshape(0, 2)
-        elif xy.shape == (2,):  # one point given as (x, y)
-            xy = xy.reshape(1, 2)
-        elif xy.ndim != 2 or xy.shape[1] != 2:
-            raise SAM2Error(f"points must be an (N, 2) array of (x, y), got shape {xy.shape}")
-        if not np.isfinite(xy).all():
-            raise SAM2Error(f"{what} coordinates must be finite numbers")
-        outside = (
-            (xy[:, 0] < 0) | (xy[:, 0] > self.width) | (xy[:, 1] < 0) | (xy[:, 1] > self.height)
-        )
-        if outside.any():
-            x, y = xy[np.argmax(outside)]
-            raise SAM2Error(
-                f"{what} at (x={x:g}, y={y:g}) is outside the {self.width} x {self.height} frame"
-            )
-        scale = np.array([self.model.image_size / self.width, self.model.image_size / self.height])
-        return torch.tensor(xy * scale, dtype=torch.float32)
+        return to_model_xy(xy, what, self.width, self.height, self.model.image_size)
 
     # -- model calls ----------------------------------------------------------------
 

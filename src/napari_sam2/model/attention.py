@@ -36,6 +36,7 @@ class Attention(nn.Module):
             raise ValueError(
                 f"{num_heads} heads do not divide the internal width {self.internal_dim}"
             )
+        self.head_dim = self.internal_dim // num_heads
         self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.k_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
         self.v_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
@@ -53,8 +54,7 @@ class Attention(nn.Module):
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Heads-split queries and keys, values (B, M, kv_in_dim) not yet projected."""
-        head_dim = self.internal_dim // self.num_heads
-        if not self.training and q.device.type == "cpu" and self.kv_in_dim < head_dim:
+        if not self.training and q.device.type == "cpu" and self.kv_in_dim < self.head_dim:
             out = self._attend_then_project_values(q, k, values)
         else:
             v = self._split_heads(self.v_proj(values))
@@ -69,9 +69,9 @@ class Attention(nn.Module):
 
         Each row of attention weights sums to 1, so weights @ (X W^T + b) equals
         (weights @ X) W^T + b. Memory attention's values have 64 channels against 256 per
-        head: summing before projecting takes 4 times fewer multiply-adds for the values,
-        which on a CPU makes the cross-attention to 7 memory frames about 1.5 times faster
-        than the fused kernel with projected values. Queries go in chunks so that the
+        head: summing before projecting takes 4 times fewer multiply-adds for the values;
+        on a CPU the memory attention ran 10-13 % faster than with the fused kernel on
+        projected values (docs/performance.md). Queries go in chunks so that the
         (queries x keys) weights of a chunk stay near 32 MB and the whole matrix never exists.
         """
         q = q * q.shape[-1] ** -0.5
@@ -139,7 +139,6 @@ class RoPEAttention(Attention):
         super().__init__(*args, **kwargs)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
-        self.head_dim = self.internal_dim // self.num_heads
         self._rotations = axial_rotations(self.head_dim, feat_sizes[0], feat_sizes[1], rope_theta)
 
     def _rotations_for(self, num_tokens: int, device: torch.device) -> torch.Tensor:

@@ -125,8 +125,7 @@ def evaluate_stack(
     Objects are those with at least `min_area` pixels on the first frame; a cell's masklet
     includes its daughters after a division (the lineage)."""
     stop = min(start + num_frames, stack.num_frames)
-    # frame by frame: lazy stacks (a file's view along one axis) are indexed one frame at a time
-    frames = np.stack([np.asarray(stack.frames[t]) for t in range(start, stop)])
+    frames = _read_frames(stack, start, stop)
     labels = stack.labels[start:stop]
     ids, counts = np.unique(labels[0], return_counts=True)
     object_ids = [int(i) for i, n in zip(ids, counts, strict=True) if i and n >= min_area]
@@ -169,27 +168,32 @@ def evaluate_zstack(
     Besides the per-slice masklet scores (slices where neither the object nor its prediction
     is count as perfect, which flatters objects that span few slices), the objects' volume
     IoU: predicted and true voxels over the whole stack."""
-    frames = np.stack([np.asarray(stack.frames[t]) for t in range(stack.num_frames)])
-    labels = stack.labels
-    ids, counts = np.unique(labels, return_counts=True)
-    object_ids = [int(i) for i in ids if i]
-    largest = {i: int(np.argmax((labels == i).sum(axis=(1, 2)))) for i in object_ids}
-    object_ids = [i for i in object_ids if (labels[largest[i]] == i).sum() >= min_area]
-    object_ids = object_ids[:max_objects]
-    truth = {i: labels == i for i in object_ids}
+    frames = _read_frames(stack, 0, stack.num_frames)
+    truth, largest = {}, {}
+    for i in (int(i) for i in np.unique(stack.labels) if i):
+        mask = stack.labels == i
+        areas = mask.sum(axis=(1, 2))
+        if areas.max() >= min_area:
+            truth[i], largest[i] = mask, int(np.argmax(areas))
+    object_ids = list(truth)[:max_objects]
+    masks = {i: np.zeros(stack.labels.shape, bool) for i in object_ids}
     tracker = Tracker(model, frames, reappear=reappear)
     click_iou = []
     for i in object_ids:
         z = largest[i]
         logits = tracker.add_points(z, i, [interior_point(truth[i][z])], [1])
         click_iou.append(jaccard(logits > 0, truth[i][z]))
-    masks = {i: np.zeros(labels.shape, bool) for i in object_ids}
     for z, ids_on_slice, logits in tracker.propagate("both"):
         for i, logit in zip(ids_on_slice, logits, strict=True):
             masks[i][z] = logit > 0
     scores = [masklet_score(masks[i], truth[i]) for i in object_ids]
     volume = [jaccard(masks[i], truth[i]) for i in object_ids]
     return StackScores(object_ids, click_iou, scores, [], volume)
+
+
+def _read_frames(stack: LabelledStack, start: int, stop: int) -> np.ndarray:
+    # frame by frame: lazy stacks (a file's view along one axis) are indexed one frame at a time
+    return np.stack([np.asarray(stack.frames[t]) for t in range(start, stop)])
 
 
 def summarize(results: list[StackScores]) -> dict[str, float]:
