@@ -1,0 +1,73 @@
+"""CTC result folders: gaps split into tracks, parents before daughters, atomic, refused
+when they would overwrite something, and valid for py-ctcmetrics."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from ctc_helpers import score, write_ground_truth
+from napari_sam2.errors import SAM2Error
+from napari_sam2.io.ctc import ctc_tracks, mask_name, write_ctc
+
+
+def _volume():
+    labels = np.zeros((6, 16, 16), dtype=np.int32)
+    labels[0:3, 2:6, 2:6] = 1  # parent, frames 0-2
+    labels[3:6, 1:4, 1:4] = 5  # daughters from frame 3
+    labels[3:6, 8:12, 8:12] = 6
+    labels[0:2, 10:14, 2:6] = 2  # present, gone on frames 2-3, back on 4-5
+    labels[4:6, 10:14, 2:6] = 2
+    return labels
+
+
+def test_gaps_become_new_tracks_with_the_old_as_parent():
+    relabelled, tracks = ctc_tracks(_volume(), {5: 1, 6: 1})
+    rows = {(k.label, k.begin, k.end, k.parent) for k in tracks}
+    assert rows == {(1, 0, 2, 0), (2, 0, 1, 0), (5, 3, 5, 1), (6, 3, 5, 1), (7, 4, 5, 2)}
+    assert relabelled.dtype == np.uint16
+    assert (relabelled[4][10:14, 2:6] == 7).all() and (relabelled[0][10:14, 2:6] == 2).all()
+
+
+def test_parent_that_overlaps_its_daughter_is_dropped():
+    labels = _volume()
+    labels[3, 14:16, 14:16] = 1  # the parent lives on into the daughters' first frame
+    _, tracks = ctc_tracks(labels, {5: 1})
+    assert {k.label: k.parent for k in tracks}[5] == 0
+
+
+def test_written_folder_is_valid_and_scores_perfectly_against_itself(tmp_path):
+    labels, lineage = _volume(), {5: 1, 6: 1}
+    tracks = write_ctc(tmp_path / "res", labels, lineage)
+    write_ground_truth(tmp_path / "gt", labels, lineage)
+    lines = (tmp_path / "res" / "res_track.txt").read_text().splitlines()
+    assert len(lines) == len(tracks) and lines[0] == "1 0 2 0"
+    mask = tifffile.imread(tmp_path / "res" / "mask000.tif")
+    assert mask.dtype == np.uint16 and mask.shape == (16, 16)
+    metrics = score(tmp_path / "res", tmp_path / "gt")
+    assert metrics["Valid"] == 1 and metrics["TRA"] == pytest.approx(1.0)
+    assert metrics["BC(0)"] == pytest.approx(1.0)
+
+
+def test_four_digits_past_1000_frames():
+    assert mask_name(7, 1000) == "mask007.tif" and mask_name(7, 1001) == "mask0007.tif"
+
+
+def test_non_empty_folder_refused_unless_overwrite(tmp_path):
+    labels = _volume()
+    write_ctc(tmp_path / "res", labels)
+    before = (tmp_path / "res" / "res_track.txt").read_text()
+    with pytest.raises(SAM2Error, match="not empty"):
+        write_ctc(tmp_path / "res", labels[:, ::-1].copy())
+    assert (tmp_path / "res" / "res_track.txt").read_text() == before
+    write_ctc(tmp_path / "res", labels[:3], overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "res").iterdir())[-1] == "res_track.txt"
+    assert len(list((tmp_path / "res").glob("*.tif"))) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_folder_with_other_files_never_replaced(tmp_path):
+    (tmp_path / "res").mkdir()
+    tifffile.imwrite(tmp_path / "res" / "raw.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(SAM2Error, match="raw.tif"):
+        write_ctc(tmp_path / "res", _volume(), overwrite=True)
+    assert [p.name for p in (tmp_path / "res").iterdir()] == ["raw.tif"]
