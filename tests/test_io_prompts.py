@@ -74,7 +74,7 @@ def _assert_same(a: Prompts, b: Prompts) -> None:
 def test_round_trip(tmp_path):
     path = write_prompts(tmp_path / "prompts.json", _prompts())
     document = json.loads(path.read_text())
-    assert document["version"] == 1 and document["format"] == "napari-sam2 prompts"
+    assert document["version"] == 2 and document["format"] == "napari-sam2 prompts"
     assert document["objects"][0]["frames"]["0"]["points"] == [[4.5, 6.0, 1], [10.0, 2.25, 0]]
     _assert_same(read_prompts(path), _prompts())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.json"]
@@ -117,8 +117,9 @@ OBJ1_F0 = ("objects", 0, "frames", "0")
 @pytest.mark.parametrize(
     ("where", "value", "message"),
     [
-        (("version",), 2, "version: 2 is newer"),
-        (("version",), "1", 'version: expected 1, got "1"'),
+        (("version",), 3, "version: 3 is newer"),
+        (("version",), "1", 'version: expected one of 1, 2, got "1"'),
+        (("version",), True, "version: expected one of 1, 2, got true"),
         (("version",), _DELETE, "version: missing"),
         (("format",), "labels", "format: expected 'napari-sam2 prompts'"),
         (("model",), "sam3", "model: unknown model"),
@@ -133,7 +134,8 @@ OBJ1_F0 = ("objects", 0, "frames", "0")
         (("objects", 1, "id"), 1, r"objects\[1\].id: 1 is used by an earlier object"),
         (("objects", 0, "id"), _DELETE, r"objects\[0\].id: missing"),
         (("objects", 1, "name"), 5, r"objects\[1\].name: expected a string"),
-        (("objects", 1, "colour"), "red", r"objects\[1\]: unknown field 'colour'"),
+        (("objects", 1, "colour"), "red", r"objects\[1\].colour: expected \"#rrggbb\""),
+        (("objects", 1, "shape"), "round", r"objects\[1\]: unknown field 'shape'"),
         (("objects", 0, "frames", "first"), {"box": [0, 0, 1, 1]}, "frame keys are frame"),
         (OBJ1_F0 + ("points", 0), [1, 2], r"frames\['0'\].points\[0\]: expected \[x, y, label\]"),
         (OBJ1_F0 + ("points", 1), [1, "a", 1], r"points\[1\]\[1\]: expected a finite number"),
@@ -233,3 +235,110 @@ def test_prompts_made_on_other_frames_are_refused(tracker_parts):
     prompts = Prompts(objects=[], frame_shape=(40, 60))
     with pytest.raises(SAM2Error, match="frame_shape: the prompts were made on 40 x 60"):
         apply_prompts(Tracker(model, frames), prompts)
+
+
+# -- hardening: each a clear SAM2Error before anything is allocated or applied ------------
+
+
+def _read_text(tmp_path, text: str) -> Prompts:
+    path = tmp_path / "p.json"
+    path.write_text(text, encoding="utf-8")
+    return read_prompts(path)
+
+
+def test_deeply_nested_json_is_an_error_not_a_recursion_error(tmp_path):
+    with pytest.raises(SAM2Error, match="p.json: JSON nested too deeply"):
+        _read_text(tmp_path, "[" * 100_000 + "]" * 100_000)
+
+
+def test_an_integer_of_thousands_of_digits_is_an_error(tmp_path):
+    text = '{"version": 2, "objects": [{"id": ' + "9" * 5000 + "}]}"
+    with pytest.raises(SAM2Error, match="p.json: not a usable JSON document"):
+        _read_text(tmp_path, text)
+
+
+def test_a_repeated_key_is_an_error_not_the_later_value(tmp_path):
+    frames = '"frames": {"3": {"points": [[1, 1, 1]]}, "3": {"points": [[2, 2, 0]]}}'
+    with pytest.raises(SAM2Error, match="p.json: the key '3' appears twice"):
+        _read_text(tmp_path, '{"version": 2, "objects": [{"id": 1, ' + frames + "}]}")
+
+
+def test_nan_and_infinity_literals_are_errors(tmp_path):
+    text = '{"version": 2, "objects": [{"id": 1, "frames": {"0": {"points": [[NaN, 1, 1]]}}}]}'
+    with pytest.raises(SAM2Error, match="NaN is not a number JSON allows"):
+        _read_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("key", ["٣", "03", "+3", " 3", "3.0", "१"])
+def test_frame_keys_are_plain_ascii_digits(key):
+    document = {"version": 2, "objects": [{"id": 1, "frames": {key: {"points": [[1, 1, 1]]}}}]}
+    with pytest.raises(SAM2Error, match="frame keys are frame indices"):
+        parse_prompts(document, "p.json")
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (OBJ1_F0 + ("points", 1), [10**400, 2, 1], r"points\[1\]\[0\]: expected a finite number"),
+        (OBJ1_F0 + ("box",), [0, 0, 1e308 * 10, 1], r"box\[2\]: expected a finite number"),
+        (("objects", 0, "id"), 2**32, r"objects\[0\].id: 4294967296 is larger than"),
+        (("objects", 0, "id"), 10**30, r"objects\[0\].id: .* is larger than"),
+        (("frame_shape",), [10**9, 10**9], r"frame_shape\[0\]: .* is larger than"),
+        (("frame_shape",), [60000, 60000], r"frame_shape: \[60000, 60000\] is larger"),
+        (("image_size",), 100, "image_size: a model input size is a multiple of 32"),
+        (("video_axis",), 10**20, "video_axis: expected an axis letter or index"),
+        (("lineage",), {"7": 7}, "lineage: object 7 is its own ancestor"),
+        (("lineage",), {"٧": 1}, r"lineage\['٧'\]: frame keys"),
+        (("log",), {"op": "reset"}, "log: expected a list of operations"),
+    ],
+)
+def test_absurd_numbers_are_errors(where, value, message):
+    with pytest.raises(SAM2Error, match=message):
+        parse_prompts(_set(_document(), where, value), "p.json")
+
+
+def test_a_mask_size_is_checked_before_it_is_expanded():
+    # 10^10 pixels declared with two runs: refused from the numbers alone, without a frame
+    # shape to compare with, before any array is made
+    document = _set(_document(), ("frame_shape",), None)
+    huge = {"size": [100_000, 100_000], "counts": [0, 10**10]}
+    with pytest.raises(SAM2Error, match=r"mask.size\[0\]: 100000 is larger than"):
+        parse_prompts(_set(document, ("objects", 0, "frames", "3", "mask"), huge), "p.json")
+    big = {"size": [65536, 65536], "counts": [0, 65536**2]}
+    with pytest.raises(SAM2Error, match=r"mask.size: \[65536, 65536\] is larger than any frame"):
+        parse_prompts(_set(document, ("objects", 0, "frames", "3", "mask"), big), "p.json")
+    with pytest.raises(SAM2Error, match="runs do not cover"):
+        decode_mask({"size": [4, 4], "counts": [0, 10**6]})
+
+
+def test_a_version_1_file_reads_as_version_2(tmp_path):
+    document = _document()
+    v1 = {key: document[key] for key in ("format", "model", "video_axis", "frame_shape")}
+    v1 |= {"version": 1, "normalization": document["normalization"]}
+    v1["objects"] = [{k: o[k] for k in ("id", "name", "frames")} for o in document["objects"]]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(v1))
+    prompts = read_prompts(path)
+    _assert_same(prompts, _prompts())
+    assert prompts.log is None and prompts.lineage == {} and prompts.image_size is None
+    # written back, it is version 2 and reads the same
+    again = read_prompts(write_prompts(tmp_path / "v2.json", prompts))
+    _assert_same(again, _prompts())
+    # version 2 fields are not version 1 fields
+    with pytest.raises(SAM2Error, match="unknown field 'log'"):
+        parse_prompts(v1 | {"log": []}, "v1.json")
+
+
+def test_version_2_fields_round_trip(tmp_path):
+    prompts = _prompts()
+    prompts.objects[1].parent = 1
+    prompts.objects[0].colour = "#ff8000"
+    prompts.checkpoint, prompts.image_size, prompts.fixed = "/models/mine.pt", 512, (0, 3)
+    prompts.num_frames, prompts.reappear = 9, False
+    prompts.log = [{"op": "reset"}]
+    back = read_prompts(write_prompts(tmp_path / "s.json", prompts))
+    _assert_same(back, prompts)
+    assert back.lineage == {7: 1} and back.objects[1].parent == 1
+    assert back.objects[0].colour == "#ff8000"
+    assert (back.checkpoint, back.image_size, back.fixed) == ("/models/mine.pt", 512, (0, 3))
+    assert (back.num_frames, back.reappear, back.log) == (9, False, [{"op": "reset"}])

@@ -1,9 +1,10 @@
 """The prompts file: which objects to segment and the clicks, boxes and masks that define them,
-so a segmentation can be rerun headless, resumed in napari, or shared.
+so a segmentation can be rerun headless, resumed in napari, or shared. A session file is the
+same document with the log of what the user did (see `napari_sam2.session`).
 
-A JSON document, version 1, in the frames' own pixel coordinates (x to the right, y down):
+A JSON document, version 2, in the frames' own pixel coordinates (x to the right, y down):
 
-    {"format": "napari-sam2 prompts", "version": 1,
+    {"format": "napari-sam2 prompts", "version": 2,
      "model": "sam2.1_hiera_tiny", "video_axis": "T", "frame_shape": [128, 160],
      "normalization": {"percentiles": [1, 99.8]},
      "objects": [{"id": 1, "name": "cell 1", "frames": {
@@ -14,7 +15,11 @@ Points are [x, y, label] with label 1 (object) or 0 (background); a box is [x0, 
 a mask replaces the other prompts of its frame. Masks are run-length encoded like COCO's
 uncompressed RLE but over the mask flattened row by row (C order, unlike COCO's column
 order): `counts` alternate runs of 0 and 1 starting with 0, `size` is [H, W].
-Everything but `objects` may be null or left out.
+Everything but `objects` may be null or left out. Version 2 adds, all optional: `checkpoint`
+(the model file a session used), `image_size`, `fixed` (the index of every other leading
+axis), `num_frames`, `reappear`, per object `colour` ("#rrggbb") and `parent`, `lineage`
+({"daughter id": parent id}) and `log` (a session's operations, read by
+`napari_sam2.session`). Version 1 files read as version 2 without these.
 """
 
 import json
@@ -30,7 +35,13 @@ from ..errors import SAM2Error
 from .atomic import atomic_output
 
 FORMAT = "napari-sam2 prompts"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
+# the largest label a label file holds (uint32); ids beyond it would wrap around
+MAX_OBJECT_ID = 2**32 - 1
+# a frame (or mask) larger than this is a corrupt file, not a microscope image
+MAX_FRAME_SIDE = 1 << 16
+MAX_FRAME_PIXELS = 1 << 28
 
 
 @dataclass
@@ -63,6 +74,8 @@ class ObjectPrompts:
     id: int
     name: str = ""
     frames: dict[int, FramePrompts] = field(default_factory=dict)
+    colour: str | None = None
+    parent: int | None = None
 
 
 @dataclass
@@ -83,6 +96,15 @@ class Prompts:
     video_axis: str | int | None = None
     frame_shape: tuple[int, int] | None = None
     normalization: Normalization | None = None
+    checkpoint: str | None = None
+    image_size: int | None = None
+    fixed: tuple[int, ...] | None = None
+    num_frames: int | None = None
+    reappear: bool | None = None
+    lineage: dict[int, int] = field(default_factory=dict)
+    # a session's operations as JSON values (checked by `napari_sam2.session.parse_log`);
+    # None: no log, only the prompts above
+    log: list | None = None
 
     def object(self, obj_id: int) -> ObjectPrompts:
         """The object with this id, added if new."""
@@ -111,8 +133,10 @@ def encode_mask(mask: np.ndarray) -> dict[str, list[int]]:
 
 def decode_mask(rle: dict[str, Any]) -> np.ndarray:
     """The (H, W) bool mask of an `encode_mask` dictionary."""
-    height, width = rle["size"]
+    height, width = (int(n) for n in rle["size"])
     counts = np.asarray(rle["counts"], dtype=np.int64)
+    if counts.ndim != 1 or (counts < 0).any() or int(counts.sum()) != height * width:
+        raise SAM2Error(f"the mask's runs do not cover its {height} x {width} pixels exactly")
     runs = np.arange(len(counts)) % 2 == 1
     return np.repeat(runs, counts).reshape(height, width)
 
@@ -132,18 +156,33 @@ class _Fields:
         raise SAM2Error(prefix + message)
 
     def number(self, value, where: str) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            self.fail(where, f"expected a finite number, got {json.dumps(value)}")
-        return float(value)
+        try:
+            # a huge JSON integer overflows float(): as absurd as inf
+            number = None if isinstance(value, bool) else float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+        if number is None or not isinstance(value, int | float) or not math.isfinite(number):
+            self.fail(where, f"expected a finite number, got {_shown(value)}")
+        return number
 
-    def integer(self, value, where: str, minimum: int = 0) -> int:
+    def integer(self, value, where: str, minimum: int = 0, maximum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(where, f"expected an integer >= {minimum}, got {json.dumps(value)}")
+            self.fail(where, f"expected an integer >= {minimum}, got {_shown(value)}")
+        if maximum is not None and value > maximum:
+            self.fail(where, f"{_shown(value)} is larger than the largest allowed, {maximum}")
         return value
+
+    def frame_index(self, key, where: str) -> int:
+        """A frame key: ASCII digits without leading zeros ("٣" or "03" would alias "3")."""
+        if not (
+            isinstance(key, str)
+            and key.isascii()
+            and key.isdigit()
+            and (key == "0" or not key.startswith("0"))
+            and len(key) <= 18
+        ):
+            self.fail(where, "frame keys are frame indices: '0', '1', ... (ASCII digits)")
+        return int(key)
 
     def pair(self, value, where: str, what: str) -> tuple[float, float]:
         if not isinstance(value, list) or len(value) != 2:
@@ -160,56 +199,102 @@ class _Fields:
         return value
 
 
+def _shown(value) -> str:
+    """A JSON value for a message, cut short (a 4,000-digit number is not worth quoting)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_TOP_FIELDS = (
+    "format",
+    "version",
+    "model",
+    "checkpoint",
+    "image_size",
+    "video_axis",
+    "fixed",
+    "num_frames",
+    "frame_shape",
+    "normalization",
+    "reappear",
+    "objects",
+    "lineage",
+    "log",
+)
+_V1_FIELDS = ("format", "version", "model", "video_axis", "frame_shape", "normalization", "objects")
+
+
 def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
-    """Prompts from a decoded JSON document; a SAM2Error names the first bad field."""
+    """Prompts from a decoded JSON document (version 1 or 2); a SAM2Error names the first
+    bad field."""
     f = _Fields(source)
-    top = f.keys(
-        document,
-        "",
-        (
-            "format",
-            "version",
-            "model",
-            "video_axis",
-            "frame_shape",
-            "normalization",
-            "objects",
-        ),
-        "a JSON object",
-    )
-    if top.get("format", FORMAT) != FORMAT:
-        f.fail("format", f"expected {FORMAT!r}, got {json.dumps(top['format'])}")
-    if "version" not in top:
-        f.fail("version", f"missing; this reader knows version {VERSION}")
-    version = top["version"]
+    if not isinstance(document, dict):
+        f.fail("", f"expected a JSON object, got {type(document).__name__}")
+    version = document.get("version")
+    if "version" not in document:
+        f.fail("version", f"missing; this reader knows versions {VERSIONS}")
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        f.fail("version", f"{version} is newer than this napari-sam2 reads ({VERSION}); update")
-    if version != VERSION:
-        f.fail("version", f"expected {VERSION}, got {json.dumps(version)}")
+        f.fail(
+            "version", f"{_shown(version)} is newer than this napari-sam2 reads ({VERSION}); update"
+        )
+    if version not in VERSIONS or isinstance(version, bool):
+        f.fail("version", f"expected one of {', '.join(map(str, VERSIONS))}, got {_shown(version)}")
+    allowed = _TOP_FIELDS if version == 2 else _V1_FIELDS
+    top = f.keys(document, "", allowed, "a JSON object")
+    if top.get("format", FORMAT) != FORMAT:
+        f.fail("format", f"expected {FORMAT!r}, got {_shown(top['format'])}")
     prompts = Prompts()
     model = top.get("model")
     if model is not None:
-        from ..model import MODEL_NAMES
+        from ..model.catalogue import is_known_model, model_names
 
-        if model not in MODEL_NAMES:
-            f.fail("model", f"unknown model {json.dumps(model)}; known: {', '.join(MODEL_NAMES)}")
+        if not is_known_model(model):
+            f.fail("model", f"unknown model {_shown(model)}; known: {', '.join(model_names())}")
         prompts.model = model
+    checkpoint = top.get("checkpoint")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
+        f.fail("checkpoint", f"expected the path of a checkpoint file, got {_shown(checkpoint)}")
+    prompts.checkpoint = checkpoint
+    if top.get("image_size") is not None:
+        size = f.integer(top["image_size"], "image_size", minimum=32, maximum=8192)
+        if size % 32:
+            f.fail("image_size", f"a model input size is a multiple of 32, got {size}")
+        prompts.image_size = size
     axis = top.get("video_axis")
     if axis is not None:
-        valid = (isinstance(axis, str) and len(axis) == 1 and axis.isalpha()) or (
-            isinstance(axis, int) and not isinstance(axis, bool) and axis >= 0
-        )
+        valid = (
+            isinstance(axis, str) and len(axis) == 1 and axis.isascii() and axis.isalpha()
+        ) or (isinstance(axis, int) and not isinstance(axis, bool) and 0 <= axis < 32)
         if not valid:
-            f.fail("video_axis", f"expected an axis letter or index, got {json.dumps(axis)}")
+            f.fail("video_axis", f"expected an axis letter or index, got {_shown(axis)}")
         prompts.video_axis = axis.upper() if isinstance(axis, str) else axis
+    fixed = top.get("fixed")
+    if fixed is not None:
+        if not isinstance(fixed, list) or len(fixed) > 32:
+            f.fail("fixed", "expected a list of axis indices")
+        prompts.fixed = tuple(
+            f.integer(v, f"fixed[{i}]", maximum=MAX_FRAME_PIXELS) for i, v in enumerate(fixed)
+        )
+    if top.get("num_frames") is not None:
+        prompts.num_frames = f.integer(top["num_frames"], "num_frames", 1, MAX_FRAME_PIXELS)
     shape = top.get("frame_shape")
     if shape is not None:
         if not isinstance(shape, list) or len(shape) != 2:
             f.fail("frame_shape", "expected [height, width]")
         prompts.frame_shape = tuple(
-            f.integer(v, f"frame_shape[{i}]", minimum=1) for i, v in enumerate(shape)
+            f.integer(v, f"frame_shape[{i}]", minimum=1, maximum=MAX_FRAME_SIDE)
+            for i, v in enumerate(shape)
         )
+        if prompts.frame_shape[0] * prompts.frame_shape[1] > MAX_FRAME_PIXELS:
+            f.fail("frame_shape", f"{list(prompts.frame_shape)} is larger than any frame read")
     prompts.normalization = _parse_normalization(f, top.get("normalization"))
+    reappear = top.get("reappear")
+    if reappear is not None and not isinstance(reappear, bool):
+        f.fail("reappear", f"expected true or false, got {_shown(reappear)}")
+    prompts.reappear = reappear
     if "objects" not in top:
         f.fail("objects", "missing; expected a list of objects")
     if not isinstance(top["objects"], list):
@@ -221,6 +306,11 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
             f.fail(f"objects[{i}].id", f"{obj.id} is used by an earlier object")
         seen.add(obj.id)
         prompts.objects.append(obj)
+    prompts.lineage = _parse_lineage(f, top.get("lineage"), prompts.objects)
+    log = top.get("log")
+    if log is not None and not isinstance(log, list):
+        f.fail("log", "expected a list of operations")
+    prompts.log = log
     return prompts
 
 
@@ -241,28 +331,65 @@ def _parse_normalization(f: _Fields, value) -> Normalization | None:
     return Normalization(**{key: (low, high)})
 
 
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}", re.ASCII)
+
+
 def _parse_object(f: _Fields, value, where: str, frame_shape) -> ObjectPrompts:
-    entry = f.keys(value, where, ("id", "name", "frames"), "an object")
+    entry = f.keys(value, where, ("id", "name", "colour", "parent", "frames"), "an object")
     if "id" not in entry:
         f.fail(f"{where}.id", "missing; expected the object's label value (1, 2, ...)")
-    obj = ObjectPrompts(f.integer(entry["id"], f"{where}.id", minimum=1))
+    obj = ObjectPrompts(f.integer(entry["id"], f"{where}.id", minimum=1, maximum=MAX_OBJECT_ID))
     name = entry.get("name")
     if name is not None and not isinstance(name, str):
-        f.fail(f"{where}.name", f"expected a string, got {json.dumps(name)}")
+        f.fail(f"{where}.name", f"expected a string, got {_shown(name)}")
     obj.name = name or ""
+    colour = entry.get("colour")
+    if colour is not None and not (isinstance(colour, str) and _COLOUR.fullmatch(colour)):
+        f.fail(f"{where}.colour", f'expected "#rrggbb", got {_shown(colour)}')
+    obj.colour = colour
+    if entry.get("parent") is not None:
+        obj.parent = f.integer(entry["parent"], f"{where}.parent", 1, MAX_OBJECT_ID)
     frames = entry.get("frames", {})
     if not isinstance(frames, dict):
         f.fail(f"{where}.frames", "expected an object of frame index: prompts")
     for key, frame in frames.items():
         here = f"{where}.frames[{key!r}]"
-        if not (isinstance(key, str) and key.isdigit()):
-            f.fail(here, "frame keys are frame indices: '0', '1', ...")
-        obj.frames[int(key)] = _parse_frame(f, frame, here, frame_shape)
+        obj.frames[f.frame_index(key, here)] = _parse_frame(f, frame, here, frame_shape)
     return obj
 
 
-def _parse_frame(f: _Fields, value, where: str, frame_shape) -> FramePrompts:
-    entry = f.keys(value, where, ("points", "box", "mask"), "an object")
+def _parse_lineage(f: _Fields, value, objects: list[ObjectPrompts]) -> dict[int, int]:
+    """{"daughter": parent}, merged with the objects' `parent` fields; no object is its own
+    ancestor."""
+    lineage = {obj.id: obj.parent for obj in objects if obj.parent is not None}
+    if value is not None:
+        if not isinstance(value, dict):
+            f.fail("lineage", 'expected {"daughter id": parent id, ...}')
+        for key, parent in value.items():
+            here = f"lineage[{key!r}]"
+            daughter = f.frame_index(key, here)  # the same canonical digits as frame keys
+            if not 1 <= daughter <= MAX_OBJECT_ID:
+                f.fail(here, f"object ids are 1 to {MAX_OBJECT_ID}")
+            parent = f.integer(parent, here, minimum=1, maximum=MAX_OBJECT_ID)
+            if lineage.get(daughter, parent) != parent:
+                f.fail(here, f"differs from object {daughter}'s parent {lineage[daughter]}")
+            lineage[daughter] = parent
+    for daughter in lineage:
+        ancestor, steps = daughter, 0
+        while ancestor in lineage:
+            ancestor, steps = lineage[ancestor], steps + 1
+            if ancestor == daughter or steps > len(lineage):
+                f.fail("lineage", f"object {daughter} is its own ancestor")
+    return lineage
+
+
+def parse_frame_prompts(f: _Fields, value, where: str, frame_shape) -> FramePrompts:
+    """One frame's prompts {"points": ..., "box": ..., "mask": ...}; at least one of them."""
+    return _parse_frame(f, value, where, frame_shape)
+
+
+def _parse_frame(f: _Fields, value, where: str, frame_shape, extra=()) -> FramePrompts:
+    entry = f.keys(value, where, ("points", "box", "mask", *extra), "an object")
     prompts = FramePrompts()
     points = entry.get("points") or []
     if not isinstance(points, list):
@@ -273,7 +400,7 @@ def _parse_frame(f: _Fields, value, where: str, frame_shape) -> FramePrompts:
             f.fail(here, "expected [x, y, label]")
         x, y = f.number(point[0], f"{here}[0]"), f.number(point[1], f"{here}[1]")
         if point[2] not in (0, 1) or isinstance(point[2], bool | float):
-            f.fail(f"{here}[2]", f"a label is 1 (object) or 0 (background), got {point[2]}")
+            f.fail(f"{here}[2]", f"a label is 1 (object) or 0 (background), got {_shown(point[2])}")
         prompts.points.append((x, y, int(point[2])))
     box = entry.get("box")
     if box is not None:
@@ -284,20 +411,17 @@ def _parse_frame(f: _Fields, value, where: str, frame_shape) -> FramePrompts:
     if mask is not None:
         if prompts.points or prompts.box is not None:
             f.fail(f"{where}.mask", "a mask replaces points and boxes; give it on its own")
-        prompts.mask = _parse_mask(f, mask, f"{where}.mask", frame_shape)
-    if not prompts.points and prompts.box is None and prompts.mask is None:
+        prompts.mask = parse_mask(f, mask, f"{where}.mask", frame_shape)
+    if not prompts.points and prompts.box is None and prompts.mask is None and not extra:
         f.fail(where, "no points, box or mask")
     return prompts
 
 
-def _parse_mask(f: _Fields, value, where: str, frame_shape) -> np.ndarray:
+def parse_mask(f: _Fields, value, where: str, frame_shape) -> np.ndarray:
+    """A run-length encoded mask, its size checked against the frame shape and its runs'
+    sum before anything is allocated."""
     entry = f.keys(value, where, ("size", "counts"), '{"size": [H, W], "counts": [...]}')
-    size = entry.get("size")
-    if not isinstance(size, list) or len(size) != 2:
-        f.fail(f"{where}.size", "expected [height, width]")
-    height, width = (f.integer(v, f"{where}.size[{i}]", minimum=1) for i, v in enumerate(size))
-    if frame_shape is not None and (height, width) != tuple(frame_shape):
-        f.fail(f"{where}.size", f"[{height}, {width}] differs from frame_shape {frame_shape}")
+    height, width = _checked_size(f, entry.get("size"), f"{where}.size", frame_shape)
     counts = entry.get("counts")
     if not isinstance(counts, list) or not all(
         isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
@@ -306,28 +430,89 @@ def _parse_mask(f: _Fields, value, where: str, frame_shape) -> np.ndarray:
     if sum(counts) != height * width:
         f.fail(
             f"{where}.counts",
-            f"runs cover {sum(counts)} pixels, the mask has {height} x {width} = {height * width}",
+            f"runs cover {_shown(sum(counts))} pixels, the mask has {height} x {width} = "
+            f"{height * width}",
         )
     return decode_mask({"size": [height, width], "counts": counts})
 
 
+def _checked_size(f: _Fields, size, where: str, frame_shape) -> tuple[int, int]:
+    if not isinstance(size, list) or len(size) != 2:
+        f.fail(where, "expected [height, width]")
+    height, width = (
+        f.integer(v, f"{where}[{i}]", minimum=1, maximum=MAX_FRAME_SIDE) for i, v in enumerate(size)
+    )
+    if frame_shape is not None and (height, width) != tuple(frame_shape):
+        f.fail(where, f"[{height}, {width}] differs from frame_shape {list(frame_shape)}")
+    if height * width > MAX_FRAME_PIXELS:
+        f.fail(where, f"[{height}, {width}] is larger than any frame read")
+    return height, width
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: a repeated key (the later would silently win)
+    is an error."""
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def loads_document(text: str, source: str) -> Any:
+    """Decode a JSON document strictly: no repeated keys, no deep nesting, no NaN; every
+    failure a SAM2Error naming `source`."""
+
+    def constant(name: str):
+        raise SAM2Error(f"{source}: {name} is not a number JSON allows")
+
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=constant)
+    except _DuplicateKey as exc:
+        raise SAM2Error(f"{source}: the key {str(exc)!r} appears twice in one object") from exc
+    except json.JSONDecodeError as exc:
+        raise SAM2Error(
+            f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
+    except RecursionError as exc:
+        raise SAM2Error(f"{source}: JSON nested too deeply to be a prompts file") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SAM2Error(f"{source}: not a usable JSON document ({exc})") from exc
+
+
 def read_prompts(path: str | Path) -> Prompts:
-    """Read and validate a prompts file."""
+    """Read and validate a prompts (or session) file."""
     path = Path(path)
     if not path.is_file():
         raise SAM2Error(f"prompts file not found: {path}")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SAM2Error(f"{path.name}: not a text file ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise SAM2Error(
-            f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from exc
-    return parse_prompts(document, path.name)
+    except OSError as exc:
+        raise SAM2Error(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    return parse_prompts(loads_document(text, path.name), path.name)
 
 
 # -- writing ---------------------------------------------------------------------------
+
+
+def frame_document(frame: FramePrompts) -> dict[str, Any]:
+    """One frame's prompts as a JSON-ready dictionary (points, box, mask; the empty ones left
+    out)."""
+    entry: dict[str, Any] = {}
+    if frame.points:
+        entry["points"] = [[x, y, int(label)] for x, y, label in frame.points]
+    if frame.box is not None:
+        entry["box"] = list(frame.box)
+    if frame.mask is not None:
+        entry["mask"] = encode_mask(frame.mask)
+    return entry
 
 
 def prompts_document(prompts: Prompts) -> dict[str, Any]:
@@ -341,23 +526,31 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
     for obj in prompts.objects:
         frames = {}
         for t, frame in sorted(obj.frames.items()):
-            entry: dict[str, Any] = {}
-            if frame.points:
-                entry["points"] = [[x, y, int(label)] for x, y, label in frame.points]
-            if frame.box is not None:
-                entry["box"] = list(frame.box)
-            if frame.mask is not None:
-                entry["mask"] = encode_mask(frame.mask)
-            frames[str(t)] = entry
-        objects.append({"id": obj.id, "name": obj.name, "frames": frames})
+            frames[str(t)] = frame_document(frame)
+        objects.append(
+            {
+                "id": obj.id,
+                "name": obj.name,
+                "colour": obj.colour,
+                "parent": obj.parent,
+                "frames": frames,
+            }
+        )
     return {
         "format": FORMAT,
         "version": VERSION,
         "model": prompts.model,
+        "checkpoint": prompts.checkpoint,
+        "image_size": prompts.image_size,
         "video_axis": prompts.video_axis,
+        "fixed": None if prompts.fixed is None else list(prompts.fixed),
+        "num_frames": prompts.num_frames,
         "frame_shape": None if prompts.frame_shape is None else list(prompts.frame_shape),
         "normalization": normalization,
+        "reappear": prompts.reappear,
         "objects": objects,
+        "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},
+        "log": prompts.log,
     }
 
 
