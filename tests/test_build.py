@@ -175,8 +175,9 @@ def test_weights_do_not_depend_on_image_size(good_checkpoint):
 
 
 def test_image_size_must_be_a_multiple_of_32():
-    with pytest.raises(ValueError, match="multiple of 32"):
-        build_model("sam2.1_hiera_tiny", image_size=300)
+    for size in (300, 0, -32, 10**6):
+        with pytest.raises(SAM2Error, match="multiple of 32"):
+            build_model("sam2.1_hiera_tiny", image_size=size)
 
 
 def test_checkpoint_file_brings_its_model(tmp_path, good_checkpoint):

@@ -79,13 +79,18 @@ def _no_user_settings(monkeypatch):
 
 def test_registry_lists_the_eight_official_files():
     assert set(weights.REGISTRY) == set(MODEL_NAMES)
-    assert weights.REGISTRY["sam2.1_hiera_large"].url() == (
+    assert weights.download_url("sam2.1_hiera_large") == (
         "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_large.pt"
     )
-    assert weights.REGISTRY["sam2_hiera_base_plus"].url() == (
+    assert weights.download_url("sam2_hiera_base_plus") == (
         "https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_base_plus.pt"
     )
-    assert all(entry.size_mb > 100 for entry in weights.REGISTRY.values())
+    assert weights.download_url("sam2_hiera_tiny", "http://mirror/x/") == (
+        "http://mirror/x/072824/sam2_hiera_tiny.pt"
+    )
+    assert all(entry.download_mb > 100 for entry in weights.REGISTRY.values())
+    with pytest.raises(SAM2Error, match="ships with the package"):
+        weights.download_url("demo")
 
 
 def test_cache_directory_argument_then_environment_then_platform(tmp_path, monkeypatch):

@@ -20,17 +20,20 @@ def add_parsers(commands) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..model.demo import DEMO_NAME, demo_weights_path
-    from ..model.weights import REGISTRY, cache_directory, cached_path, is_cached
+    from ..model.catalogue import CATALOGUE
+    from ..model.demo import demo_weights_path
+    from ..model.weights import cache_directory, cached_path, is_cached
 
     print(f"weights cache: {cache_directory(args.cache_dir)}")
     rows = [("model", "size", "cached", "path")]
-    for name, entry in REGISTRY.items():
+    for name, entry in CATALOGUE.items():
+        if entry.shipped:
+            demo = demo_weights_path()
+            rows.append((name, f"~{demo.stat().st_size / 1e6:.0f} MB", "shipped", str(demo)))
+            continue
         cached = is_cached(name, args.cache_dir)
         path = str(cached_path(name, args.cache_dir)) if cached else "-"
-        rows.append((name, f"~{entry.size_mb} MB", "yes" if cached else "no", path))
-    demo = demo_weights_path()
-    rows.append((DEMO_NAME, f"~{demo.stat().st_size / 1e6:.0f} MB", "shipped", str(demo)))
+        rows.append((name, f"~{entry.download_mb} MB", "yes" if cached else "no", path))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for *cells, path in rows:
         print(
@@ -42,10 +45,11 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..model.demo import DEMO_NAME, demo_weights_path
+    from ..model.catalogue import model_entry
+    from ..model.demo import demo_weights_path
     from ..model.weights import fetch_checkpoint
 
-    if args.name == DEMO_NAME:  # nothing to download: it comes with the package
+    if model_entry(args.name).shipped:  # nothing to download: it comes with the package
         print(demo_weights_path())
         return 0
     print(fetch_checkpoint(args.name, args.cache_dir, args.url))

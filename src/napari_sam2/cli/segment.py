@@ -74,20 +74,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_model_name(name: str | None) -> None:
-    from ..model import MODEL_NAMES
-    from ..model.demo import DEMO_NAME
+    from ..model.catalogue import model_entry
 
-    if name is not None and name not in (*MODEL_NAMES, DEMO_NAME):
-        raise SAM2Error(
-            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
-        )
+    if name is not None:
+        model_entry(name)
 
 
 def load_model(args: argparse.Namespace, device, fallback: str | None = None):
     """The model the options ask for: a checkpoint file (with the model it holds), else
     `--model`, else `fallback`, else the default, with its official or shipped weights."""
     from ..model import build_model, build_model_from_checkpoint
-    from ..model.demo import DEMO_NAME
+    from ..model.catalogue import model_entry
     from ..model.weights import fetch_checkpoint
 
     if args.checkpoint is not None:
@@ -101,7 +98,7 @@ def load_model(args: argparse.Namespace, device, fallback: str | None = None):
         raise SAM2Error(f"the prompts file's model: {exc}; or pass --model") from exc
     weights = (
         None
-        if name == DEMO_NAME
+        if model_entry(name).shipped
         else fetch_checkpoint(name, args.cache_dir, progress=not args.quiet)
     )
     return build_model(name, checkpoint=weights, device=device, image_size=args.image_size)

@@ -1,94 +1,26 @@
-"""Assemble a SAM 2 model from its configuration, optionally loading a checkpoint."""
+"""Build a model by name or from a checkpoint file: the catalogue says what a name means,
+`assemble` wires the network, `checkpoint` reads weights, `weights` downloads them.
+
+The top of the model package: it imports those modules, none of them imports it.
+"""
 
 from pathlib import Path
 
 import torch
 
 from ..errors import SAM2Error
-from .attention import RoPEAttention
-from .checkpoint import likely_model, load_checkpoint, read_checkpoint
-from .config import CONFIGS, MODEL_NAMES, SAM2Config
-from .demo import DEMO_CONFIG, DEMO_NAME, load_demo_state
-from .hiera import Hiera
-from .image_encoder import FpnNeck, ImageEncoder
-from .memory_attention import MemoryAttention, MemoryAttentionLayer
-from .memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
-from .position_encoding import PositionEmbeddingSine
+from .assemble import (  # noqa: F401  (re-exported: the parts builders are public)
+    build_from_config,
+    image_encoder_of,
+    memory_attention_of,
+    memory_encoder_of,
+)
+from .catalogue import DEMO_NAME, OFFICIAL_NAMES, model_entry
+from .checkpoint import check_finite, likely_model, load_checkpoint, read_checkpoint
+from .config import CONFIGS, SAM2Config
+from .demo import DEMO_CONFIG, load_demo_state
+from .devices import check_device
 from .sam2 import SAM2
-
-
-def image_encoder_of(config: SAM2Config) -> ImageEncoder:
-    """The Hiera trunk and FPN neck of a configuration."""
-    t = config.trunk
-    trunk = Hiera(
-        embed_dim=t.embed_dim,
-        num_heads=t.num_heads,
-        stages=t.stages,
-        global_att_blocks=t.global_att_blocks,
-        window_pos_embed_bkg_spatial_size=t.window_pos_embed_bkg_spatial_size,
-        window_spec=t.window_spec,
-    )
-    neck = FpnNeck(
-        position_encoding=PositionEmbeddingSine(config.d_model),
-        d_model=config.d_model,
-        backbone_channel_list=list(reversed(t.channels)),
-        fpn_top_down_levels=list(config.fpn_top_down_levels),
-        fpn_interp_model="nearest",
-    )
-    return ImageEncoder(trunk, neck, scalp=config.scalp)
-
-
-def memory_attention_of(config: SAM2Config) -> MemoryAttention:
-    """The memory attention stack of a configuration."""
-    side = config.image_embedding_size
-    rope = dict(
-        embedding_dim=config.d_model,
-        num_heads=1,
-        downsample_rate=1,
-        dropout=0.1,
-        rope_theta=10000.0,
-        feat_sizes=(side, side),
-    )
-    layer = MemoryAttentionLayer(
-        activation="relu",
-        cross_attention=RoPEAttention(**rope, rope_k_repeat=True, kv_in_dim=config.mem_dim),
-        d_model=config.d_model,
-        dim_feedforward=config.memory_attention_ffn_dim,
-        dropout=0.1,
-        pos_enc_at_attn=False,
-        pos_enc_at_cross_attn_keys=True,
-        pos_enc_at_cross_attn_queries=False,
-        self_attention=RoPEAttention(**rope),
-    )
-    return MemoryAttention(
-        d_model=config.d_model,
-        pos_enc_at_input=True,
-        layer=layer,
-        num_layers=config.memory_attention_layers,
-    )
-
-
-def memory_encoder_of(config: SAM2Config) -> MemoryEncoder:
-    """The memory encoder of a configuration."""
-    return MemoryEncoder(
-        out_dim=config.mem_dim,
-        mask_downsampler=MaskDownSampler(
-            embed_dim=config.d_model, kernel_size=3, stride=2, padding=1
-        ),
-        fuser=Fuser(
-            CXBlock(dim=config.d_model, kernel_size=7, padding=3, layer_scale_init_value=1e-6),
-            num_layers=config.fuser_layers,
-        ),
-        position_encoding=PositionEmbeddingSine(config.mem_dim),
-        in_dim=config.d_model,
-    )
-
-
-def build_from_config(config: SAM2Config) -> SAM2:
-    """A randomly initialized model of the given configuration (in training mode)."""
-    return SAM2(
-        config, image_encoder_of(config), memory_attention_of(config), memory_encoder_of(config)
-    )
 
 
 def build_model(
@@ -97,23 +29,25 @@ def build_model(
     device: str | torch.device = "cpu",
     image_size: int | None = None,
 ) -> SAM2:
-    """Build one of `MODEL_NAMES` (or a custom config) in eval mode on `device`.
+    """Build a catalogue model (or a custom config) in eval mode on `device`.
 
     checkpoint: None for random weights, a path to a `{"model": state_dict}` file, or
     "auto" for the official checkpoint from the weights registry. image_size builds the
     same architecture at another input size (weights are independent of it).
-    The small "demo" model loads its shipped weights when checkpoint is None or "auto".
+    The shipped "demo" model loads its own weights when checkpoint is None or "auto".
     """
-    demo = isinstance(name, str) and name == DEMO_NAME
+    device = check_device(device)
     if isinstance(name, SAM2Config):
-        config = name
+        config, entry = name, None
     else:
-        config = model_config(name)
+        config, entry = model_config(name), model_entry(name)
     if image_size is not None:
         config = config.at_image_size(image_size)
     model = build_from_config(config)
-    if demo and checkpoint in (None, "auto"):
-        model.load_state_dict(load_demo_state(), strict=True)
+    if entry is not None and entry.shipped and checkpoint in (None, "auto"):
+        state = load_demo_state()
+        check_finite(state, entry.name)
+        model.load_state_dict(state, strict=True)
     elif checkpoint is not None:
         load_checkpoint(model, _resolve_checkpoint(config, checkpoint))
     return model.to(device).eval()
@@ -143,8 +77,11 @@ def build_model_from_checkpoint(
     model at 1024; keep_trained_size ignores image_size for a stored configuration (for
     callers whose size is a default rather than the user's request).
     """
+    device = check_device(device)
     path = Path(checkpoint)
     state, stored = read_checkpoint(path)
+    if name is not None:
+        model_entry(name)  # an unknown name is an error before anything is built
     if stored is not None:
         if name is not None and name not in (stored.name, DEMO_NAME):
             raise SAM2Error(
@@ -157,7 +94,7 @@ def build_model_from_checkpoint(
         if name is None:
             raise SAM2Error(
                 f"checkpoint {path} stores no model configuration and fits no official SAM 2 "
-                f"model; name its model ({', '.join(MODEL_NAMES)})"
+                f"model; name its model ({', '.join(OFFICIAL_NAMES)})"
             )
         config = model_config(name)
     if image_size is not None and not (keep_trained_size and stored is not None):
@@ -170,18 +107,13 @@ def build_model_from_checkpoint(
 def _official_name_of(path: Path) -> str | None:
     """The official model a file is named after (longest match first: "sam2.1_hiera_tiny"
     before "sam2_hiera_t...")."""
-    for name in sorted(MODEL_NAMES, key=len, reverse=True):
+    for name in sorted(OFFICIAL_NAMES, key=len, reverse=True):
         if path.stem.startswith(name):
             return name
     return None
 
 
 def model_config(name: str) -> SAM2Config:
-    """The configuration of an official model name or of "demo"."""
-    if name == DEMO_NAME:
-        return DEMO_CONFIG
-    if name not in CONFIGS:
-        raise SAM2Error(
-            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}, {DEMO_NAME}"
-        )
-    return CONFIGS[name]
+    """The network configuration of a catalogue model name (a SAM2Error for any other)."""
+    entry = model_entry(name)
+    return DEMO_CONFIG if entry.name == DEMO_NAME else CONFIGS[entry.name]

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..errors import SAM2Error
-from .config import SAM2Config, config_from_dict
+from .assemble import parameter_shapes
+from .config import CONFIGS, SAM2Config, config_from_dict
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -64,7 +65,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Conf
             raise SAM2Error(f"cannot read the model configuration {beside} ({exc})") from exc
     if data is not None and not isinstance(data, Mapping):
         raise SAM2Error(f"checkpoint {path} stores a model configuration that is not a table")
-    return dict(state), config_from_dict(data) if data is not None else None
+    config = None
+    if data is not None:
+        try:
+            config = config_from_dict(data)
+        except SAM2Error as exc:
+            raise SAM2Error(f"checkpoint {path} stores an impossible {exc}") from exc
+    return dict(state), config
 
 
 def _shape_signature(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -73,14 +80,10 @@ def _shape_signature(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, 
 
 def likely_model(state: Mapping[str, torch.Tensor]) -> str | None:
     """The official model whose parameter names and shapes best match `state`."""
-    from .build import build_from_config
-    from .config import CONFIGS
-
     found = _shape_signature(state)
     best, best_score = None, 0.0
     for name, config in CONFIGS.items():
-        with torch.device("meta"):
-            expected = _shape_signature(build_from_config(config).state_dict())
+        expected = parameter_shapes(config)
         same = sum(1 for k, shape in expected.items() if found.get(k) == shape)
         score = same / max(len(expected), len(found))
         if score > best_score:
@@ -117,4 +120,21 @@ def load_checkpoint(
             if keys
         )
         raise SAM2Error(f"checkpoint {path} does not fit model {name}: {hint} ({detail})")
+    check_finite(state, path)
     model.load_state_dict(state, strict=True)
+
+
+def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Raise a SAM2Error if any weight is NaN or infinite: such a model returns NaN logits,
+    which read as "no object anywhere" and would give an all-background label volume."""
+    bad = [
+        key
+        for key, value in state.items()
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise SAM2Error(
+            f"checkpoint {path} holds NaN or infinite weights ({bad[0]}{more}); it is damaged "
+            "or came from a diverged training run: use another file"
+        )

@@ -4,6 +4,7 @@ Values are facts taken from the official model configurations; everything the ne
 to be built is here, so a reader finds the architecture without yaml or hydra.
 """
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -74,9 +75,116 @@ class SAM2Config:
 
     def at_image_size(self, image_size: int) -> "SAM2Config":
         """The same architecture at another input size (a multiple of 32)."""
-        if image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
+        _check_image_size(image_size)
         return replace(self, image_size=image_size)
+
+
+# Bounds far beyond any SAM 2 model: a value outside them is a damaged or hostile file, and
+# building it would exhaust memory or fail deep inside torch.
+MAX_IMAGE_SIZE = 8192
+MAX_WIDTH = 16384
+MAX_DEPTH = 256
+
+
+def _check_image_size(image_size: object) -> None:
+    if type(image_size) is not int or not 32 <= image_size <= MAX_IMAGE_SIZE or image_size % 32:
+        raise SAM2Error(
+            f"image_size must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE}, got {image_size!r}"
+        )
+
+
+def validate_config(config: SAM2Config) -> None:
+    """Raise a SAM2Error naming the first field of `config` that no SAM 2 network can have."""
+    problems = _config_problems(config)
+    if problems:
+        raise SAM2Error(f"model configuration {config.name!r}: {problems[0]}")
+
+
+def _config_problems(config: SAM2Config) -> list[str]:
+    problems: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    def count(value: object, low: int, high: int) -> bool:
+        return type(value) is int and low <= value <= high
+
+    def counts(value: object, low: int, high: int, length: int | None = None) -> bool:
+        return (
+            isinstance(value, tuple)
+            and len(value) > 0
+            and (length is None or len(value) == length)
+            and all(count(v, low, high) for v in value)
+        )
+
+    t = config.trunk
+    need(isinstance(config.name, str) and bool(config.name), "name must be a non-empty text")
+    if not isinstance(t, HieraConfig):
+        return [*problems, "trunk must be a Hiera configuration"]
+    need(count(t.embed_dim, 1, MAX_WIDTH), f"trunk.embed_dim must be 1..{MAX_WIDTH}")
+    need(count(t.num_heads, 1, 64), "trunk.num_heads must be 1..64")
+    need(
+        counts(t.stages, 1, MAX_DEPTH, length=4),
+        f"trunk.stages must be 4 block counts of 1..{MAX_DEPTH}",
+    )
+    if problems:
+        return problems
+    need(t.embed_dim % t.num_heads == 0, "trunk.embed_dim must be divisible by trunk.num_heads")
+    need(counts(t.window_spec, 1, 1024, length=4), "trunk.window_spec must be 4 sizes of 1..1024")
+    need(
+        isinstance(t.global_att_blocks, tuple)
+        and all(count(b, 0, sum(t.stages) - 1) for b in t.global_att_blocks),
+        f"trunk.global_att_blocks must be block indices 0..{sum(t.stages) - 1}",
+    )
+    need(
+        counts(t.window_pos_embed_bkg_spatial_size, 1, 1024, length=2),
+        "trunk.window_pos_embed_bkg_spatial_size must be 2 sizes of 1..1024",
+    )
+    try:
+        _check_image_size(config.image_size)
+    except SAM2Error as exc:
+        problems.append(str(exc))
+    widths = ("d_model", "decoder_mlp_dim", "iou_head_hidden_dim", "memory_attention_ffn_dim")
+    for name in widths:
+        need(count(getattr(config, name), 1, MAX_WIDTH), f"{name} must be 1..{MAX_WIDTH}")
+    need(count(config.decoder_heads, 1, 64), "decoder_heads must be 1..64")
+    need(count(config.mem_dim, 1, MAX_WIDTH), f"mem_dim must be 1..{MAX_WIDTH}")
+    if problems:
+        return problems
+    # the decoder's cross-attention halves d_model; RoPE rotates pairs along x and y; an object
+    # pointer of d_model channels is split into d_model / mem_dim memory tokens
+    need(
+        config.d_model % (2 * config.decoder_heads) == 0,
+        "d_model must be divisible by 2 x decoder_heads",
+    )
+    need(config.d_model % 4 == 0, "d_model must be a multiple of 4")
+    need(config.d_model % config.mem_dim == 0, "d_model must be a multiple of mem_dim")
+    need(
+        isinstance(config.fpn_top_down_levels, tuple)
+        and all(count(v, 0, 3) for v in config.fpn_top_down_levels),
+        "fpn_top_down_levels must be levels 0..3",
+    )
+    need(config.scalp == 1, "scalp must be 1 (SAM 2 uses three of the four trunk levels)")
+    need(count(config.num_maskmem, 1, 64), "num_maskmem must be 1..64")
+    need(count(config.memory_attention_layers, 1, 64), "memory_attention_layers must be 1..64")
+    need(count(config.fuser_layers, 0, 64), "fuser_layers must be 0..64")
+    need(count(config.max_obj_ptrs_in_encoder, 1, 4096), "max_obj_ptrs_in_encoder must be 1..4096")
+    need(
+        type(config.max_cond_frames_in_attn) is int
+        and (config.max_cond_frames_in_attn == -1 or config.max_cond_frames_in_attn >= 1),
+        "max_cond_frames_in_attn must be -1 (all) or at least 1",
+    )
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.type is bool:
+            need(type(value) is bool, f"{f.name} must be true or false")
+        elif f.type is float:
+            need(
+                type(value) in (int, float) and math.isfinite(value),
+                f"{f.name} must be a finite number",
+            )
+    return problems
 
 
 _TINY = HieraConfig()
@@ -145,6 +253,8 @@ def config_from_dict(data: dict[str, Any]) -> SAM2Config:
     try:
         values = dict(data)
         values["trunk"] = build(HieraConfig, values["trunk"])
-        return build(SAM2Config, values)
-    except (KeyError, TypeError, ValueError) as exc:
+        config = build(SAM2Config, values)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SAM2Error(f"malformed model configuration ({type(exc).__name__}: {exc})") from exc
+    validate_config(config)
+    return config

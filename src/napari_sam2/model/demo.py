@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from ..errors import SAM2Error
+from .catalogue import DEMO_NAME
+from .checkpoint import read_state_dict
 from .config import HieraConfig, SAM2Config
-
-DEMO_NAME = "demo"
 
 DEMO_CONFIG = SAM2Config(
     name=DEMO_NAME,
@@ -54,7 +54,5 @@ def demo_weights_path() -> Path:
 
 def load_demo_state() -> dict[str, torch.Tensor]:
     """The demo weights as float32 tensors."""
-    from .checkpoint import read_state_dict
-
     state = read_state_dict(demo_weights_path())
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

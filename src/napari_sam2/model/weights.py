@@ -1,8 +1,9 @@
-"""The registry of the eight official checkpoints, downloaded on demand into a local cache.
+"""The official checkpoints of the model catalogue, downloaded on demand into a local cache.
 
-Downloads go through pooch. Meta publishes no hashes we could check here, so a downloaded
+Downloads go through pooch. Meta publishes no hashes for its checkpoints, so a downloaded
 file is trusted only after it reads as a checkpoint (safely, `weights_only=True`) holding
-exactly the parameter names and shapes of its model; anything else is deleted, never loaded.
+exactly the parameter names and shapes of its model, all finite (and its sha256 where the
+catalogue pins one); anything else is deleted, never loaded.
 """
 
 import importlib.util
@@ -10,16 +11,14 @@ import logging
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import SAM2Error
-from .checkpoint import read_state_dict
-from .config import CONFIGS, MODEL_NAMES
+from .assemble import parameter_shapes
+from .catalogue import CATALOGUE, ModelEntry, model_entry
+from .checkpoint import check_finite, read_state_dict
+from .config import CONFIGS
 
-OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
 CACHE_ENV = "NAPARI_SAM2_CACHE"
 BASE_URL_ENV = "NAPARI_SAM2_WEIGHTS_URL"
 # large enough that the progress bar and the Python loop cost nothing next to the network
@@ -27,44 +26,29 @@ CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One official checkpoint: its model, where it lives under the base URL, its size."""
-
-    name: str
-    release: str  # the dated folder of the release, e.g. "092824" for SAM 2.1
-    size_mb: int  # approximate, for listings only; never used to judge a file
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}.pt"
-
-    def url(self, base_url: str | None = None) -> str:
-        base = base_url or os.environ.get(BASE_URL_ENV) or OFFICIAL_BASE_URL
-        return f"{base.rstrip('/')}/{self.release}/{self.filename}"
+# the official models, by name (the demo model ships with the package: nothing to download)
+REGISTRY: dict[str, ModelEntry] = {n: e for n, e in CATALOGUE.items() if e.url is not None}
 
 
-REGISTRY: dict[str, Checkpoint] = {
-    c.name: c
-    for c in (
-        Checkpoint("sam2_hiera_tiny", "072824", 156),
-        Checkpoint("sam2_hiera_small", "072824", 184),
-        Checkpoint("sam2_hiera_base_plus", "072824", 324),
-        Checkpoint("sam2_hiera_large", "072824", 898),
-        Checkpoint("sam2.1_hiera_tiny", "092824", 149),
-        Checkpoint("sam2.1_hiera_small", "092824", 176),
-        Checkpoint("sam2.1_hiera_base_plus", "092824", 309),
-        Checkpoint("sam2.1_hiera_large", "092824", 856),
-    )
-}
-assert set(REGISTRY) == set(MODEL_NAMES)
+def registry_entry(name: str) -> ModelEntry:
+    """The catalogue entry of a downloadable model, or a SAM2Error listing the choices."""
+    entry = model_entry(name)
+    if entry.url is None:
+        raise SAM2Error(
+            f"model {name!r} ships with the package and has nothing to download; the "
+            f"downloadable models are: {', '.join(REGISTRY)}"
+        )
+    return entry
 
 
-def registry_entry(name: str) -> Checkpoint:
-    """The registry entry of an official model name, or a SAM2Error listing the names."""
-    if name not in REGISTRY:
-        raise SAM2Error(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
-    return REGISTRY[name]
+def download_url(name: str, base_url: str | None = None) -> str:
+    """Where model `name` is downloaded from: its official address, or the same path under
+    `base_url` (or $NAPARI_SAM2_WEIGHTS_URL), a mirror laid out like the official site."""
+    entry = registry_entry(name)
+    base = base_url or os.environ.get(BASE_URL_ENV)
+    if not base:
+        return entry.url
+    return f"{base.rstrip('/')}/{entry.url_path}"
 
 
 def cache_directory(path: str | Path | None = None) -> Path:
@@ -116,11 +100,11 @@ def fetch_checkpoint(
     path = cached_path(name, cache_dir)
     if _looks_complete(path):
         return path
-    url = entry.url(base_url)
+    url = download_url(name, base_url)
     if path.exists():
         # left behind by an interrupted copy, or damaged since: fetch it again
         path.unlink()
-    _download(url, path, progress)
+    _download(url, path, progress, entry.sha256)
     try:
         validate_checkpoint(path, name)
     except SAM2Error as exc:
@@ -133,7 +117,7 @@ def fetch_checkpoint(
     return path
 
 
-def _download(url: str, path: Path, progress: bool) -> None:
+def _download(url: str, path: Path, progress: bool, sha256: str | None = None) -> None:
     import pooch
     import requests
 
@@ -163,7 +147,11 @@ def _download(url: str, path: Path, progress: bool) -> None:
     try:
         # pooch writes to a temporary file beside `path` and renames it only when complete
         pooch.retrieve(
-            url, known_hash=None, fname=path.name, path=path.parent, downloader=downloader
+            url,
+            known_hash=f"sha256:{sha256}" if sha256 else None,
+            fname=path.name,
+            path=path.parent,
+            downloader=downloader,
         )
     except requests.exceptions.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
@@ -173,6 +161,11 @@ def _download(url: str, path: Path, progress: bool) -> None:
         raise SAM2Error(
             f"downloading {url} failed ({reason}: no network, or the transfer broke off); "
             f"{offline_hint}"
+        ) from exc
+    except ValueError as exc:  # pooch: the hash differs from the pinned one
+        raise SAM2Error(
+            f"the file downloaded from {url} is not the published {path.stem} checkpoint "
+            f"({exc}); try again later, or download it yourself"
         ) from exc
     except OSError as exc:
         raise SAM2Error(
@@ -185,16 +178,11 @@ def _download(url: str, path: Path, progress: bool) -> None:
 
 def validate_checkpoint(path: str | Path, name: str) -> None:
     """Raise a SAM2Error unless `path` reads safely as a checkpoint that fits model `name`."""
-    from .build import build_from_config
-
     state = read_state_dict(path)
-    with torch.device("meta"):
-        expected = build_from_config(CONFIGS[name]).state_dict()
+    expected = parameter_shapes(CONFIGS[name])
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    reshaped = sorted(
-        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
-    )
+    reshaped = sorted(k for k in set(expected) & set(state) if expected[k] != tuple(state[k].shape))
     problems = [
         f"{label} {', '.join(keys[:2])}{' ...' if len(keys) > 2 else ''}"
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("resized", reshaped))
@@ -202,3 +190,4 @@ def validate_checkpoint(path: str | Path, name: str) -> None:
     ]
     if problems:
         raise SAM2Error(f"{path} does not hold {name} weights: {'; '.join(problems)}")
+    check_finite(state, path)

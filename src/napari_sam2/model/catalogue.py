@@ -1,0 +1,116 @@
+"""Every model the project knows, where its weights come from and its default input size.
+
+The CLI, the widget, the session reader, the downloader and the builder all ask this module;
+it imports no torch, so listing models or checking a name costs nothing.
+"""
+
+from dataclasses import dataclass
+
+from ..errors import SAM2Error
+
+OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
+DEMO_NAME = "demo"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: its name, family ("sam2", "sam2.1" or "demo"), size, weights and input size.
+
+    url is None for a model whose weights ship with the package. sha256 is None where no hash
+    has been published: Meta publishes none for its checkpoints, so a download is checked by
+    its parameter names and shapes instead.
+    """
+
+    name: str
+    family: str
+    size: str
+    url: str | None
+    sha256: str | None
+    image_size: int
+    shipped: bool
+    description: str
+    download_mb: int | None = None  # approximate, for listings only
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.pt"
+
+    @property
+    def url_path(self) -> str | None:
+        """The URL below the official base (e.g. "092824/sam2.1_hiera_tiny.pt"), so that a
+        mirror with the same layout can serve the file."""
+        if self.url is None:
+            return None
+        return self.url.removeprefix(OFFICIAL_BASE_URL).lstrip("/")
+
+    @property
+    def release(self) -> str | None:
+        """The dated folder of the official release, e.g. "092824" for SAM 2.1."""
+        if self.url_path is None:
+            return None
+        return self.url_path.rpartition("/")[0] or None
+
+
+_SIZE_LETTERS = {"tiny": "T", "small": "S", "base_plus": "B+", "large": "L"}
+
+
+def _official(family: str, size: str, release: str, download_mb: int) -> ModelEntry:
+    name = f"{family}_hiera_{size}"
+    version = "SAM 2.1" if family == "sam2.1" else "SAM 2"
+    return ModelEntry(
+        name=name,
+        family=family,
+        size=size,
+        url=f"{OFFICIAL_BASE_URL}/{release}/{name}.pt",
+        sha256=None,
+        image_size=1024,
+        shipped=False,
+        description=f"{version} Hiera-{_SIZE_LETTERS[size]} (Meta's official checkpoint)",
+        download_mb=download_mb,
+    )
+
+
+_OFFICIAL = (
+    _official("sam2", "tiny", "072824", 156),
+    _official("sam2", "small", "072824", 184),
+    _official("sam2", "base_plus", "072824", 324),
+    _official("sam2", "large", "072824", 898),
+    _official("sam2.1", "tiny", "092824", 149),
+    _official("sam2.1", "small", "092824", 176),
+    _official("sam2.1", "base_plus", "092824", 309),
+    _official("sam2.1", "large", "092824", 856),
+)
+
+CATALOGUE: dict[str, ModelEntry] = {entry.name: entry for entry in _OFFICIAL}
+CATALOGUE[DEMO_NAME] = ModelEntry(
+    name=DEMO_NAME,
+    family="demo",
+    size="demo",
+    url=None,
+    sha256=None,
+    image_size=256,
+    shipped=True,
+    description="small model trained on synthetic cells, shipped with the package (offline)",
+    download_mb=None,
+)
+
+# the eight official names, in the order users see them
+OFFICIAL_NAMES: tuple[str, ...] = tuple(entry.name for entry in _OFFICIAL)
+
+
+def model_names() -> list[str]:
+    """Every model name: the eight official ones, then "demo"."""
+    return list(CATALOGUE)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The catalogue entry of `name`, or a SAM2Error naming the choices."""
+    entry = CATALOGUE.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise SAM2Error(f"unknown model {name!r}; choose one of: {', '.join(CATALOGUE)}")
+    return entry
+
+
+def is_known_model(name: object) -> bool:
+    """Whether `name` is a model of the catalogue (for readers that report errors their way)."""
+    return isinstance(name, str) and name in CATALOGUE
