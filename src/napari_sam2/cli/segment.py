@@ -154,6 +154,13 @@ def run(args: argparse.Namespace) -> int:
         raise SAM2Error(
             f"the {device} ran out of memory; try a smaller --image-size or --device cpu"
         ) from exc
-    write_labels(out, tracker.labels(), axes=label_axes(stack, frames), overwrite=args.overwrite)
+    write_labels(
+        out,
+        tracker.labels(),
+        axes=label_axes(stack, frames),
+        overwrite=args.overwrite,
+        spacing=stack.spacing,
+        unit=stack.unit,
+    )
     say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames)")
     return 0

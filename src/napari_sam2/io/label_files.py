@@ -5,12 +5,15 @@ uint32, so volumes with more than 65535 objects are plain TIFF with the axes in 
 metadata. Compression is zlib (deflate), which tifffile writes without extra packages.
 """
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SAM2Error
 from .atomic import atomic_output
+from .voxel_size import MICRON, imagej_unit
 
 IMAGEJ_ORDER = "TZCYXS"
 
@@ -31,31 +34,75 @@ def label_dtype(labels: np.ndarray) -> np.dtype:
 
 
 def write_labels(
-    path: str | Path, labels: np.ndarray, axes: str = "TYX", overwrite: bool = False
+    path: str | Path,
+    labels: np.ndarray,
+    axes: str = "TYX",
+    overwrite: bool = False,
+    spacing: Mapping[str, float] | None = None,
+    unit: str | None = None,
 ) -> Path:
     """Write a label volume (e.g. (T, H, W) with axes "TYX" or "ZYX") as a compressed TIFF.
 
-    The file appears complete or not at all; an existing file is replaced only with
-    overwrite=True.
+    spacing: physical size per axis letter (e.g. {"Z": 2.0, "Y": 0.65, "X": 0.65}) in `unit`
+    (default µm), stored as ImageJ calibration or OME physical sizes, so `open_stack` and Fiji
+    read it back. The file appears complete or not at all; an existing file is replaced only
+    with overwrite=True.
     """
     import tifffile
 
     labels = np.asarray(labels)
-    axes = axes.upper()
-    if len(axes) != labels.ndim or not axes.endswith("YX"):
+    axes = axes.upper() if isinstance(axes, str) else axes
+    if not isinstance(axes, str) or len(axes) != labels.ndim or not axes.endswith("YX"):
         raise SAM2Error(
             f"axes {axes!r} do not describe labels of shape {labels.shape} (e.g. 'TYX')"
         )
+    if labels.ndim < 2 or 0 in labels.shape:
+        raise SAM2Error(f"labels of shape {labels.shape} hold no image to write")
+    spacing = _checked_spacing(spacing, axes)
+    unit = (unit or MICRON) if spacing else None
     dtype = label_dtype(labels)
     labels = labels.astype(dtype, copy=False)
     imagej = dtype == np.uint16 and _imagej_axes(axes)
-    options = dict(compression="zlib", photometric="minisblack")
+    options: dict = dict(compression="zlib", photometric="minisblack")
+    if imagej:
+        metadata: dict = {"axes": axes}
+        if spacing:
+            metadata["unit"] = imagej_unit(unit)
+            if "Z" in spacing:
+                metadata["spacing"] = spacing["Z"]
+            if "X" in spacing and "Y" in spacing:
+                options["resolution"] = (1 / spacing["X"], 1 / spacing["Y"])
+        options.update(imagej=True, metadata=metadata)
+    else:
+        # OME-TIFF: any axis order, uint32, and physical sizes per axis
+        metadata = {"axes": axes}
+        for axis, size in spacing.items():
+            metadata[f"PhysicalSize{axis}"] = size
+            metadata[f"PhysicalSize{axis}Unit"] = unit
+        options.update(ome=True, metadata=metadata)
     with atomic_output(path, overwrite) as temporary:
-        if imagej:
-            tifffile.imwrite(temporary, labels, imagej=True, metadata={"axes": axes}, **options)
-        else:
-            tifffile.imwrite(temporary, labels, metadata={"axes": axes}, **options)
+        tifffile.imwrite(temporary, labels, **options)
     return Path(path)
+
+
+def _checked_spacing(spacing: Mapping[str, float] | None, axes: str) -> dict[str, float]:
+    if not spacing:
+        return {}
+    checked = {}
+    for axis, size in dict(spacing).items():
+        if axis not in ("Z", "Y", "X") or (axis not in axes and axis != "Z"):
+            raise SAM2Error(f"spacing names axis {axis!r}; the labels have axes {axes}")
+        try:
+            size = float(size)
+        except (TypeError, ValueError):
+            size = float("nan")
+        if not (math.isfinite(size) and size > 0):
+            raise SAM2Error(f"spacing of axis {axis} must be a positive number, got {size}")
+        checked[axis] = size
+    # a z step means nothing for a time-lapse's label volume; keep it only along Z
+    if "Z" not in axes:
+        checked.pop("Z", None)
+    return checked
 
 
 def _imagej_axes(axes: str) -> bool:

@@ -7,13 +7,14 @@ without axis names get Q for every axis before the image plane.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.stack_view import VideoAxisView
 from ..errors import SAM2Error
+from .voxel_size import Spacing, ome_zarr_spacing, tiff_spacing
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 PLANE = "YX"
@@ -28,6 +29,10 @@ class Stack:
     data: object
     axes: str
     path: Path
+    # physical size of one pixel (Y, X) or slice step (Z) in `unit`, for the axes whose file
+    # says so, e.g. {"Z": 2.0, "Y": 0.65, "X": 0.65}
+    spacing: dict[str, float] = field(default_factory=dict)
+    unit: str | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -48,17 +53,20 @@ def open_stack(path: str | Path) -> Stack:
     if not path.exists():
         raise SAM2Error(f"stack file not found: {path}")
     name = path.name.lower()
+    scale: tuple[dict[str, float], str | None] = ({}, None)
     if path.is_dir() or name.endswith(".zarr"):
-        data, axes = _open_zarr(path)
+        data, axes, scale = _open_zarr(path)
     elif name.endswith(TIFF_SUFFIXES):
-        data, axes = _open_tiff(path)
+        data, axes, scale = _open_tiff(path)
     elif name.endswith(".npy"):
         data, axes = _open_npy(path)
     else:
         raise SAM2Error(f"cannot read {path.name}: supported are {SUPPORTED}")
     if len(axes) != len(data.shape):
         raise SAM2Error(f"{path.name}: axes {axes!r} do not match its shape {data.shape}")
-    stack = Stack(data, axes, path)
+    spacing, unit = scale
+    spacing = {a: v for a, v in spacing.items() if a in "ZYX" and axes.count(a) == 1}
+    stack = Stack(data, axes, path, spacing, unit if spacing else None)
     well_formed = all(axes.count(a) == 1 for a in PLANE) and axes.count(COLOUR) <= 1
     if not well_formed or not (axes.endswith(PLANE) or axes.endswith(PLANE + COLOUR)):
         raise SAM2Error(
@@ -77,7 +85,7 @@ def _tiff_axes(axes: str) -> str:
     return axes
 
 
-def _open_tiff(path: Path) -> tuple[object, str]:
+def _open_tiff(path: Path) -> tuple[object, str, Spacing]:
     import tifffile
 
     try:
@@ -85,22 +93,23 @@ def _open_tiff(path: Path) -> tuple[object, str]:
             if not tif.series:
                 raise SAM2Error(f"{path.name} holds no images")
             axes = _tiff_axes(tif.series[0].axes)
+            scale = tiff_spacing(tif, axes)
     except (tifffile.TiffFileError, ValueError, OSError) as exc:
         raise SAM2Error(f"{path.name} is not a readable TIFF file ({exc})") from exc
     try:
-        return tifffile.memmap(path, series=0, mode="r"), axes
+        return tifffile.memmap(path, series=0, mode="r"), axes, scale
     except (ValueError, OSError):
         pass  # compressed, tiled or scattered pixels cannot be memory-mapped
     try:
         import zarr
     except ImportError:
         # without zarr, decode once into a temporary file on disk rather than into memory
-        return tifffile.imread(path, series=0, out="memmap"), axes
+        return tifffile.imread(path, series=0, out="memmap"), axes, scale
     store = tifffile.imread(path, series=0, aszarr=True)
     data = zarr.open(store, mode="r")
     if not hasattr(data, "shape"):  # a pyramid: the full-resolution level
         data = data["0"]
-    return data, axes
+    return data, axes, scale
 
 
 def _open_npy(path: Path) -> tuple[object, str]:
@@ -125,7 +134,7 @@ def _axis_letter(name: str) -> str:
     return known.get(name, "S" if name in ("s", "rgb", "sample") else "Q")
 
 
-def _open_zarr(path: Path) -> tuple[object, str]:
+def _open_zarr(path: Path) -> tuple[object, str, Spacing]:
     try:
         import zarr
     except ImportError as exc:
@@ -135,12 +144,13 @@ def _open_zarr(path: Path) -> tuple[object, str]:
     except Exception as exc:  # zarr raises many types for a folder that is no store
         raise SAM2Error(f"{path.name} is not a readable zarr store ({exc})") from exc
     names = None
+    multiscale = None
     if not hasattr(node, "shape"):
         attrs = dict(node.attrs)
         multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
         if multiscales:
             # OME-Zarr: the first dataset is the full resolution
-            image = multiscales[0]
+            image = multiscale = multiscales[0]
             names = [a["name"] if isinstance(a, Mapping) else a for a in image.get("axes", [])]
             node = node[image["datasets"][0]["path"]]
         else:
@@ -159,7 +169,8 @@ def _open_zarr(path: Path) -> tuple[object, str]:
         axes = "".join(_axis_letter(n) for n in names)
     else:
         axes = _guess_axes(node.shape)
-    return node, axes
+    scale = ome_zarr_spacing(multiscale, axes) if multiscale is not None else ({}, None)
+    return node, axes, scale
 
 
 def video_frames(
