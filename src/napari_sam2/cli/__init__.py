@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..errors import SAM2Error
-from . import models, sample, segment, train, view
+from . import batch, models, sample, segment, train, view
 from .common import PROG
 
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     models.add_parsers(commands)
     segment.add_parser(commands)
+    batch.add_parser(commands)
     train.add_parser(commands)
     sample.add_parser(commands)
     view.add_parser(commands)
