@@ -18,8 +18,9 @@ order): `counts` alternate runs of 0 and 1 starting with 0, `size` is [H, W].
 Everything but `objects` may be null or left out. Version 2 adds, all optional: `checkpoint`
 (the model file a session used), `image_size`, `fixed` (the index of every other leading
 axis), `num_frames`, `reappear`, per object `colour` ("#rrggbb") and `parent`, `lineage`
-({"daughter id": parent id}) and `log` (a session's operations, read by
-`napari_sam2.session`). Version 1 files read as version 2 without these.
+({"daughter id": parent id}), `log` (a session's operations, read by
+`napari_sam2.session`) and `labels_sha256` (of the labels the session held when saved).
+Version 1 files read as version 2 without these.
 """
 
 import json
@@ -102,6 +103,8 @@ class Prompts:
     num_frames: int | None = None
     reappear: bool | None = None
     lineage: dict[int, int] = field(default_factory=dict)
+    # SHA-256 of the label volume the session held when saved (C-order bytes, its dtype)
+    labels_sha256: str | None = None
     # a session's operations as JSON values (checked by `napari_sam2.session.parse_log`);
     # None: no log, only the prompts above
     log: list | None = None
@@ -223,6 +226,7 @@ _TOP_FIELDS = (
     "objects",
     "lineage",
     "log",
+    "labels_sha256",
 )
 _V1_FIELDS = ("format", "version", "model", "video_axis", "frame_shape", "normalization", "objects")
 
@@ -311,6 +315,10 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
     if log is not None and not isinstance(log, list):
         f.fail("log", "expected a list of operations")
     prompts.log = log
+    digest = top.get("labels_sha256")
+    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        f.fail("labels_sha256", f"expected 64 hexadecimal digits, got {_shown(digest)}")
+    prompts.labels_sha256 = digest
     return prompts
 
 
@@ -331,6 +339,7 @@ def _parse_normalization(f: _Fields, value) -> Normalization | None:
     return Normalization(**{key: (low, high)})
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}", re.ASCII)
 
 
@@ -383,13 +392,10 @@ def _parse_lineage(f: _Fields, value, objects: list[ObjectPrompts]) -> dict[int,
     return lineage
 
 
-def parse_frame_prompts(f: _Fields, value, where: str, frame_shape) -> FramePrompts:
-    """One frame's prompts {"points": ..., "box": ..., "mask": ...}; at least one of them."""
-    return _parse_frame(f, value, where, frame_shape)
-
-
-def _parse_frame(f: _Fields, value, where: str, frame_shape, extra=()) -> FramePrompts:
-    entry = f.keys(value, where, ("points", "box", "mask", *extra), "an object")
+def _parse_frame(
+    f: _Fields, value, where: str, frame_shape, allow_empty: bool = False
+) -> FramePrompts:
+    entry = f.keys(value, where, ("points", "box", "mask"), "an object")
     prompts = FramePrompts()
     points = entry.get("points") or []
     if not isinstance(points, list):
@@ -412,7 +418,7 @@ def _parse_frame(f: _Fields, value, where: str, frame_shape, extra=()) -> FrameP
         if prompts.points or prompts.box is not None:
             f.fail(f"{where}.mask", "a mask replaces points and boxes; give it on its own")
         prompts.mask = parse_mask(f, mask, f"{where}.mask", frame_shape)
-    if not prompts.points and prompts.box is None and prompts.mask is None and not extra:
+    if prompts.is_empty() and not allow_empty:
         f.fail(where, "no points, box or mask")
     return prompts
 
@@ -551,6 +557,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "objects": objects,
         "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},
         "log": prompts.log,
+        "labels_sha256": prompts.labels_sha256,
     }
 
 
