@@ -42,6 +42,8 @@ from napari_sam2.training import (
 WEIGHTS_FROM_SCRATCH = LossWeights(focal=2.0, dice=1.0)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src/napari_sam2/model/weights_demo/demo.pt"
+# phases 1-2 end here (float16, as first shipped); a run folder holding it resumes at phase 3
+PHASE2_FILE = "phase2_fp16.pt"
 
 
 def random_timelapse(seed: int, num_frames: int) -> LabelledStack:
@@ -87,6 +89,73 @@ def random_zstack(seed: int, depth: int) -> LabelledStack:
         read_noise=rng.uniform(2, 8),
     )
     return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def widened_timelapse(seed: int, num_frames: int) -> LabelledStack:
+    """A time-lapse from the widened range: cell radius 8-50 px, elongated and irregular cells,
+    flat or textured, fluorescence, absorption or phase contrast, stage drift, uneven
+    illumination, out-of-focus frames, bleaching and divisions, all drawn from the seed."""
+    rng = np.random.default_rng([seed, 3])
+    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
+    radius = float(np.exp(rng.uniform(np.log(8), np.log(50))))
+    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.3), 1, 20))
+    contrast = str(rng.choice(["fluorescence", "absorption", "phase"], p=[0.5, 0.25, 0.25]))
+    stack = timelapse(
+        num_frames,
+        height,
+        width,
+        cells,
+        seed=seed,
+        cell_radius=radius,
+        num_divisions=int(rng.integers(0, 5)),
+        brightness=rng.uniform(80, 600),
+        background=rng.uniform(10, 200),
+        bleaching=rng.uniform(0.0, 0.04),
+        psf_sigma=rng.uniform(0.8, 2.5),
+        read_noise=rng.uniform(2, 10),
+        contrast=contrast,
+        aspect=(1.05, rng.uniform(1.4, 3.0)),
+        irregularity=rng.uniform(0.5, 3.0),
+        texture=rng.uniform(0.2, 1.5),
+        leaving=bool(rng.random() < 0.5),
+        drift=tuple(rng.uniform(-1.0, 1.0, 2) * (rng.random() < 0.4)),
+        uneven=rng.uniform(0.0, 0.4),
+        defocus=rng.uniform(0.0, 0.08),
+    )
+    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def widened_zstack(seed: int, depth: int) -> LabelledStack:
+    """A nuclei z-stack from the widened range: radius 8-40 px, 3-8 slices deep, axial blur
+    1-3 slices, so the model learns where a nucleus ends under various point spreads."""
+    rng = np.random.default_rng([seed, 4])
+    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
+    radius = float(np.exp(rng.uniform(np.log(8), np.log(40))))
+    nuclei = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.3), 1, 24))
+    stack = zstack(
+        depth,
+        height,
+        width,
+        nuclei,
+        seed=seed,
+        nucleus_radius=radius,
+        z_radius=rng.uniform(3, 8),
+        brightness=rng.uniform(150, 800),
+        background=rng.uniform(10, 100),
+        attenuation=rng.uniform(0.0, 0.6),
+        psf_sigma=(rng.uniform(1.0, 3.0), rng.uniform(0.8, 1.5), rng.uniform(0.8, 1.5)),
+        read_noise=rng.uniform(2, 8),
+    )
+    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def widened_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 3's extra data: as many z-stacks as time-lapses, since stopping where a nucleus
+    ends is what the first phases taught least."""
+    return [
+        widened_zstack(seed, 28) if seed % 2 else widened_timelapse(seed, 32)
+        for seed in range(first_seed, first_seed + count)
+    ]
 
 
 def training_stacks(count: int) -> list[LabelledStack]:
@@ -150,6 +219,26 @@ def video_phase(steps: int, seed: int, lr: float) -> TrainOptions:
     )
 
 
+def widen_phase(steps: int, seed: int, lr: float) -> TrainOptions:
+    """Phase 3: the video recipe again, from the phase-2 weights, on the original and the
+    widened stacks; a lower peak rate, since the model already tracks."""
+    return TrainOptions(
+        steps=steps,
+        lr=lr,
+        weight_decay=0.01,
+        warmup_steps=50,
+        final_lr_fraction=0.05,
+        dropout=0.0,
+        recipe=Recipe(correction_clicks=2, weights=WEIGHTS_FROM_SCRATCH),
+        seed=seed + 2,
+        checkpoint_every=25,
+        validate_every=500,
+        validation_frames=16,
+        validation_objects=4,
+        log_every=25,
+    )
+
+
 def evaluation_zstacks(first_seed: int, count: int) -> list[LabelledStack]:
     """Held-out default-parameter nuclei z-stacks."""
     out = []
@@ -200,6 +289,9 @@ def main() -> int:
     parser.add_argument("--image-steps", type=int, default=2000, help="phase 1 steps")
     parser.add_argument("--steps", type=int, default=1200, help="phase 2 (video) steps")
     parser.add_argument("--stacks", type=int, default=36, help="synthetic training stacks")
+    parser.add_argument("--widen-steps", type=int, default=1500, help="phase 3 steps")
+    parser.add_argument("--widened-stacks", type=int, default=48, help="phase 3 extra stacks")
+    parser.add_argument("--widen-lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -215,35 +307,51 @@ def main() -> int:
 
     if not args.eval_only:
         began = time.monotonic()
-        torch.manual_seed(args.seed)
-        model = build_model(DEMO_CONFIG)
-        init_from_scratch(model)
         stacks = training_stacks(args.stacks)
         validation = evaluation_stacks(10_000, 2, 16)
         print(
             f"{len(stacks)} training stacks ready in {time.monotonic() - began:.0f} s", flush=True
         )
-        images = train(
-            model, stacks, args.out / "images", image_phase(args.image_steps, args.seed, args.lr)
-        )
-        print(f"image phase done after {(time.monotonic() - began) / 60:.1f} min", flush=True)
-        # one-frame clips never use the memory: it is still as initialized (resumed runs
-        # load their own state over this)
-        model = init_memory_attention(load_trained(images.model_path))
-        video = train(
-            model,
-            stacks,
-            args.out / "video",
-            video_phase(args.steps, args.seed, args.lr),
+        history = {}
+        phase2 = args.out / PHASE2_FILE
+        if not phase2.is_file():
+            torch.manual_seed(args.seed)
+            model = build_model(DEMO_CONFIG)
+            init_from_scratch(model)
+            images = train(
+                model,
+                stacks,
+                args.out / "images",
+                image_phase(args.image_steps, args.seed, args.lr),
+            )
+            print(f"image phase done after {(time.monotonic() - began) / 60:.1f} min", flush=True)
+            # one-frame clips never use the memory: it is still as initialized (resumed runs
+            # load their own state over this)
+            model = init_memory_attention(load_trained(images.model_path))
+            video = train(
+                model,
+                stacks,
+                args.out / "video",
+                video_phase(args.steps, args.seed, args.lr),
+                validation,
+            )
+            # phase 3 starts from the float16 rounding, which is the first shipped demo.pt
+            save_model(load_trained(video.model_path), phase2, half=True)
+            history.update(images=images.history, video=video.history)
+        print(f"phase 2 weights: {phase2}", flush=True)
+        widened = widened_stacks(100_000, args.widened_stacks)
+        print(f"{len(widened)} widened stacks ready", flush=True)
+        widen = train(
+            load_trained(phase2),
+            stacks + widened,
+            args.out / "widen",
+            widen_phase(args.widen_steps, args.seed, args.widen_lr),
             validation,
         )
-        shutil.copyfile(video.model_path, model_path)
+        shutil.copyfile(widen.model_path, model_path)
         minutes = (time.monotonic() - began) / 60
-        print(
-            f"trained {images.steps} + {video.steps} steps; this run took {minutes:.1f} min",
-            flush=True,
-        )
-        history = {"images": images.history, "video": video.history}
+        print(f"trained to {widen.steps} phase-3 steps; this run took {minutes:.1f} min")
+        history["widen"] = widen.history
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
 
     summary = evaluate(model_path, args.out, args.eval_stacks, args.eval_frames, args.eval_zstacks)

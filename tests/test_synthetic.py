@@ -210,3 +210,74 @@ def test_moving_cells_is_unchanged():
     floats, _ = moving_cells(bleaching=0.1, seed=3, dtype=np.float32)
     assert floats.dtype == np.float32
     assert float(floats.sum(dtype=np.float64)) == pytest.approx(18885241.16065216, rel=1e-9)
+
+
+def test_timelapse_defaults_are_unchanged():
+    # pinned before the widening options existed: their defaults leave the stacks as they were
+    s = timelapse(12, 64, 80, 3, seed=1)
+    assert int(s.frames.sum(dtype=np.int64)) == 13073942
+    assert np.bincount(s.labels.ravel()).tolist() == [
+        38278,
+        5503,
+        4330,
+        2510,
+        3338,
+        3460,
+        1977,
+        2044,
+    ]
+    assert s.lineage == {4: 3, 5: 3, 6: 2, 7: 2}
+
+
+@pytest.mark.parametrize("contrast", ["absorption", "phase"])
+def test_transmitted_light_cells_are_darker_than_the_field(contrast):
+    s = timelapse(6, 128, 128, 4, seed=2, contrast=contrast, num_divisions=0)
+    frames, inside = s.frames.astype(float), s.labels > 0
+    assert np.median(frames[inside]) < 0.85 * np.median(frames[~inside])
+    if contrast == "phase":
+        # a bright halo rings each cell: just outside is brighter than the far field
+        ring = ndimage.binary_dilation(inside, iterations=3, axes=(1, 2)) & ~inside
+        far = ~ndimage.binary_dilation(inside, iterations=12, axes=(1, 2))
+        assert frames[ring].mean() > frames[far].mean() + 0.1 * frames[far].std() + 10
+
+
+def test_unknown_contrast_is_refused():
+    with pytest.raises(ValueError, match="contrast must be one of"):
+        timelapse(2, 32, 32, 1, contrast="brightfield")
+
+
+def test_aspect_makes_cells_elongated():
+    def mean_elongation(labels):
+        ratios = []
+        for i in np.unique(labels[0])[1:]:
+            yy, xx = np.nonzero(labels[0] == i)
+            if len(yy) > 50:
+                eig = np.linalg.eigvalsh(np.cov(np.stack([yy, xx])))
+                ratios.append(np.sqrt(eig[1] / eig[0]))
+        return np.mean(ratios)
+
+    round_ = timelapse(1, 160, 160, 6, seed=3, aspect=(1.0, 1.05))
+    long = timelapse(1, 160, 160, 6, seed=3, aspect=(2.5, 3.0))
+    assert mean_elongation(round_.labels) < 1.3 < 2.0 < mean_elongation(long.labels)
+
+
+def test_stage_drift_shifts_the_whole_field():
+    still = timelapse(5, 96, 96, 3, seed=4, num_divisions=0)
+    drifting = timelapse(5, 96, 96, 3, seed=4, num_divisions=0, drift=(2.0, 0.0))
+    for t in range(5):
+        # rows the drift brings in from outside are left out
+        assert np.array_equal(drifting.labels[t, 2 * t + 20 : 76], still.labels[t, 20 : 76 - 2 * t])
+
+
+def test_leaving_false_keeps_every_cell_in_view():
+    s = timelapse(12, 96, 96, 3, seed=5, num_divisions=0, leaving=False)
+    assert all(_present(s.labels, i).all() for i in (1, 2, 3))
+    assert not _present(timelapse(12, 96, 96, 3, seed=5, num_divisions=0).labels, 1).all()
+
+
+def test_uneven_illumination_and_defocus_change_only_the_image():
+    plain = timelapse(8, 96, 96, 3, seed=6, background=300.0)
+    varied = timelapse(8, 96, 96, 3, seed=6, background=300.0, uneven=0.4, defocus=0.5)
+    assert np.array_equal(plain.labels, varied.labels)
+    background = ~ndimage.binary_dilation(plain.labels > 0, iterations=4, axes=(1, 2))
+    assert varied.frames[background].std() > 1.5 * plain.frames[background].std()

@@ -72,27 +72,51 @@ def timelapse(
     bleaching: float = 0.015,
     psf_sigma: float = 1.2,
     read_noise: float = 4.0,
+    contrast: str = "fluorescence",
+    aspect: tuple[float, float] = (1.05, 1.4),
+    irregularity: float = 1.0,
+    texture: float = 1.0,
+    leaving: bool = True,
+    drift: tuple[float, float] = (0.0, 0.0),
+    uneven: float = 0.0,
+    defocus: float = 0.0,
 ) -> SyntheticStack:
-    """A fluorescence time-lapse of moving, deforming, touching and dividing cells.
+    """A microscopy time-lapse of moving, deforming, touching and dividing cells.
 
     Cell ids are 1..num_cells at the start; each division ends the mother and gives its two
-    daughters new ids (lineage[daughter] = mother). With num_frames >= 10, cell 1 leaves the
-    field through the left edge and comes back under the same id. brightness and background are
-    photons per pixel; bleaching is the signal's exponential decay rate per frame.
-    Returns frames and labels of shape (num_frames, height, width), uint16, axes "TYX".
+    daughters new ids (lineage[daughter] = mother). With num_frames >= 10 and `leaving`, cell 1
+    leaves the field through the left edge and comes back under the same id. brightness and
+    background are photons per pixel; bleaching is the signal's exponential decay rate per frame.
+    contrast: "fluorescence" (bright cells on dark), "absorption" (dark cells on a bright field)
+    or "phase" (dark cells with a bright halo, as in phase contrast); aspect: range of the
+    cells' elongation (long / short axis); irregularity and texture scale the shape
+    deformations and the intensity texture; drift: stage drift (dy, dx) in pixels per frame;
+    uneven: amplitude of a smooth random illumination pattern; defocus: chance that a frame
+    is out of focus. Returns frames and labels of shape (num_frames, height, width), uint16,
+    axes "TYX".
     """
     if num_frames < 1 or height < 8 or width < 8 or num_cells < 0:
         raise ValueError(
             f"timelapse needs num_frames >= 1, height and width >= 8 and num_cells >= 0; "
             f"got {num_frames}, {height}, {width}, {num_cells}"
         )
-    # separate streams, so imaging settings never change the ground truth
-    geometry_rng, texture_rng, noise_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    # separate streams, so imaging settings never change the ground truth (the fourth, for
+    # the optional imaging effects, leaves the default stacks as they always were)
+    geometry_rng, texture_rng, noise_rng, effects_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
+    shape = _ShapeOptions(tuple(aspect), irregularity, leaving)
     tracks, lineage = _simulate_cells(
-        geometry_rng, num_frames, height, width, num_cells, cell_radius, num_divisions
+        geometry_rng, num_frames, height, width, num_cells, cell_radius, num_divisions, shape
     )
+    if any(drift):
+        # the stage drifts: every cell moves with the field, and may drift out of it
+        steps = np.arange(num_frames)
+        for track in tracks:
+            track.y = track.y + drift[0] * steps
+            track.x = track.x + drift[1] * steps
 
     labels = np.zeros((num_frames, height, width), dtype=np.uint16)
     signal = np.zeros((num_frames, height, width), dtype=np.float32)
@@ -105,18 +129,27 @@ def timelapse(
     textures /= textures.std(axis=(2, 3), keepdims=True)
     for t in range(num_frames):
         nearest = np.full((height, width), np.inf)
-        for track, texture in zip(tracks, textures, strict=True):
+        for track, cell_texture in zip(tracks, textures, strict=True):
             if np.isnan(track.y[t]):
                 continue
-            _draw_cell(track, t, texture, half, nearest, labels[t], signal[t])
+            _draw_cell(track, t, texture * cell_texture, half, nearest, labels[t], signal[t])
 
     # the PSF blurs the light, not the ground truth; bleaching dims the cells, not the camera
     blurred = ndimage.gaussian_filter(signal, (0, psf_sigma, psf_sigma))
+    if defocus > 0:
+        for t in np.flatnonzero(effects_rng.random(num_frames) < defocus):
+            blurred[t] = ndimage.gaussian_filter(signal[t], psf_sigma * effects_rng.uniform(2, 4))
     bleach = np.exp(-bleaching * np.arange(num_frames, dtype=np.float32))
     yy, xx = np.ogrid[:height, :width]
     # uneven illumination: a little brighter in the middle, as under most objectives
     vignette = 1.0 - 0.3 * (((yy - height / 2) / height) ** 2 + ((xx - width / 2) / width) ** 2)
-    expected = brightness * blurred * bleach[:, None, None] + background * vignette
+    if uneven > 0:
+        vignette = vignette * _smooth_field(effects_rng, height, width, uneven)
+    if contrast == "fluorescence":
+        expected = brightness * blurred * bleach[:, None, None] + background * vignette
+    else:
+        expected = _transmitted(blurred * bleach[:, None, None], labels, contrast, psf_sigma)
+        expected = (background + brightness) * vignette * expected
     frames = _camera(expected, noise_rng, read_noise)
     return SyntheticStack(frames=frames, labels=labels, lineage=lineage, axes="TYX")
 
@@ -207,6 +240,42 @@ def zstack(
 # Shape deformation modes (cos(k * angle)); k = 2 is left to the ellipse itself.
 _HARMONICS = np.array([3, 4, 5])
 
+CONTRASTS = ("fluorescence", "absorption", "phase")
+
+
+@dataclass(frozen=True)
+class _ShapeOptions:
+    """Cell shape settings of a time-lapse: elongation range, deformation scale, and whether
+    cell 1 is scripted to leave and come back."""
+
+    aspect: tuple[float, float] = (1.05, 1.4)
+    irregularity: float = 1.0
+    leaving: bool = True
+
+
+def _smooth_field(rng, height, width, amplitude):
+    """A smooth random multiplicative pattern around 1 (uneven illumination or staining)."""
+    coarse = rng.normal(size=(height // 64 + 2, width // 64 + 2))
+    field = ndimage.zoom(coarse, (height / coarse.shape[0], width / coarse.shape[1]), order=3)
+    field = ndimage.gaussian_filter(field[:height, :width], 16)
+    field /= max(np.abs(field).max(), 1e-6)
+    return (1.0 + amplitude * field).astype(np.float32)
+
+
+def _transmitted(density, labels, contrast, psf_sigma):
+    """Fraction of a bright field's light left where cells absorb it ("absorption"), plus the
+    bright halo that rings cells in phase contrast ("phase")."""
+    out = 1.0 - 0.6 * np.tanh(1.5 * density)
+    if contrast == "phase":
+        inside = (labels > 0).astype(np.float32)
+        spread = ndimage.gaussian_filter(inside, (0, 2.0 + psf_sigma, 2.0 + psf_sigma))
+        out = (
+            out
+            + 0.9 * np.clip(spread - inside, 0.0, None)
+            - 0.15 * np.clip(inside - spread, 0.0, None)
+        )
+    return out
+
 
 @dataclass
 class _CellTrack:
@@ -228,7 +297,9 @@ class _CellTrack:
     phase: np.ndarray  # (T, K)
 
 
-def _simulate_cells(rng, num_frames, height, width, num_cells, radius, num_divisions):
+def _simulate_cells(
+    rng, num_frames, height, width, num_cells, radius, num_divisions, shape=_ShapeOptions()
+):
     """Trajectories and shapes of all cells, including daughters; returns (tracks, lineage)."""
     T = num_frames
     tracks: list[_CellTrack] = []
@@ -259,13 +330,14 @@ def _simulate_cells(rng, num_frames, height, width, num_cells, radius, num_divis
     )
     alive = []  # simulation states (see _new_state) of the cells present now
     for i in range(num_cells):
-        track = new_track(i + 1, radius * rng.uniform(0.85, 1.15), rng.uniform(1.05, 1.4))
+        track = new_track(i + 1, radius * rng.uniform(0.85, 1.15), rng.uniform(*shape.aspect))
         tracks.append(track)
         alive.append(_new_state(rng, track, starts[i], rng.normal(0, 0.8, 2), birth=0))
+        alive[-1]["amplitude"] *= shape.irregularity
 
     # Cell 1 is scripted to swim out through the left edge and come back, so every default
     # stack has an exit and a re-entry; short stacks have no room for it.
-    exit_state = alive[0] if num_cells and T >= 10 else None
+    exit_state = alive[0] if num_cells and T >= 10 and shape.leaving else None
     if exit_state is not None:
         home = np.array([starts[0][0], 1.8 * radius])
         t_out, t_back = 0.12 * (T - 1), 0.85 * (T - 1)
@@ -292,13 +364,14 @@ def _simulate_cells(rng, num_frames, height, width, num_cells, radius, num_divis
             half = 0.5 * mother.a[t - 1]
             centre = np.array([mother.y[t - 1], mother.x[t - 1]])
             for sign in (1.0, -1.0):
-                track = new_track(next_label, mother.radius * 0.92, rng.uniform(1.05, 1.4))
+                track = new_track(next_label, mother.radius * 0.92, rng.uniform(*shape.aspect))
                 track.nucleus, track.cytoplasm = mother.nucleus, mother.cytoplasm
                 tracks.append(track)
                 daughter = _new_state(
                     rng, track, centre + sign * half * axis, state["v"] * 0.5 + sign * 0.6 * axis, t
                 )
                 daughter["theta0"] = mother.theta[t - 1]
+                daughter["amplitude"] *= shape.irregularity
                 daughter["spin"] = 0.0
                 daughter["mother_radius"] = mother.radius
                 alive.append(daughter)

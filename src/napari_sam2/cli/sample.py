@@ -7,10 +7,36 @@ import numpy as np
 
 from ..errors import SAM2Error
 
-# two cells that pass each other
+# two textured, deforming, bleaching cells from the generator the demo model is trained on;
+# they neither divide nor leave the field, so the ground truth keeps one id per cell
 SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH = 12, 128, 160
-SAMPLE_CENTERS = ((40, 50), (80, 110))
+SAMPLE_CELLS, SAMPLE_SEED = 2, 7
 SAMPLE_FILES = ("timelapse.tif", "ground_truth.tif", "prompts.json")
+
+
+def sample_stack():
+    """The sample time-lapse (T, Y, X) uint16 and its ground-truth labels."""
+    from ..synthetic import timelapse
+
+    stack = timelapse(
+        SAMPLE_FRAMES,
+        SAMPLE_HEIGHT,
+        SAMPLE_WIDTH,
+        SAMPLE_CELLS,
+        seed=SAMPLE_SEED,
+        num_divisions=0,
+        leaving=False,
+    )
+    return stack.frames, stack.labels
+
+
+def click_point(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of the pixel deepest inside a (H, W) bool mask, where a user would click."""
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return float(x), float(y)
 
 
 def add_parser(commands) -> None:
@@ -33,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
         write_labels,
         write_prompts,
     )
-    from ..synthetic import moving_cells
 
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -45,23 +70,16 @@ def run(args: argparse.Namespace) -> int:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SAM2Error(f"cannot create {outdir} ({exc.strerror or exc})") from exc
-    frames, truth = moving_cells(
-        num_frames=SAMPLE_FRAMES,
-        height=SAMPLE_HEIGHT,
-        width=SAMPLE_WIDTH,
-        centers=SAMPLE_CENTERS,
-        radius=14.0,
-        dtype=np.uint16,
-        bleaching=0.02,
-    )
+    frames, truth = sample_stack()
     timelapse, labels, prompts_file = (outdir / name for name in SAMPLE_FILES)
     with atomic_output(timelapse, args.overwrite) as temporary:
         tifffile.imwrite(temporary, frames, imagej=True, metadata={"axes": "TYX"})
     write_labels(labels, truth, axes="TYX", overwrite=args.overwrite)
     prompts = Prompts(video_axis="T", frame_shape=(SAMPLE_HEIGHT, SAMPLE_WIDTH))
-    for i, (y, x) in enumerate(SAMPLE_CENTERS):
-        first = FramePrompts(points=[(float(x), float(y), 1)])
-        prompts.objects.append(ObjectPrompts(i + 1, f"cell {i + 1}", {0: first}))
+    for i in range(1, SAMPLE_CELLS + 1):
+        x, y = click_point(truth[0] == i)
+        first = FramePrompts(points=[(x, y, 1)])
+        prompts.objects.append(ObjectPrompts(i, f"cell {i}", {0: first}))
     write_prompts(prompts_file, prompts, overwrite=args.overwrite)
     for path in (timelapse, labels, prompts_file):
         print(path)

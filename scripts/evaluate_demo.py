@@ -1,0 +1,217 @@
+"""Score the demo model against the goals of docs/demo_model.md, as a user would run it.
+
+    python scripts/evaluate_demo.py                       # the shipped demo model
+    python scripts/evaluate_demo.py --model runs/demo/model.pt --long --out scores.json
+
+Measures: the README example (per-frame IoU against the sample's ground truth, run through
+the command line exactly as the README writes it); held-out time-lapses of the generator's
+defaults and of the widened range (one-click IoU, masklet J, F, J&F, and whether both
+daughters of each division are followed), next to the classical baseline
+(`napari_sam2.baseline.classical_tracking`) given the same click; held-out z-stacks (volume
+J); optionally a 600-frame run (J over its last 100 frames).
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from contextlib import chdir
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_demo import widened_timelapse, widened_zstack  # noqa: E402
+
+from napari_sam2.baseline import classical_tracking  # noqa: E402
+from napari_sam2.cli import main as cli  # noqa: E402
+from napari_sam2.engine import Tracker  # noqa: E402
+from napari_sam2.model import build_model  # noqa: E402
+from napari_sam2.synthetic import timelapse, zstack  # noqa: E402
+from napari_sam2.training import LabelledStack, evaluate_zstack, load_trained  # noqa: E402
+from napari_sam2.training.evaluate import (  # noqa: E402
+    interior_point,
+    jaccard,
+    masklet_score,
+)
+
+# A daughter is followed on a frame when the mother's masklet covers at least half of it; a
+# division is followed when both daughters are, on at least this fraction of the frames
+# from the division to the end of the stack (a one-frame slip in ten is forgiven).
+COVERED, FOLLOWED_FRAMES = 0.5, 0.9
+
+
+def readme_example(checkpoint: Path | None) -> list[float]:
+    """Per-frame IoU (mean over the sample's cells) of the README's command-line example."""
+    model = ["--model", "demo"] if checkpoint is None else ["--checkpoint", str(checkpoint)]
+    with tempfile.TemporaryDirectory() as tmp, chdir(tmp):
+        assert cli(["sample", "demo"]) == 0
+        argv = ["segment", "demo/timelapse.tif", "--prompts", "demo/prompts.json"]
+        assert cli([*argv, "--out", "labels.tif", *model, "--quiet"]) == 0
+        labels, truth = tifffile.imread("labels.tif"), tifffile.imread("demo/ground_truth.tif")
+    ids = [int(i) for i in np.unique(truth) if i]
+    return [
+        float(np.mean([jaccard(p == i, g == i) for i in ids]))
+        for p, g in zip(labels, truth, strict=True)
+    ]
+
+
+def descendants(lineage: dict[int, int], obj_id: int) -> set[int]:
+    return LabelledStack(np.zeros((1, 1, 1)), np.zeros((1, 1, 1), int), lineage).descendants(obj_id)
+
+
+def mean_j(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean J of a (T, H, W) masklet over its frames."""
+    return float(np.mean([jaccard(p, g) for p, g in zip(pred, truth, strict=True)]))
+
+
+def track(model, frames: np.ndarray, clicks: dict[int, tuple[float, float]]) -> dict:
+    """Masklets (T, H, W) bool per object from one click each on frame 0, and the click IoUs'
+    masks on frame 0."""
+    tracker = Tracker(model, frames)
+    first = {}
+    for i, xy in clicks.items():
+        first[i] = tracker.add_points(0, i, [xy], [1]) > 0
+    out = {i: np.zeros(frames.shape, bool) for i in clicks}
+    for t, ids, logits in tracker.propagate("forward"):
+        for i, logit in zip(ids, logits, strict=True):
+            out[i][t] = logit > 0
+    return {"first": first, "masklets": out}
+
+
+def baseline_masklets(frames: np.ndarray, clicks: dict[int, tuple[float, float]]) -> dict:
+    """The classical baseline's masklet for each click: the track under the click on frame 0
+    (or the nearest one) and its descendants."""
+    labels, lineage = classical_tracking(frames)
+    out = {}
+    for i, (x, y) in clicks.items():
+        on = labels[0][int(y), int(x)]
+        if on == 0 and labels[0].any():
+            yy, xx = np.nonzero(labels[0])
+            k = int(np.argmin((yy - y) ** 2 + (xx - x) ** 2))
+            on = labels[0][yy[k], xx[k]]
+        family = sorted(descendants(lineage, int(on))) if on else []
+        out[i] = np.isin(labels, family) if family else np.zeros(labels.shape, bool)
+    return out
+
+
+def division_followed(masklet: np.ndarray, labels: np.ndarray, daughters: list[int]) -> bool:
+    """Whether the mother's masklet covers both daughters (see COVERED, FOLLOWED_FRAMES)."""
+    born = min(int(np.flatnonzero((labels == d).any(axis=(1, 2)))[0]) for d in daughters)
+    frames = range(born, len(labels))
+    good = 0
+    for t in frames:
+        covered = []
+        for d in daughters:
+            area = (labels[t] == d).sum()
+            covered.append(area == 0 or (masklet[t] & (labels[t] == d)).sum() >= COVERED * area)
+        good += all(covered)
+    return good >= FOLLOWED_FRAMES * len(frames)
+
+
+def score_timelapses(model, stacks: list, with_baseline: bool = True) -> dict:
+    """One click per cell present on frame 0 (at least 50 pixels), forward propagation."""
+    click, j, f, base_j, divisions = [], [], [], [], []
+    for stack in stacks:
+        frames, labels = np.asarray(stack.frames), np.asarray(stack.labels)
+        ids, counts = np.unique(labels[0], return_counts=True)
+        ids = [int(i) for i, n in zip(ids, counts, strict=True) if i and n >= 50]
+        truth = {i: np.isin(labels, sorted(descendants(stack.lineage, i))) for i in ids}
+        clicks = {i: interior_point(truth[i][0]) for i in ids}
+        result = track(model, frames, clicks)
+        base = baseline_masklets(frames, clicks) if with_baseline else {}
+        for i in ids:
+            click.append(jaccard(result["first"][i], truth[i][0]))
+            score = masklet_score(result["masklets"][i], truth[i])
+            j.append(score.j)
+            f.append(score.f)
+            if with_baseline:
+                base_j.append(mean_j(base[i], truth[i]))
+            daughters = [d for d, m in stack.lineage.items() if m == i]
+            if len(daughters) == 2:
+                divisions.append(division_followed(result["masklets"][i], labels, daughters))
+    out = {
+        "objects": len(click),
+        "click_iou": float(np.mean(click)),
+        "J": float(np.mean(j)),
+        "F": float(np.mean(f)),
+        "J&F": float(np.mean(j) + np.mean(f)) / 2,
+        "cells_J_below_0.5": int(np.sum(np.array(j) < 0.5)),
+        "divisions": len(divisions),
+        "divisions_followed": float(np.mean(divisions)) if divisions else float("nan"),
+    }
+    if with_baseline:
+        out["baseline_J"] = float(np.mean(base_j))
+    return out
+
+
+def score_zstacks(model, stacks: list) -> dict:
+    results = [evaluate_zstack(model, s) for s in stacks]
+    volume = [v for r in results for v in r.volume_iou]
+    return {
+        "objects": len(volume),
+        "click_iou": float(np.mean([c for r in results for c in r.click_iou])),
+        "J": float(np.mean([m.j for r in results for m in r.masklet])),
+        "volume_J": float(np.mean(volume)),
+        "volume_J_below_0.5": int(np.sum(np.array(volume) < 0.5)),
+    }
+
+
+def long_run(model, num_frames: int = 600, last: int = 100) -> dict:
+    """J over the last frames of a long default stack without bleaching (cells stay visible)."""
+    stack = timelapse(num_frames, 256, 256, 8, seed=20_100, bleaching=0.0)
+    labels = stack.labels
+    ids = [int(i) for i in np.unique(labels[0]) if i]
+    truth = {i: np.isin(labels, sorted(descendants(stack.lineage, i))) for i in ids}
+    result = track(model, stack.frames, {i: interior_point(truth[i][0]) for i in ids})
+    js = [mean_j(result["masklets"][i][-last:], truth[i][-last:]) for i in ids]
+    return {"objects": len(ids), "J_last": float(np.mean(js))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo", help="demo, or a model.pt of train_demo.py")
+    parser.add_argument("--stacks", type=int, default=5, help="held-out stacks of each kind")
+    parser.add_argument("--long", action="store_true", help="also the 600-frame run")
+    parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    checkpoint = None if args.model == "demo" else Path(args.model).resolve()
+    model = build_model("demo") if checkpoint is None else load_trained(checkpoint)
+    n = args.stacks
+    began = time.monotonic()
+    scores: dict = {}
+
+    def report(name: str, value) -> None:
+        scores[name] = value
+        print(f"{name} ({time.monotonic() - began:.0f} s): {json.dumps(value)}", flush=True)
+
+    per_frame = readme_example(checkpoint)
+    report("readme_example", {"per_frame_iou": per_frame, "min": min(per_frame)})
+    default = [timelapse(30, 256, 256, 8, seed=s) for s in range(20_000, 20_000 + n)]
+    report("timelapse_default", score_timelapses(model, default))
+    widened = [widened_timelapse(s, 30) for s in range(30_000, 30_000 + 2 * n, 2)]
+    report("timelapse_widened", score_timelapses(model, widened))
+    zdefault = [zstack(32, 256, 256, 12, seed=s) for s in range(20_000, 20_000 + n)]
+    report(
+        "zstack_default",
+        score_zstacks(model, [LabelledStack(s.frames, s.labels) for s in zdefault]),
+    )
+    report(
+        "zstack_widened",
+        score_zstacks(model, [widened_zstack(s, 32) for s in range(30_001, 30_001 + 2 * n, 2)]),
+    )
+    if args.long:
+        report("long_run", long_run(model))
+    if args.out is not None:
+        args.out.write_text(json.dumps(scores, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
