@@ -44,7 +44,18 @@ def add_parser(commands) -> None:
         help="may an object lost on a frame be found again later? auto: no along Z (a "
         "nucleus spans one run of slices), yes otherwise (cells leave and come back)",
     )
-    segment.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
+    segment.add_argument(
+        "--direction",
+        default="both",
+        choices=("forward", "backward", "both"),
+        help="for prompts without a session log (default: both); a session replays its own",
+    )
+    segment.add_argument(
+        "--prompts-only",
+        action="store_true",
+        help="a session file: apply only its final prompts and propagate --direction (e.g. "
+        "on another stack of the same geometry) instead of replaying its log exactly",
+    )
     segment.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     segment.add_argument(
         "--image-size",
@@ -120,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         write_labels,
     )
     from ..model.devices import resolve_device
+    from ..session.headless import replay_log, session_fixes, session_log, session_model
 
     check_model_name(args.model)
     check_image_size(args.image_size)
@@ -128,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     stack = open_stack(args.stack)
     prompts_name = Path(args.prompts).name
     prompts = read_prompts(args.prompts)
+    log = session_log(prompts, prompts_name, args.prompts_only)  # None: prompts only
     axis = args.axis if args.axis is not None else prompts.video_axis
+    fixed = fixed or session_fixes(prompts)
     frames = video_frames(stack, axis, fixed)
     for note in unchosen_axes(stack, axis, fixed):
         say(args, f"note: reading {note} of {stack.describe()}; choose with --fix")
@@ -136,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     if not any(obj.frames for obj in prompts.objects):
         raise SAM2Error(f"{prompts_name}: objects: no object has a prompt; nothing to segment")
     device = resolve_device(args.device)
+    args.checkpoint, args.image_size = session_model(
+        prompts, prompts_name, args.model, args.checkpoint, args.image_size
+    )
     model = load_model(args, device, fallback=prompts.model)
     norm = prompts.normalization
     options = {}
@@ -145,11 +162,21 @@ def run(args: argparse.Namespace) -> int:
         options["percentiles"] = norm.percentiles
     tracker = Tracker(model, frames, precision=args.precision, compile=args.compile, **options)
     try:
-        apply_prompts(tracker, prompts, prompts_name)
-        total = tracker.propagation_length(args.direction)
-        with progress(total, args.quiet) as advance:
-            for _ in propagate_or_restore(tracker, args.direction):
-                advance()
+        if log is not None:  # a session: its log replayed, as the user made it
+            with progress(None, args.quiet) as advance:
+                _, same = replay_log(tracker, prompts, log, prompts_name, lambda _: advance())
+            if not same:
+                say(
+                    args,
+                    "note: the labels differ from those saved with the session "
+                    "(another model, stack, device or version?)",
+                )
+        else:
+            apply_prompts(tracker, prompts, prompts_name)
+            total = tracker.propagation_length(args.direction)
+            with progress(total, args.quiet) as advance:
+                for _ in propagate_or_restore(tracker, args.direction):
+                    advance()
     except torch.cuda.OutOfMemoryError as exc:
         raise SAM2Error(
             f"the {device} ran out of memory; try a smaller --image-size or --device cpu"

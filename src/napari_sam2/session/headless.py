@@ -1,0 +1,66 @@
+"""Session files on the command line: which model a session asks for, and its log replayed
+into a tracker (or only its final prompts, on another stack of the same geometry)."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..engine import Tracker
+from ..engine.propagation_run import Progress
+from ..errors import SAM2Error
+from ..io.prompts import Prompts
+from .core import Session
+from .files import replay_prompts
+from .log import Operation, parse_log
+
+
+def session_log(prompts: Prompts, source: str, prompts_only: bool) -> list[Operation] | None:
+    """The checked log to replay, or None to apply only the final prompts (a file without a
+    log, such as version 1, or prompts_only)."""
+    if prompts.log is None or prompts_only:
+        return None
+    return parse_log(prompts.log, prompts.frame_shape, source)
+
+
+def session_model(
+    prompts: Prompts, source: str, model: str | None, checkpoint: str | None, image_size
+) -> tuple[str | None, int | None]:
+    """(checkpoint, image_size) for a run: those given, else the session's own, so a replay
+    runs the model the session ran (a session made with a checkpoint file needs that file)."""
+    if image_size is None:
+        image_size = prompts.image_size
+    if checkpoint is None and model is None and prompts.checkpoint is not None:
+        if not Path(prompts.checkpoint).is_file():
+            raise SAM2Error(
+                f"{source}: checkpoint: the session used {prompts.checkpoint}, which is not "
+                "here; pass --checkpoint FILE (or --model NAME)"
+            )
+        checkpoint = prompts.checkpoint
+    return checkpoint, image_size
+
+
+def replay_log(
+    tracker: Tracker,
+    prompts: Prompts,
+    ops: list[Operation],
+    source: str,
+    on_frame: Callable[[Progress], None] | None = None,
+) -> tuple[Session, bool]:
+    """Replay a session's log into a new tracker; (the session, whether its labels equal
+    those saved with the file)."""
+    session = Session(
+        tracker,
+        model_name=prompts.model,
+        checkpoint=prompts.checkpoint,
+        video_axis=prompts.video_axis,
+        fixed=prompts.fixed,
+        normalization=prompts.normalization,
+    )
+    if prompts.reappear is not None:
+        tracker.reappear = prompts.reappear
+    same = replay_prompts(session, prompts, ops, source, on_frame)
+    return session, same
+
+
+def session_fixes(prompts: Prompts) -> dict[int, int]:
+    """The planes of the other leading axes the session was made on, {axis index: index}."""
+    return {i: v for i, v in enumerate(prompts.fixed or ()) if i != prompts.video_axis}
