@@ -9,6 +9,7 @@ import tifffile
 
 from napari_sam2.errors import SAM2Error
 from napari_sam2.io import label_axes, open_stack, unchosen_axes, video_frames
+from napari_sam2.io.file_array import FileArray
 
 RNG = np.random.default_rng(0)
 TZYX = RNG.integers(0, 4000, (5, 3, 24, 32), dtype=np.uint16)
@@ -19,11 +20,11 @@ def _write(path, data, **options):
     return path
 
 
-def test_plain_tiff_is_memory_mapped_and_its_one_axis_is_the_video(tmp_path):
+def test_plain_tiff_is_read_lazily_and_its_one_axis_is_the_video(tmp_path):
     path = _write(tmp_path / "plain.tif", TZYX[:, 0], photometric="minisblack")
     stack = open_stack(path)
     assert stack.axes == "QYX"
-    assert isinstance(stack.data, np.memmap)
+    assert isinstance(stack.data, FileArray)
     frames = video_frames(stack)
     assert frames.shape == (5, 24, 32)
     np.testing.assert_array_equal(frames[3], TZYX[3, 0])
@@ -73,7 +74,7 @@ def test_compressed_tiff_without_zarr_is_decoded_to_disk(tmp_path, monkeypatch):
     path = _write(tmp_path / "packed.tif", TZYX[:, 0], compression="zlib", photometric="minisblack")
     monkeypatch.setitem(sys.modules, "zarr", None)  # import zarr now fails
     stack = open_stack(path)
-    assert isinstance(stack.data, np.memmap)
+    assert isinstance(stack.data, np.memmap)  # a temporary file of ours, not the user's
     np.testing.assert_array_equal(video_frames(stack)[4], TZYX[4, 0])
 
 
@@ -86,11 +87,11 @@ def test_rgb_tiff_keeps_colour_last(tmp_path):
     np.testing.assert_array_equal(frames[1], data[1])
 
 
-def test_npy_is_memory_mapped(tmp_path):
+def test_npy_is_read_lazily(tmp_path):
     np.save(tmp_path / "stack.npy", TZYX)
     stack = open_stack(tmp_path / "stack.npy")
     assert stack.axes == "QQYX"
-    assert isinstance(stack.data, np.memmap)
+    assert isinstance(stack.data, FileArray)
     with pytest.raises(SAM2Error, match="cannot tell which axis .* choose one of 0, 1"):
         video_frames(stack)
     frames = video_frames(stack, axis=1, fixed={0: 4})

@@ -99,7 +99,22 @@ class FrameSource:
         """Frame t as stored, channels picked: (H, W) or (H, W, K)."""
         if not -self.num_frames <= t < self.num_frames:
             raise SAM2Error(f"frame {t} is outside the stack of {self.num_frames} frames")
-        frame = np.asarray(self.frames[t])
+        try:
+            frame = np.asarray(self.frames[t])
+        except SAM2Error:
+            raise
+        except Exception as exc:  # zarr, dask, codecs: a damaged file fails only when read
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise SAM2Error(
+                f"frame {t} of the stack cannot be read, the file may be damaged "
+                f"({type(exc).__name__}{': ' + text if text else ''})"
+            ) from exc
+        expected = (self.height, self.width)
+        if frame.shape[:2] != expected or frame.ndim != len(self.frames.shape) - 1:
+            raise SAM2Error(
+                f"frame {t} has shape {frame.shape}, the stack's frames are "
+                f"{tuple(self.frames.shape[1:])}; every frame must have one shape"
+            )
         if self.channels is not None:
             frame = frame[..., self.channels]
             if len(self.channels) == 1:

@@ -16,6 +16,7 @@ from .atomic import atomic_output
 from .voxel_size import MICRON, imagej_unit
 
 IMAGEJ_ORDER = "TZCYXS"
+AXES_KEY = "napari_sam2_axes"
 
 
 def label_dtype(labels: np.ndarray) -> np.dtype:
@@ -62,10 +63,12 @@ def write_labels(
     unit = (unit or MICRON) if spacing else None
     dtype = label_dtype(labels)
     labels = labels.astype(dtype, copy=False)
-    imagej = dtype == np.uint16 and _imagej_axes(axes)
+    # ImageJ files squeeze 1x1 planes into the wrong shape (tifffile 2026): OME keeps them
+    imagej = dtype == np.uint16 and _imagej_axes(axes) and min(labels.shape[-2:]) > 1
     options: dict = dict(compression="zlib", photometric="minisblack")
     if imagej:
-        metadata: dict = {"axes": axes}
+        # the axes again under our own key: ImageJ drops axes of length 1 (a 1-frame volume)
+        metadata: dict = {"axes": axes, AXES_KEY: axes}
         if spacing:
             metadata["unit"] = imagej_unit(unit)
             if "Z" in spacing:
@@ -75,7 +78,7 @@ def write_labels(
         options.update(imagej=True, metadata=metadata)
     else:
         # OME-TIFF: any axis order, uint32, and physical sizes per axis
-        metadata = {"axes": axes}
+        metadata = {"axes": axes, "Name": f"{AXES_KEY} {axes}"}
         for axis, size in spacing.items():
             metadata[f"PhysicalSize{axis}"] = size
             metadata[f"PhysicalSize{axis}Unit"] = unit
@@ -121,6 +124,32 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, str]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return series.asarray(), series.axes.upper()
-    except (tifffile.TiffFileError, ValueError, IndexError) as exc:
+            labels, axes = series.asarray(), series.axes.upper()
+            written = _written_axes(tif)
+            if written and written != axes:
+                labels, axes = _unsqueezed(series, labels, written), written
+            return labels, axes
+    except SAM2Error:
+        raise
+    except Exception as exc:  # tifffile raises struct, zlib, codec, value and index errors
         raise SAM2Error(f"{path.name} is not a readable TIFF file ({exc})") from exc
+
+
+def _written_axes(tif) -> str | None:
+    """The axes write_labels stored, which the TIFF flavours drop when of length 1."""
+    if tif.is_imagej:
+        axes = (tif.imagej_metadata or {}).get(AXES_KEY)
+    elif tif.is_ome and f"{AXES_KEY} " in (tif.ome_metadata or ""):
+        axes = tif.ome_metadata.split(f"{AXES_KEY} ", 1)[1][:8].split('"', 1)[0]
+    else:
+        return None
+    return axes if isinstance(axes, str) and axes.isalpha() and axes.isupper() else None
+
+
+def _unsqueezed(series, labels: np.ndarray, written: str) -> np.ndarray:
+    full_axes = series.get_axes(False).upper()
+    full_shape = series.get_shape(False)
+    if not all(a in full_axes for a in written):
+        return labels
+    shape = tuple(full_shape[full_axes.index(a)] for a in written)
+    return labels.reshape(shape) if int(np.prod(shape)) == labels.size else labels

@@ -6,6 +6,7 @@ samples of RGB pixels (kept as the video's last axis), Q an axis of unknown mean
 without axis names get Q for every axis before the image plane.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..engine.stack_view import VideoAxisView
 from ..errors import SAM2Error
+from .file_array import FileArray
 from .voxel_size import Spacing, ome_zarr_spacing, tiff_spacing
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
@@ -88,36 +90,144 @@ def _tiff_axes(axes: str) -> str:
 def _open_tiff(path: Path) -> tuple[object, str, Spacing]:
     import tifffile
 
+    damage: list[str] = []
+    handler = _DamageReport(damage)
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
     try:
         with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise SAM2Error(f"{path.name} holds no images")
-            axes = _tiff_axes(tif.series[0].axes)
+            series = _tiff_series(tif, path)
+            if damage:
+                raise SAM2Error(f"{path.name} is truncated or damaged ({damage[0]}); copy it again")
+            _check_imagej_count(tif, series, path)
+            axes = _tiff_axes(series.axes)
             scale = tiff_spacing(tif, axes)
-    except (tifffile.TiffFileError, ValueError, OSError) as exc:
-        raise SAM2Error(f"{path.name} is not a readable TIFF file ({exc})") from exc
-    try:
-        return tifffile.memmap(path, series=0, mode="r"), axes, scale
-    except (ValueError, OSError):
-        pass  # compressed, tiled or scattered pixels cannot be memory-mapped
+            shape, dtype, offset = tuple(series.shape), series.dtype, series.dataoffset
+            if 0 in shape:
+                raise SAM2Error(f"{path.name} holds no pixels (shape {shape})")
+            if offset is not None:
+                # uncompressed and contiguous: read plane by plane, never memory-mapped
+                planes = 3 if axes.endswith(COLOUR) else 2
+                return FileArray(path, offset, shape, dtype, planes), axes, scale
+            generic = series.kind == "generic"
+    except SAM2Error:
+        raise
+    except Exception as exc:  # tifffile raises struct, zlib, codec, value and index errors
+        raise SAM2Error(f"{path.name} is not a readable TIFF file ({_reason(exc)})") from exc
+    finally:
+        logger.removeHandler(handler)
+    # compressed, tiled or scattered pixels: decoded a frame at a time
+    options = {"is_shaped": False} if generic else {}
     try:
         import zarr
     except ImportError:
         # without zarr, decode once into a temporary file on disk rather than into memory
-        return tifffile.imread(path, series=0, out="memmap"), axes, scale
-    store = tifffile.imread(path, series=0, aszarr=True)
+        try:
+            data = tifffile.imread(path, series=0, out="memmap", **options)
+        except Exception as exc:
+            raise SAM2Error(f"{path.name} is damaged ({_reason(exc)}); copy it again") from exc
+        return data, axes, scale
+    store = tifffile.imread(path, series=0, aszarr=True, **options)
     data = zarr.open(store, mode="r")
     if not hasattr(data, "shape"):  # a pyramid: the full-resolution level
         data = data["0"]
     return data, axes, scale
 
 
+class _DamageReport(logging.Handler):
+    """Collects tifffile's warnings that mean pages were lost (it logs them and goes on with
+    fewer pages, which would silently read a truncated stack as a single frame)."""
+
+    SIGNS = ("invalid page offset", "corrupted", "failed to reshape", "truncated", "suspicious")
+
+    def __init__(self, found: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.found = found
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(sign in message.lower() for sign in self.SIGNS):
+            self.found.append(message.split("> ", 1)[-1])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _tiff_series(tif, path: Path):
+    """The series that is the stack; every page of a plain multi-page TIFF when its pages
+    were stored as separate images, and an error when they differ in shape."""
+    if not tif.series:
+        raise SAM2Error(f"{path.name} holds no images")
+    series = tif.series[0]
+    plain = not (tif.is_ome or tif.is_imagej) and all(
+        s.kind in ("shaped", "generic", "uniform") for s in tif.series
+    )
+    if len(tif.series) == 1 or not plain:
+        return series
+    pages = list(tif.pages)
+    first = pages[0]
+    for index, page in enumerate(pages[1:], start=1):
+        if page.shape != first.shape or page.dtype != first.dtype:
+            raise SAM2Error(
+                f"{path.name}: page {index} is {_describe_page(page)} but page 0 is "
+                f"{_describe_page(first)}; all frames of a stack must have one shape and type"
+            )
+    return _all_pages(tif)
+
+
+def _all_pages(tif):
+    # the same pages seen without the per-image shape metadata: one series of all pages
+    import tifffile
+
+    whole = tifffile.TiffFile(tif.filehandle.path, is_shaped=False)
+    try:
+        return whole.series[0]
+    finally:
+        whole.close()
+
+
+def _describe_page(page) -> str:
+    return f"{'x'.join(map(str, page.shape))} {page.dtype}"
+
+
+def _check_imagej_count(tif, series, path: Path) -> None:
+    """ImageJ states how many images it wrote; fewer found means the file lost its end."""
+    if not tif.is_imagej:
+        return
+    stated = (tif.imagej_metadata or {}).get("images")
+    plane = 3 if series.axes.upper().endswith("S") else 2
+    found = int(np.prod(series.shape[: len(series.shape) - plane]))
+    if isinstance(stated, int) and stated > found:
+        raise SAM2Error(
+            f"{path.name} is truncated: ImageJ wrote {stated} images, {found} remain; copy it again"
+        )
+
+
 def _open_npy(path: Path) -> tuple[object, str]:
     try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
+            else:  # 2.0; 3.0 differs only in the header's text encoding
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
+            offset = file.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise SAM2Error(f"{path.name} is not a readable .npy array ({_reason(exc)})") from exc
+    if dtype.hasobject:
+        raise SAM2Error(
+            f"{path.name} is not a readable .npy array of pixels (it holds Python objects)"
+        )
+    if 0 in shape:
+        raise SAM2Error(f"{path.name} holds no pixels (shape {shape})")
+    axes = _guess_axes(shape)
+    if fortran or len(shape) < 2:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise SAM2Error(f"{path.name} is not a readable .npy array ({exc})") from exc
-    return data, _guess_axes(data.shape)
+    else:
+        data = FileArray(path, offset, shape, dtype, 3 if axes.endswith(COLOUR) else 2)
+    return data, axes
 
 
 def _guess_axes(shape: tuple[int, ...]) -> str:
