@@ -1,6 +1,9 @@
 """Bad inputs and faults: each becomes one clear SAM2Error (CLI: one line, exit status 1) or
 correct behaviour, and loses nothing. One test per row of docs/reliability.md."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -164,3 +167,158 @@ def test_tiny_label_volumes_read_back(tmp_path, shape):
     frames = video_frames(open_stack(path))  # read back as a stack, too
     assert frames.shape == shape
     np.testing.assert_array_equal(frames[shape[0] - 1], labels[-1])
+
+
+# --- the command line: one line on stderr, a non-zero exit status, nothing lost -------------
+
+
+@pytest.fixture
+def timelapse(tmp_path):
+    """A 3-frame TYX TIFF and a prompts file clicking one cell on frame 0 (demo model)."""
+    from napari_sam2.synthetic import moving_cells
+
+    frames, _ = moving_cells(num_frames=3, height=48, width=64, centers=((14, 16),))
+    stack = tmp_path / "cells.tif"
+    tifffile.imwrite(stack, frames, imagej=True, metadata={"axes": "TYX"})
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(
+        '{"format": "napari-sam2 prompts", "version": 1, "objects": '
+        '[{"id": 1, "frames": {"0": {"points": [[19.0, 16.0, 1]]}}}]}'
+    )
+    return stack, prompts
+
+
+def _segment(stack, prompts, out, *extra) -> int:
+    from napari_sam2.cli import main
+
+    argv = ["segment", stack, "--prompts", prompts, "--out", out, "--model", "demo", "--quiet"]
+    return main([str(a) for a in [*argv, *extra]])
+
+
+def _one_error_line(capsys, pattern: str) -> None:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("napari-sam2: error: "), lines
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def _our_temporaries(folder):
+    return [p for p in folder.iterdir() if p.name.endswith(".napari-sam2-tmp")]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_sigterm_while_writing_keeps_the_old_output(tmp_path, timelapse, monkeypatch, capsys):
+    import os
+    import signal
+
+    out = tmp_path / "labels.tif"
+    out.write_bytes(b"the user's labels")
+
+    def killed_while_writing(path, *args, **kwargs):
+        Path(path).write_bytes(b"half a label volume")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(tifffile, "imwrite", killed_while_writing)
+    assert _segment(*timelapse, out, "--overwrite") == 143
+    assert "terminated" in capsys.readouterr().err
+    assert out.read_bytes() == b"the user's labels"
+    assert _our_temporaries(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from napari_sam2.io.atomic import check_writable
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".labels.tif.{dead.pid}-0123abcd.napari-sam2-tmp"
+    alive = tmp_path / f".labels.tif.{os.getppid()}-0123abcd.napari-sam2-tmp"
+    foreign = tmp_path / ".labels.tif.1234.tmp"  # not ours: never touched
+    for path in (stale, alive, foreign):
+        path.write_bytes(b"x")
+    check_writable(tmp_path / "other.tif")
+    assert not stale.exists() and alive.exists() and foreign.exists()
+
+
+def test_a_250_character_output_name_is_written(tmp_path):
+    name = "x" * 246 + ".tif"
+    path = write_labels(tmp_path / name, np.ones((2, 4, 4), np.uint16))
+    assert read_labels(path)[0].shape == (2, 4, 4)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    with pytest.raises(SAM2Error, match="bytes long"):
+        write_labels(tmp_path / ("y" * 256), np.ones((2, 4, 4), np.uint16))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("which", ["stack", "prompts"])
+def test_out_equal_to_an_input_is_refused(tmp_path, timelapse, capsys, which):
+    stack, prompts = timelapse
+    target = stack if which == "stack" else prompts
+    before = target.read_bytes()
+    assert _segment(stack, prompts, target, "--overwrite") == 1
+    _one_error_line(capsys, "is the input")
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "options, pattern",
+    [
+        (["--image-size", "100"], "multiple of 32"),
+        (["--image-size", "0"], "multiple of 32"),
+        (["--image-size", "-64"], "multiple of 32"),
+        (["--fix", "Z"], "AXIS=INDEX"),
+        (["--fix", "Z=-1"], "AXIS=INDEX"),
+        (["--fix", "Z=0"], "no Z axis|cannot be fixed"),
+        (["--axis", "Q"], "no Q axis"),
+        (["--axis", "7"], "no axis 7"),
+        (["--axis", "X"], "part of the image"),
+        (["--model", "sam3"], "unknown model"),
+        (["--device", "cuda"], "not available"),
+    ],
+)
+@pytest.mark.usefixtures("one_torch_thread")
+def test_nonsense_options(tmp_path, timelapse, capsys, options, pattern):
+    import torch
+
+    if options == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "labels.tif"
+    assert _segment(*timelapse, out, *options) == 1
+    _one_error_line(capsys, pattern)
+    assert not out.exists() and _our_temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["missing", "file", "unwritable"])
+def test_output_folder_missing_or_unwritable(tmp_path, timelapse, capsys, monkeypatch, where):
+    import os
+
+    folder = tmp_path / "results"
+    if where == "file":
+        folder.write_text("a file")
+    elif where == "unwritable":
+        folder.mkdir()
+        folder.chmod(0o500)
+        if os.access(folder, os.W_OK):  # root writes anywhere: the file system says no instead
+            opener = Path.open
+
+            def refuse(self, mode="r", *args, **kwargs):
+                if self.parent == folder and "x" in mode:
+                    raise PermissionError(13, "Permission denied")
+                return opener(self, mode, *args, **kwargs)
+
+            monkeypatch.setattr(Path, "open", refuse)
+    assert _segment(*timelapse, folder / "labels.tif") == 1
+    _one_error_line(capsys, "output folder")
+    if where == "unwritable":
+        assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["folder", "missing", "extension"])
+def test_bad_stack_paths_on_the_command_line(tmp_path, timelapse, capsys, kind):
+    _, prompts = timelapse
+    stack = {"folder": tmp_path, "missing": tmp_path / "no.tif", "extension": prompts}[kind]
+    assert _segment(stack, prompts, tmp_path / "labels.tif") == 1
+    _one_error_line(capsys, "stack|supported|zarr")

@@ -6,7 +6,9 @@ outputs are written atomically, so a failed run leaves no partial file behind.
 """
 
 import argparse
+import signal
 import sys
+import threading
 
 from ..errors import SAM2Error
 from . import batch, models, sample, segment, train, view
@@ -20,15 +22,37 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already reported
         return exc.code if isinstance(exc.code, int) else 2
+    previous = _on_sigterm(_terminate)
     try:
         return args.command(args)
     except SAM2Error as exc:
         message = " ".join(str(exc).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"{PROG}: terminated; existing outputs were left as they were", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        print(f"{PROG}: interrupted; existing outputs were left as they were", file=sys.stderr)
         return 130
+    finally:
+        _on_sigterm(previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that the same cleanup runs (a BaseException,
+    so no `except Exception` swallows it)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install `handler` for SIGTERM (main thread only); returns the one it replaces."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     check_model_name(args.model)
     check_image_size(args.image_size)
     fixed = parse_fixes(args.fix)
-    out = check_writable(args.out, args.overwrite)
+    out = check_writable(args.out, args.overwrite, inputs=(args.stack, args.prompts))
     stack = open_stack(args.stack)
     prompts_name = Path(args.prompts).name
     prompts = read_prompts(args.prompts)

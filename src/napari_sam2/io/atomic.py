@@ -1,30 +1,97 @@
 """Writing an output file all at once or not at all: a temporary file beside it, then a rename.
 
-A crash, a full disk or Ctrl-C while writing leaves the old file (or nothing) in place, never
-half a label volume, and an existing file is replaced only when the caller says so.
+A crash, a full disk, Ctrl-C or SIGTERM while writing leaves the old file (or nothing) in place,
+never half a label volume, and an existing file is replaced only when the caller says so.
+Temporary files carry the writer's process id, so a later run removes those that a killed
+run (SIGKILL, power loss) left behind.
 """
 
 import contextlib
 import os
+import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import SAM2Error
 
+SUFFIX = ".napari-sam2-tmp"
+# most file systems allow 255 bytes per name; the temporary name must fit too
+NAME_BYTES = 255
+# ".<output name>.<pid>-<8 hex><SUFFIX>", the output name shortened to fit
+_TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}" + re.escape(SUFFIX) + r"$", re.DOTALL)
 
-def check_writable(path: str | Path, overwrite: bool = False) -> Path:
-    """Raise a SAM2Error unless `path` can be written now; checked before long work starts."""
+
+def temporary_name(name: str, kind: str = "") -> str:
+    """A fresh hidden name for a temporary file beside output `name`, within NAME_BYTES."""
+    tail = f".{os.getpid()}-{secrets.token_hex(4)}{kind}{SUFFIX}"
+    room = NAME_BYTES - 1 - len(tail.encode())
+    stem = name.encode()[:room].decode(errors="ignore")  # never split a character
+    return f".{stem}{tail}"
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove temporary files of ours in `folder` whose writing process no longer runs."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or a pid we cannot ask about: leave its files
+    return True
+
+
+def check_writable(
+    path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()
+) -> Path:
+    """Raise a SAM2Error unless `path` can be written now; checked before long work starts.
+
+    inputs: files the run reads (the stack, the prompts); writing over one of them is refused
+    even with overwrite, as the input would be lost.
+    """
     path = Path(path)
     folder = path.parent
+    if not path.name or path.name in (".", ".."):
+        raise SAM2Error(f"the output {path} names no file; give a file name")
+    if len(path.name.encode()) > NAME_BYTES:
+        raise SAM2Error(
+            f"the output name is {len(path.name.encode())} bytes long; file systems allow "
+            f"{NAME_BYTES}: choose a shorter name"
+        )
+    for source in inputs:
+        if source is not None and _same_file(path, Path(source)):
+            raise SAM2Error(
+                f"the output {path} is the input {source}; writing it would destroy the input: "
+                "choose another output name"
+            )
     if path.is_dir():
         raise SAM2Error(f"the output {path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise SAM2Error(f"the output {path} exists; choose another name or allow overwriting")
     if not folder.is_dir():
-        raise SAM2Error(f"the output folder {folder} does not exist; create it first")
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise SAM2Error(f"the output folder {folder} {problem}; create it first")
+    remove_stale_temporaries(folder)
     # os.access is unreliable on network drives and for root; trying is the only sure test
-    probe = folder / f".{path.name}.{secrets.token_hex(4)}.probe"
+    probe = folder / temporary_name(path.name, ".probe")
     try:
         probe.open("xb").close()
     except OSError as exc:
@@ -35,15 +102,27 @@ def check_writable(path: str | Path, overwrite: bool = False) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it becomes `path`, on error it is removed.
+def atomic_output(
+    path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()
+) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it becomes `path`, on error or
+    interruption it is removed.
 
     The temporary file sits in the same folder, so the final rename is atomic.
     """
-    path = check_writable(path, overwrite)
+    path = check_writable(path, overwrite, inputs)
     # created with open(), not mkstemp, so the result gets the user's usual permissions
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    temporary = path.parent / temporary_name(path.name)
     try:
         temporary.open("xb").close()
         yield temporary
