@@ -225,8 +225,9 @@ def _outcome(future, job: StackJob) -> StackResult:
         return StackResult(
             job.stack,
             "failed",
-            error="the workers running this stack died each time (killed, or out of memory); "
-            "see the workers' logs, give them more memory, and run the batch again",
+            error="its worker died (killed, or out of memory) as often as the scheduler allows "
+            "(distributed.scheduler.allowed-failures); see the workers' logs, give them more "
+            "memory, and run the batch again",
         )
     except Exception as exc:  # noqa: BLE001 - any error of one stack must not stop the others
         return StackResult(job.stack, "failed", error=one_line(f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,256 @@
+"""`napari-sam2 batch` on real dask clusters of two worker processes on 127.0.0.1: outputs
+equal `segment` run on each stack alone, a bad stack fails alone, a rerun skips finished
+stacks, and a worker killed mid-stack leaves the batch complete and correct."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sam2.batch import StackResult, read_summary, run
+from napari_sam2.batch.outputs import stack_stem
+from napari_sam2.cli import main
+from napari_sam2.io import FramePrompts, ObjectPrompts, Prompts, read_labels, write_prompts
+from napari_sam2.synthetic import timelapse
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SIZE = 64
+DEMO = ["--model", "demo", "--quiet"]
+
+
+def _write_stack(folder: Path, name: str, frames: int, seed: int) -> Path:
+    cells = timelapse(frames, SIZE, SIZE, num_cells=3, seed=seed, cell_radius=8.0)
+    path = folder / name
+    tifffile.imwrite(path, cells.frames, imagej=True, metadata={"axes": "TYX"})
+    return path
+
+
+def _write_prompts(path: Path, clicks: list[tuple[float, float]]) -> Path:
+    prompts = Prompts(video_axis="T", frame_shape=(SIZE, SIZE))
+    for i, (x, y) in enumerate(clicks):
+        prompts.objects.append(ObjectPrompts(i + 1, "", {0: FramePrompts(points=[(x, y, 1)])}))
+    return write_prompts(path, prompts)
+
+
+def _segment_alone(stack: Path, prompts: Path, out: Path) -> np.ndarray:
+    assert main(["segment", str(stack), "--prompts", str(prompts), "--out", str(out), *DEMO]) == 0
+    return read_labels(out)[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Three small stacks, one prompts file for all, and each stack's `segment` labels."""
+    folder = tmp_path_factory.mktemp("stacks")
+    stacks = [_write_stack(folder, f"s{i}.tif", 5 + i, seed=i) for i in range(3)]
+    prompts = _write_prompts(folder / "prompts.json", [(20.0, 20.0), (44.0, 40.0)])
+    alone = {
+        stack.name: _segment_alone(stack, prompts, folder / f"{stack.stem}.alone.tif")
+        for stack in stacks
+    }
+    return stacks, prompts, alone
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a LocalCluster of two one-thread worker processes."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _batch(stacks, out, *extra) -> int:
+    return main(["batch", *map(str, stacks), "--out", str(out), *DEMO, *extra])
+
+
+def _summary(out: Path) -> dict[str, StackResult]:
+    return {Path(row.stack).name: row for row in read_summary(out / "summary.csv")}
+
+
+def test_outputs_equal_segment_alone_and_rerun_skips(tmp_path, data, scheduler):
+    stacks, prompts, alone = data
+    out = tmp_path / "out"
+    assert _batch(stacks, out, "--prompts", str(prompts), "--scheduler", scheduler) == 0
+    summary = _summary(out)
+    for stack in stacks:
+        labels = out / f"{stack.stem}.labels.tif"
+        assert np.array_equal(read_labels(labels)[0], alone[stack.name]), stack.name
+        row = summary[stack.name]
+        assert (row.status, row.frames, row.error) == ("done", len(alone[stack.name]), "")
+        assert row.objects == len(np.unique(alone[stack.name])) - 1
+    assert not list(out.glob(".*"))  # no temporary file left
+
+    # a rerun skips complete outputs and redoes a missing and a truncated one
+    kept = out / "s0.labels.tif"
+    written = kept.stat().st_mtime_ns
+    (out / "s1.labels.tif").unlink()
+    (out / "s2.labels.tif").write_bytes((out / "s2.labels.tif").read_bytes()[:100])
+    assert _batch(stacks, out, "--prompts", str(prompts), "--scheduler", scheduler) == 0
+    summary = _summary(out)
+    assert [summary[s.name].status for s in stacks] == ["skipped", "done", "done"]
+    assert summary["s0.tif"].frames == 5 and summary["s0.tif"].objects > 0
+    assert kept.stat().st_mtime_ns == written
+    for stack in stacks:
+        labels = out / f"{stack.stem}.labels.tif"
+        assert np.array_equal(read_labels(labels)[0], alone[stack.name]), stack.name
+
+    # --overwrite segments every stack again
+    assert (
+        _batch(stacks, out, "--prompts", str(prompts), "--scheduler", scheduler, "--overwrite") == 0
+    )
+    assert {row.status for row in _summary(out).values()} == {"done"}
+
+
+def test_python_entry_point_with_a_client_and_prompts_per_stack(tmp_path, data, scheduler):
+    from distributed import Client
+
+    stacks, prompts, alone = data
+    per_stack = tmp_path / "prompts"
+    per_stack.mkdir()
+    for stack in stacks[:2]:
+        (per_stack / f"{stack.stem}.json").write_bytes(prompts.read_bytes())
+    with Client(scheduler) as client:
+        results = run(stacks, tmp_path / "out", prompts=per_stack, model="demo", scheduler=client)
+    assert [r.stack for r in results] == [str(s) for s in stacks]
+    assert [r.status for r in results] == ["done", "done", "failed"]
+    assert "s2.json not found" in results[2].error
+    assert np.array_equal(read_labels(tmp_path / "out" / "s1.labels.tif")[0], alone["s1.tif"])
+
+
+def test_bad_stacks_fail_alone_on_a_local_cluster(tmp_path, data, capsys):
+    stacks, prompts, alone = data
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    small = tmp_path / "small.tif"  # the prompts' frame shape does not fit it
+    tifffile.imwrite(small, np.zeros((3, 32, 32), np.uint16), metadata={"axes": "TYX"})
+    batch = [stacks[0], corrupt, small, stacks[1]]
+    out = tmp_path / "out"
+    code = _batch(batch, out, "--prompts", str(prompts), "--workers", "2")
+    assert code == 1
+    summary = _summary(out)
+    assert summary["s0.tif"].status == summary["s1.tif"].status == "done"
+    assert summary["corrupt.tif"].status == summary["small.tif"].status == "failed"
+    assert "corrupt.tif" in summary["corrupt.tif"].error
+    assert "frame_shape" in summary["small.tif"].error
+    for row in summary.values():
+        assert "\n" not in row.error and "Traceback" not in row.error
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[-3].startswith(f"napari-sam2: error: {corrupt}: ")
+    assert errors[-1] == f"napari-sam2: 2 of 4 stacks failed; see {out}/summary.csv"
+    assert np.array_equal(read_labels(out / "s1.labels.tif")[0], alone["s1.tif"])
+    assert not (out / "corrupt.labels.tif").exists()
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with open(log, "w") as file:
+        return subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, env=env)
+
+
+def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, data):
+    from distributed import Client
+
+    _, prompts, _ = data
+    stacks = [_write_stack(tmp_path, f"long{i}.tif", 24, seed=10 + i) for i in range(2)]
+    alone = {s.name: _segment_alone(s, prompts, tmp_path / f"{s.stem}.alone.tif") for s in stacks}
+    address_file = tmp_path / "scheduler.json"
+    processes = [
+        _start(
+            ["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+            + ["--scheduler-file", str(address_file)],
+            tmp_path / "scheduler.log",
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for i in range(2):
+            processes.append(
+                _start(
+                    ["dask", "worker", "--scheduler-file", str(address_file), "--nthreads", "1"]
+                    + ["--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                    tmp_path / f"worker{i}.log",
+                )
+            )
+        with Client(scheduler_file=str(address_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            pids = client.run(os.getpid)
+            out = tmp_path / "out"
+            argv = [shutil.which("napari-sam2"), "batch", *map(str, stacks)]
+            argv += ["--out", str(out), "--prompts", str(prompts), *DEMO]
+            argv += ["--scheduler", client.scheduler.address]
+            batch = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+            victim = _busy_worker(client, batch, time.monotonic() + 120)
+            time.sleep(2.0)  # well inside the stack: the worker is tracking, not starting
+            assert client.processing()[victim], "the stack finished before the kill"
+            os.kill(pids[victim], signal.SIGKILL)
+            _, errors = batch.communicate(timeout=600)
+        assert batch.returncode == 0, errors
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    summary = _summary(out)
+    for stack in stacks:
+        assert summary[stack.name].status == "done"
+        labels = read_labels(out / f"{stack.stem}.labels.tif")[0]
+        assert np.array_equal(labels, alone[stack.name]), stack.name
+    assert not list(out.glob(".*"))
+
+
+def _busy_worker(client, batch: subprocess.Popen, deadline: float) -> str:
+    while time.monotonic() < deadline and batch.poll() is None:
+        for worker, keys in client.processing().items():
+            if any("napari-sam2-segment" in str(key) for key in keys):
+                return worker
+        time.sleep(0.05)
+    raise AssertionError(f"no worker started a stack: {batch.communicate(timeout=60)}")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--prompts", "{stack}"], "the same outputs"),  # duplicate stems, see below
+        (["--prompts", "missing.json"], "--prompts missing.json: no such file or folder"),
+        (["--prompts", "{prompts}", "--workers", "0"], "--workers must be 1 or more"),
+        (["--prompts", "{prompts}", "--direction", "up"], "segment options: argument"),
+    ],
+)
+def test_mistakes_about_the_whole_batch(tmp_path, data, capsys, change, message):
+    stacks, prompts, _ = data
+    other = tmp_path / "s0.npy"
+    np.save(other, np.zeros((3, SIZE, SIZE), np.uint8))
+    inputs = [stacks[0], other] if "{stack}" in change else stacks[:1]
+    change = [c.format(stack=prompts, prompts=prompts) for c in change]
+    assert _batch(inputs, tmp_path / "out", *change) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("napari-sam2: error: ")
+    assert message in error
+
+
+def test_prompts_or_seeds_is_required(tmp_path, data, capsys):
+    assert _batch(data[0], tmp_path / "out") == 2
+    assert "--prompts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, stem",
+    [("a/cells.tif", "cells"), ("cells.ome.tif", "cells"), ("x.zarr", "x"), ("b.npy", "b")],
+)
+def test_stack_stem(name, stem):
+    assert stack_stem(name) == stem
