@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SAM2Error
+from ..io.atomic import remove_stale_temporaries
 from .outputs import ctc_path, finished_outputs, labels_path, stack_stem
 from .stack_task import parse_segment_arguments, segment_stack
 from .summary import StackResult, one_line, write_summary
@@ -71,7 +72,8 @@ def run(
     if todo:
         with _client(scheduler, workers, len(todo), device, say) as client:
             _run_jobs(client, todo, results, folder, progress)
-    _remove_stale_temporaries(jobs)
+    # a worker killed while writing leaves its temporary file; none is being written now
+    remove_stale_temporaries(folder)
     return list(results.values())
 
 
@@ -162,16 +164,23 @@ def _known_result(job: StackJob, overwrite: bool) -> StackResult:
 
 
 def _video_shape(argv: Sequence[str]) -> tuple[int, int, int] | None:
-    """(frames, height, width) that `segment` with `argv` reads, or None if it cannot tell."""
+    """(frames, height, width) that `segment` with `argv` reads, or None if it cannot tell.
+
+    The video axis and fixed planes are chosen as `segment` chooses them: the options, else
+    the prompts (or session) file's.
+    """
     from ..cli.common import parse_fixes
     from ..io import open_stack, read_prompts, video_frames
+    from ..session.headless import session_fixes
 
     try:
         args = parse_segment_arguments(argv)
-        axis = args.axis
-        if axis is None and getattr(args, "prompts", None):
-            axis = read_prompts(args.prompts).video_axis
-        frames = video_frames(open_stack(args.stack), axis, parse_fixes(args.fix))
+        axis, fixed = args.axis, parse_fixes(args.fix)
+        if getattr(args, "prompts", None):
+            prompts = read_prompts(args.prompts)
+            axis = axis if axis is not None else prompts.video_axis
+            fixed = fixed or session_fixes(prompts)
+        frames = video_frames(open_stack(args.stack), axis, fixed)
     except SAM2Error:
         return None
     return len(frames), int(frames.shape[1]), int(frames.shape[2])
@@ -253,14 +262,6 @@ def _bar(total: int, initial: int, progress: bool) -> Iterator[Callable[[StackRe
         print(f"{done}/{total} stacks ({result.status}: {result.stack})", file=sys.stderr)
 
     yield advance
-
-
-def _remove_stale_temporaries(jobs: list[StackJob]) -> None:
-    # a worker killed while writing leaves its temporary file (io/atomic.py names it
-    # .NAME.XXXXXXXX.tmp); once every task has ended, none of these is being written
-    for job in jobs:
-        for temporary in job.labels.parent.glob(f".{job.labels.name}.*.tmp"):
-            temporary.unlink(missing_ok=True)
 
 
 def _teller(progress: bool) -> Callable[[str], None]:
