@@ -34,15 +34,13 @@ from napari_sam2.model import build_model  # noqa: E402
 from napari_sam2.synthetic import timelapse, zstack  # noqa: E402
 from napari_sam2.training import LabelledStack, evaluate_zstack, load_trained  # noqa: E402
 from napari_sam2.training.evaluate import (  # noqa: E402
+    division_followed,
+    family,
     interior_point,
     jaccard,
     masklet_score,
+    track_masklet,
 )
-
-# A daughter is followed on a frame when the mother's masklet covers at least half of it; a
-# division is followed when both daughters are, on at least this fraction of the frames
-# from the division to the end of the stack (a one-frame slip in ten is forgiven).
-COVERED, FOLLOWED_FRAMES = 0.5, 0.9
 
 
 def readme_example(checkpoint: Path | None) -> list[float]:
@@ -58,10 +56,6 @@ def readme_example(checkpoint: Path | None) -> list[float]:
         float(np.mean([jaccard(p == i, g == i) for i in ids]))
         for p, g in zip(labels, truth, strict=True)
     ]
-
-
-def descendants(lineage: dict[int, int], obj_id: int) -> set[int]:
-    return LabelledStack(np.zeros((1, 1, 1)), np.zeros((1, 1, 1), int), lineage).descendants(obj_id)
 
 
 def mean_j(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -84,33 +78,9 @@ def track(model, frames: np.ndarray, clicks: dict[int, tuple[float, float]]) -> 
 
 
 def baseline_masklets(frames: np.ndarray, clicks: dict[int, tuple[float, float]]) -> dict:
-    """The classical baseline's masklet for each click: the track under the click on frame 0
-    (or the nearest one) and its descendants."""
+    """The classical baseline's masklet for each click (the track under it, with daughters)."""
     labels, lineage = classical_tracking(frames)
-    out = {}
-    for i, (x, y) in clicks.items():
-        on = labels[0][int(y), int(x)]
-        if on == 0 and labels[0].any():
-            yy, xx = np.nonzero(labels[0])
-            k = int(np.argmin((yy - y) ** 2 + (xx - x) ** 2))
-            on = labels[0][yy[k], xx[k]]
-        family = sorted(descendants(lineage, int(on))) if on else []
-        out[i] = np.isin(labels, family) if family else np.zeros(labels.shape, bool)
-    return out
-
-
-def division_followed(masklet: np.ndarray, labels: np.ndarray, daughters: list[int]) -> bool:
-    """Whether the mother's masklet covers both daughters (see COVERED, FOLLOWED_FRAMES)."""
-    born = min(int(np.flatnonzero((labels == d).any(axis=(1, 2)))[0]) for d in daughters)
-    frames = range(born, len(labels))
-    good = 0
-    for t in frames:
-        covered = []
-        for d in daughters:
-            area = (labels[t] == d).sum()
-            covered.append(area == 0 or (masklet[t] & (labels[t] == d)).sum() >= COVERED * area)
-        good += all(covered)
-    return good >= FOLLOWED_FRAMES * len(frames)
+    return {i: track_masklet(labels, lineage, xy) for i, xy in clicks.items()}
 
 
 def score_timelapses(model, stacks: list, with_baseline: bool = True) -> dict:
@@ -120,7 +90,7 @@ def score_timelapses(model, stacks: list, with_baseline: bool = True) -> dict:
         frames, labels = np.asarray(stack.frames), np.asarray(stack.labels)
         ids, counts = np.unique(labels[0], return_counts=True)
         ids = [int(i) for i, n in zip(ids, counts, strict=True) if i and n >= 50]
-        truth = {i: np.isin(labels, sorted(descendants(stack.lineage, i))) for i in ids}
+        truth = {i: np.isin(labels, sorted(family(stack.lineage, i))) for i in ids}
         clicks = {i: interior_point(truth[i][0]) for i in ids}
         result = track(model, frames, clicks)
         base = baseline_masklets(frames, clicks) if with_baseline else {}
@@ -166,7 +136,7 @@ def long_run(model, num_frames: int = 600, last: int = 100) -> dict:
     stack = timelapse(num_frames, 256, 256, 8, seed=20_100, bleaching=0.0)
     labels = stack.labels
     ids = [int(i) for i in np.unique(labels[0]) if i]
-    truth = {i: np.isin(labels, sorted(descendants(stack.lineage, i))) for i in ids}
+    truth = {i: np.isin(labels, sorted(family(stack.lineage, i))) for i in ids}
     result = track(model, stack.frames, {i: interior_point(truth[i][0]) for i in ids})
     js = [mean_j(result["masklets"][i][-last:], truth[i][-last:]) for i in ids]
     return {"objects": len(ids), "J_last": float(np.mean(js))}

@@ -7,6 +7,7 @@ import pytest
 from napari_sam2.synthetic import zstack
 from napari_sam2.training import LabelledStack, boundary_f, evaluate_zstack, jaccard, summarize
 from napari_sam2.training import evaluate as evaluate_module
+from napari_sam2.training.evaluate import division_followed, track_masklet
 
 
 def square(size: int, y0: int, x0: int, side: int) -> np.ndarray:
@@ -76,3 +77,35 @@ def test_zstack_protocol_clicks_the_largest_slice_and_scores_volumes(nuclei, mon
     spilled = summarize([evaluate_zstack(None, nuclei)])
     assert spilled["click_iou"] == 1.0
     assert spilled["volume IoU"] < spilled["J"] < 1.0
+
+
+def _division_movie():
+    """A cell (id 1) on frames 0-1 that divides into 2 and 3 on frames 2-5."""
+    labels = np.zeros((6, 20, 30), np.uint16)
+    labels[:2, 5:15, 8:22] = 1
+    labels[2:, 5:15, 4:12] = 2
+    labels[2:, 5:15, 18:26] = 3
+    return labels, {2: 1, 3: 1}
+
+
+def test_a_division_is_followed_when_the_masklet_covers_both_daughters():
+    labels, _ = _division_movie()
+    both = labels > 0
+    assert division_followed(both, labels, [2, 3])
+    one = (labels == 1) | (labels == 2)
+    assert not division_followed(one, labels, [2, 3])
+    half = both.copy()
+    half[2:, :, 4:9] = False  # 5 of 8 columns of daughter 2 lost: over half of it
+    assert not division_followed(half, labels, [2, 3])
+    slip = both.copy()
+    slip[3] = labels[3] == 2  # one frame in four misses daughter 3: more than one in ten
+    assert not division_followed(slip, labels, [2, 3])
+
+
+def test_track_masklet_takes_the_clicked_track_and_its_daughters():
+    labels, lineage = _division_movie()
+    masklet = track_masklet(labels, lineage, (15.0, 10.0))
+    np.testing.assert_array_equal(masklet, labels > 0)
+    # a click just off every track takes the nearest one
+    np.testing.assert_array_equal(track_masklet(labels, lineage, (2.0, 1.0)), labels > 0)
+    assert not track_masklet(np.zeros_like(labels), {}, (3.0, 3.0)).any()

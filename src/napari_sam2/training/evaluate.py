@@ -3,6 +3,7 @@ propagation (and one correction click). Masklets are scored with J (region IoU) 
 (boundary F-measure), the DAVIS video-segmentation measures.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -215,3 +216,53 @@ def summarize(results: list[StackScores]) -> dict[str, float]:
         summary["J&F corrected"] = float(np.mean([s.jf for s in corrected]))
         summary["J corrected"] = float(np.mean([s.j for s in corrected]))
     return summary
+
+
+# A daughter is followed on a frame when the mother's masklet covers at least half of it; a
+# division is followed when both daughters are, on at least 90 % of the frames from the
+# division to the end of the stack (one slip in ten frames is forgiven).
+COVERED, FOLLOWED_FRAMES = 0.5, 0.9
+
+
+def division_followed(masklet: np.ndarray, labels: np.ndarray, daughters: list[int]) -> bool:
+    """Whether a mother's (T, H, W) masklet follows all its daughters (ids in `labels`) from
+    the division on (see COVERED and FOLLOWED_FRAMES)."""
+    present = [np.flatnonzero((labels == d).any(axis=(1, 2))) for d in daughters]
+    if any(p.size == 0 for p in present):
+        return False
+    frames = range(min(int(p[0]) for p in present), len(labels))
+    good = 0
+    for t in frames:
+        covered = True
+        for d in daughters:
+            daughter = labels[t] == d
+            area = int(daughter.sum())
+            covered &= area == 0 or (masklet[t] & daughter).sum() >= COVERED * area
+        good += covered
+    return good >= FOLLOWED_FRAMES * len(frames)
+
+
+def family(lineage: Mapping[int, int], obj_id: int) -> set[int]:
+    """The id and every id that descends from it by division (lineage: daughter -> mother)."""
+    found, grew = {obj_id}, True
+    while grew:
+        new = {d for d, m in lineage.items() if m in found} - found
+        found |= new
+        grew = bool(new)
+    return found
+
+
+def track_masklet(labels: np.ndarray, lineage: Mapping[int, int], point) -> np.ndarray:
+    """The (T, H, W) masklet that a tracking result (labels and lineage, e.g. a classical
+    baseline's) gives the object clicked at `point` (x, y) on frame 0: the track under the
+    click, or the nearest one, with its descendants."""
+    x, y = int(round(point[0])), int(round(point[1]))
+    first = labels[0]
+    track = int(first[y, x])
+    if track == 0 and first.any():
+        yy, xx = np.nonzero(first)
+        k = int(np.argmin((yy - y) ** 2 + (xx - x) ** 2))
+        track = int(first[yy[k], xx[k]])
+    if track == 0:
+        return np.zeros(labels.shape, bool)
+    return np.isin(labels, sorted(family(lineage, track)))
