@@ -14,6 +14,7 @@ from .common import (
     progress,
     say,
 )
+from .segment_cells import add_cell_options, check_exports, export_results, run_cells
 
 
 def add_parser(commands) -> None:
@@ -21,7 +22,8 @@ def add_parser(commands) -> None:
         "segment", help="track the objects of a prompts file through a stack, headless"
     )
     segment.add_argument("stack", metavar="STACK", help="a TIFF, .npy or .zarr stack")
-    segment.add_argument("--prompts", required=True, metavar="JSON", help="the prompts file")
+    prompts_or_seeds = segment.add_mutually_exclusive_group(required=True)
+    prompts_or_seeds.add_argument("--prompts", metavar="JSON", help="the prompts file")
     segment.add_argument("--out", required=True, metavar="TIF", help="the label TIFF to write")
     add_model_options(segment)
     add_device_option(segment)
@@ -66,6 +68,7 @@ def add_parser(commands) -> None:
     )
     add_cache_option(segment)
     segment.add_argument("--quiet", action="store_true", help="no progress output")
+    add_cell_options(segment, prompts_or_seeds)
     segment.set_defaults(command=run)
 
 
@@ -133,10 +136,13 @@ def run(args: argparse.Namespace) -> int:
     from ..model.devices import resolve_device
     from ..session.headless import replay_log, session_fixes, session_log, session_model
 
+    if args.seeds is not None:  # every cell, from a label image or automatic masks
+        return run_cells(args)
     check_model_name(args.model)
     check_image_size(args.image_size)
     fixed = parse_fixes(args.fix)
     out = check_writable(args.out, args.overwrite, inputs=(args.stack, args.prompts))
+    check_exports(args, inputs=(args.stack, args.prompts))
     stack = open_stack(args.stack)
     prompts_name = Path(args.prompts).name
     prompts = read_prompts(args.prompts)
@@ -190,4 +196,5 @@ def run(args: argparse.Namespace) -> int:
         unit=stack.unit,
     )
     say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames)")
+    export_results(args, tracker.labels(), {}, frames, stack)
     return 0

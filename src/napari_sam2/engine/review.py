@@ -172,3 +172,20 @@ class ReviewRecorder:
             items.append(ReviewItem(obj_id, t, "unconfirmed division", 0.5, ""))
         items.sort(key=lambda item: (-item.score, item.frame, item.obj_id))
         return items
+
+
+def review_labels(labels: np.ndarray) -> ReviewRecorder:
+    """A recorder filled from a finished (T, H, W) label volume alone (no logits): it finds
+    lost and reappearing objects and area jumps; masks there never overlap, so a merge shows
+    as one object lost and its neighbour's area jumping."""
+    recorder = ReviewRecorder()
+    ids = [int(i) for i in np.unique(labels) if i]
+    for t in range(labels.shape[0]):
+        plane = np.asarray(labels[t])
+        present = [i for i in ids if (plane == i).any()]
+        if not ids:
+            break
+        logits = np.stack([np.where(plane == i, 10.0, -10.0) for i in ids]).astype(np.float32)
+        absent = np.array([i not in present for i in ids])
+        recorder.record(t, ids, logits, absent)
+    return recorder
