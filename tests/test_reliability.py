@@ -322,3 +322,100 @@ def test_bad_stack_paths_on_the_command_line(tmp_path, timelapse, capsys, kind):
     stack = {"folder": tmp_path, "missing": tmp_path / "no.tif", "extension": prompts}[kind]
     assert _segment(stack, prompts, tmp_path / "labels.tif") == 1
     _one_error_line(capsys, "stack|supported|zarr")
+
+
+# --- models and checkpoints ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_state():
+    from napari_sam2.model import build_model
+
+    return build_model("demo").state_dict()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_checkpoint_with_nan_or_inf_weights_is_refused(tmp_path, demo_state, value):
+    from napari_sam2.model import build_model, build_model_from_checkpoint
+    from napari_sam2.model.config import config_to_dict
+    from napari_sam2.model.demo import DEMO_CONFIG
+
+    state = {k: v.clone() for k, v in demo_state.items()}
+    for key in list(state)[:5]:
+        if state[key].is_floating_point():
+            state[key].fill_(value)
+    path = tmp_path / "diverged.pt"
+    torch.save({"model": state, "config": config_to_dict(DEMO_CONFIG)}, path)
+    with pytest.raises(SAM2Error, match="NaN or infinite weights"):
+        build_model_from_checkpoint(path)
+    with pytest.raises(SAM2Error, match="NaN or infinite weights"):
+        build_model("demo", checkpoint=path)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"image_size": 33}, "image_size"),
+        ({"image_size": 10**9}, "image_size"),
+        ({"image_size": "1024"}, "image_size"),
+        ({"d_model": 0}, "d_model"),
+        ({"d_model": -64}, "d_model"),
+        ({"decoder_heads": 0}, "decoder_heads"),
+        ({"decoder_heads": 3}, "decoder_heads"),
+        ({"mem_dim": 48}, "mem_dim"),
+        ({"num_maskmem": 0}, "num_maskmem"),
+        ({"memory_attention_layers": 10**6}, "memory_attention_layers"),
+        ({"sigmoid_scale_for_mem_enc": float("nan")}, "sigmoid_scale_for_mem_enc"),
+        ({"binarize_mask_from_pts_for_mem_enc": "yes"}, "binarize_mask_from_pts_for_mem_enc"),
+        ({"trunk": {"embed_dim": 0}}, "trunk.embed_dim"),
+        ({"trunk": {"num_heads": 3}}, "divisible"),
+        ({"trunk": {"stages": [1, 1, 2]}}, "trunk.stages"),
+        ({"trunk": {"stages": [1, 1, 10**6, 1]}}, "trunk.stages"),
+        ({"trunk": {"global_att_blocks": [99]}}, "global_att_blocks"),
+        ({"trunk": {"window_spec": [8, 4, 0, 4]}}, "window_spec"),
+    ],
+)
+def test_checkpoint_with_an_impossible_configuration_is_refused(
+    tmp_path, demo_state, change, field
+):
+    from napari_sam2.model import build_model_from_checkpoint
+    from napari_sam2.model.config import config_to_dict
+    from napari_sam2.model.demo import DEMO_CONFIG
+
+    config = config_to_dict(DEMO_CONFIG)
+    for key, value in change.items():
+        if key == "trunk":
+            config["trunk"].update(value)
+        else:
+            config[key] = value
+    path = tmp_path / "odd.pt"
+    torch.save({"model": demo_state, "config": config}, path)
+    with pytest.raises(SAM2Error, match=f"impossible model configuration.*{re.escape(field)}"):
+        build_model_from_checkpoint(path)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps", "gpu", "tpu:0"])
+def test_a_device_this_machine_lacks(device):
+    from napari_sam2.model import build_model
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SAM2Error, match="device"):
+        build_model("demo", device=device)
+
+
+@pytest.mark.parametrize("name", ["sam3", "", "demo.pt", "SAM2.1_HIERA_TINY"])
+def test_unknown_model_names_through_the_api(name):
+    from napari_sam2.model import build_model
+
+    with pytest.raises(SAM2Error, match="unknown model .*choose one of"):
+        build_model(name)
+
+
+def test_folder_given_as_checkpoint(tmp_path):
+    from napari_sam2.model import build_model, build_model_from_checkpoint
+
+    with pytest.raises(SAM2Error, match="is a folder"):
+        build_model_from_checkpoint(tmp_path)
+    with pytest.raises(SAM2Error, match="is a folder"):
+        build_model("demo", checkpoint=tmp_path)

@@ -36,8 +36,12 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def check_image_size(value: int | None) -> None:
-    if value is not None and (value <= 0 or value % 32):
-        raise SAM2Error(f"--image-size must be a positive multiple of 32, got {value}")
+    from ..model.config import MAX_IMAGE_SIZE
+
+    if value is not None and not (32 <= value <= MAX_IMAGE_SIZE and value % 32 == 0):
+        raise SAM2Error(
+            f"--image-size must be a positive multiple of 32 up to {MAX_IMAGE_SIZE}, got {value}"
+        )
 
 
 def parse_fixes(values: list[str]) -> dict[str, int]:

@@ -30,6 +30,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Conf
     the configuration of a bare state dict.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SAM2Error(f"checkpoint {path} is a folder, not a file; give its .pt file")
     if not path.is_file():
         raise SAM2Error(f"checkpoint file not found: {path}")
     if path.stat().st_size == 0:
