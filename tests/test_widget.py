@@ -117,15 +117,16 @@ def test_a_failed_propagation_is_an_error_and_loses_nothing(widget, qtbot, monke
     idle(qtbot, widget)
     before = widget.labels.data.copy()
     calls = {"n": 0}
-    track = widget.model.track_frame
+    # every propagated frame (and the prompt it starts from) is encoded into memory
+    encode = widget.model.frame_memory
 
     def failing(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 2:
+        if calls["n"] > 3:
             raise RuntimeError("simulated failure")
-        return track(*args, **kwargs)
+        return encode(*args, **kwargs)
 
-    monkeypatch.setattr(widget.model, "track_frame", failing)
+    monkeypatch.setattr(widget.model, "frame_memory", failing)
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     assert "simulated failure" in widget.status.text()
@@ -146,7 +147,7 @@ def test_painted_frames_are_not_overwritten_unasked(widget, qtbot, monkeypatch):
     widget.labels.selected_label = 3
     widget.labels.brush_size = 5
     widget.labels.paint((4, 10, 10), 3)
-    assert widget.state.painted == {4}
+    assert widget.session.painted == {4}
     asked = []
     monkeypatch.setattr(
         widget, "ask_about_painted", lambda frames: asked.append(frames) or "cancel"
@@ -199,19 +200,19 @@ def test_save_labels_and_resume_a_session(widget, qtbot, tmp_path, make_napari_v
     assert {obj.id: obj.name for obj in session.objects} == {1: "object 1", 2: "mother cell"}
     assert session.objects[1].frames[3].box == (42.0, 38.0, 60.0, 54.0)
 
-    # a new viewer, the same data: loading the session and propagating gives the same labels
+    # a new viewer, the same data: loading the session replays it to the same labels
     viewer = make_napari_viewer()
     viewer.add_image(stack, name="cells")
     _, other = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     other.model = widget.model
-    other._reset_session()
+    other.start_session()
     other.load_session(str(tmp_path / "session.json"))
     idle(qtbot, other)
-    assert other.state.objects == {1: "object 1", 2: "mother cell"}
+    names = {i: o.name for i, o in other.session.objects.items()}
+    assert names == {1: "object 1", 2: "mother cell"}
     assert len(other.clicks.data) == 1 and len(other.boxes.data) == 1
-    other.run_buttons["both"].click()
-    idle(qtbot, other)
     np.testing.assert_array_equal(other.labels.data, widget.labels.data)
+    assert "replayed" in other.status.text() and "differ" not in other.status.text()
 
 
 def test_a_2d_image_is_a_single_frame(make_napari_viewer, qtbot, widget, stack):
@@ -219,7 +220,7 @@ def test_a_2d_image_is_a_single_frame(make_napari_viewer, qtbot, widget, stack):
     viewer.add_image(stack[2], name="one frame")
     _, single = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     single.model = widget.model
-    single._reset_session()
+    single.start_session()
     assert single.labels.data.shape == (64, 80)
     single.clicks.add([[24, 31]])
     idle(qtbot, single)
@@ -241,7 +242,7 @@ def test_4d_data_propagates_along_the_chosen_axis_at_the_viewed_slice(
     _, nd = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     nd.model = widget.model
     nd.axis_combo.setCurrentIndex(0)
-    nd._reset_session()
+    nd.start_session()
     assert nd.view.video_axis == 0 and nd.view.fixed == [0, 1]
     nd.clicks.add([[1, 1, 64 - 24, 31]])
     idle(qtbot, nd)
@@ -282,3 +283,113 @@ def test_a_trained_checkpoint_loads_with_its_configuration(
     engine.add_points(0, 1, [[25, 20]], [1])
     np.testing.assert_array_equal(widget.labels.data, engine.labels())
     assert (widget.labels.data[0] == 1).sum() > 100
+
+
+def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
+    widget, qtbot, tmp_path, make_napari_viewer, stack
+):
+    """Clicks, propagation, a correction and a second propagation; the session saved, loaded
+    in a fresh viewer with no model yet (the session's model file is loaded) and replayed by
+    the CLI: both give the saved labels exactly. The correction re-tracks only its object."""
+    import tifffile
+
+    from napari_sam2.cli import main
+    from napari_sam2.io import read_labels
+
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    widget.add_object()
+    widget.clicks.add([[1, 46, 49]])
+    idle(qtbot, widget)
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+    first = widget.labels.data.copy()
+    assert {1, 2} <= set(np.unique(first))
+    objects = widget.tracker.objects
+    object_1 = [objects[1].latest_result(t).low_res_logits.clone() for t in range(6)]
+
+    widget.toggle_sign()  # a background click corrects object 2 on frame 4
+    widget.clicks.add([[4, 40, 44]])
+    idle(qtbot, widget)
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+    assert widget.session.log[-1].objects == (2,)  # only the corrected object ran
+    # object 1's masks are bit for bit what they were (where the two overlap, the labels
+    # show the higher logit, as always)
+    for t in range(6):
+        assert torch.equal(objects[1].latest_result(t).low_res_logits, object_1[t])
+    assert not np.array_equal(widget.labels.data == 2, first == 2)
+    widget.save_labels(str(tmp_path / "labels.tif"))
+    widget.save_session(str(tmp_path / "session.json"))
+    saved, _ = read_labels(tmp_path / "labels.tif")
+
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="cells")
+    _, fresh = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    fresh.device_combo.setCurrentText("cpu")
+    assert fresh.model is None
+    fresh.load_session(str(tmp_path / "session.json"))
+    qtbot.waitUntil(lambda: fresh.model is not None, timeout=60_000)
+    idle(qtbot, fresh)
+    assert "replayed" in fresh.status.text()
+    np.testing.assert_array_equal(fresh.labels.data, saved)
+    assert len(fresh.clicks.data) == 3
+
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "TYX"})
+    argv = ["segment", tmp_path / "cells.tif", "--prompts", tmp_path / "session.json"]
+    argv += ["--out", tmp_path / "replayed.tif", "--device", "cpu"]
+    assert main([str(a) for a in argv]) == 0
+    np.testing.assert_array_equal(read_labels(tmp_path / "replayed.tif")[0], saved)
+
+
+def test_re_track_all_objects_on_request(widget, qtbot):
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    widget.add_object()
+    widget.clicks.add([[1, 46, 49]])
+    idle(qtbot, widget)
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    widget.clicks.add([[3, 40, 44]])  # object 2 again
+    idle(qtbot, widget)
+    widget.propagate_panel.all_objects.setChecked(True)
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    assert widget.session.log[-1].objects is None  # every object
+
+
+def test_a_zstack_is_followed_along_z_and_saved_as_zyx_with_its_voxel_size(
+    make_napari_viewer, qtbot, widget, stack, tmp_path
+):
+    import tifffile
+
+    from napari_sam2.cli.view import image_layer_options
+    from napari_sam2.io import open_stack, read_labels
+
+    path = tmp_path / "nuclei.tif"
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"},
+    )
+    zstack = open_stack(path)
+    viewer = make_napari_viewer()
+    viewer.add_image(zstack.data, **image_layer_options(zstack))
+    _, zw = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    zw.model = widget.model
+    zw.start_session()
+    assert zw.axis_combo.currentText() == "axis 0 (Z): 6 slices"
+    assert zw.axis_name() == "Z" and zw.session.reappear is False
+    assert tuple(zw.labels.scale) == tuple(viewer.layers["nuclei"].scale)
+    zw.clicks.add([[2, 24, 31]])
+    idle(qtbot, zw)
+    zw.run_buttons["both"].click()
+    idle(qtbot, zw)
+    zw.save_labels(str(tmp_path / "labels.tif"))
+    labels, axes = read_labels(tmp_path / "labels.tif")
+    assert axes == "ZYX"
+    np.testing.assert_array_equal(labels, zw.labels.data)
+    back = open_stack(tmp_path / "labels.tif")
+    assert back.spacing == pytest.approx({"Z": 1.5, "Y": 0.5, "X": 0.5})

@@ -1,78 +1,168 @@
-"""The "SAM 2 segmentation" dock widget: pick an image and a model, click, propagate, correct.
+"""The "SAM 2 segmentation" dock widget: a thin view of a headless `Session`.
 
-The widget is thin. It reads the prompt layers, runs the engine in napari's worker threads
-(one at a time), and writes the Labels layer; the engine holds all the logic.
+Panels (data and model, objects, propagate, files; see `panel.py` to add one) own their
+controls and talk to the session. This module keeps what they share: the session, the
+prompt layers and their sync to the session, one worker at a time, and the status line.
 """
-
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import napari
 import numpy as np
+import pandas as pd
 from napari.utils.notifications import show_error
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import (
-    QFileDialog,
-    QListWidgetItem,
-    QWidget,
-)
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import Tracker, VideoAxisView
 from ..errors import SAM2Error
-from ..io import FramePrompts, apply_frame
+from ..io.prompts import FramePrompts, Normalization, Prompts
 from ..layer_prompts import changed_prompts
-from ..model import build_model, build_model_from_checkpoint
-from ..model.demo import DEMO_NAME
-from ..model.devices import resolve_device
+from ..model.catalogue import is_known_model
+from ..session import Session
 from . import prompt_layers
-from .controls import CHECKPOINT_FILE, SHORTCUTS, ControlsMixin
-from .files import FilesMixin, video_axis_name
-from .propagation import PropagationMixin
-from .workers import job
+from .data_panel import CHECKPOINT_FILE, DataPanel, axis_name
+from .files_panel import FilesPanel
+from .objects_panel import ObjectsPanel
+from .panel import Panel
+from .plane_refresh import show_frames
+from .propagate_panel import PropagatePanel, ask_about_painted
+from .shortcuts import SHORTCUTS
+
+__all__ = ["CHECKPOINT_FILE", "SAM2Widget"]
 
 
-@dataclass
-class WidgetState:
-    """What the widget shows: objects, the active one, the click sign, painted frames."""
+class SAM2Widget(QWidget):
+    """Dock widget: image and model choice, objects, clicks and boxes, propagation, files."""
 
-    objects: dict[int, str] = field(default_factory=lambda: {1: "object 1"})
-    active: int = 1
-    positive: bool = True
-    painted: set[int] = field(default_factory=set)
-    last_click: tuple[int, int] | None = None
-    candidate: int = 0
-
-    def add_object(self) -> int:
-        new = max(self.objects, default=0) + 1
-        self.objects[new] = f"object {new}"
-        self.active = new
-        return new
-
-
-class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
-    """Dock widget: image and model choice, objects, clicks and boxes, propagation."""
+    PANELS = (DataPanel, ObjectsPanel, PropagatePanel, FilesPanel)
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.state = WidgetState()
         self.model = None
-        self.tracker: Tracker | None = None
+        self.model_source: tuple[str | None, str | None] = (None, None)  # name, checkpoint
+        self.session: Session | None = None
         self.view: VideoAxisView | None = None
         self.clicks = self.boxes = self.labels = None
+        # the layer prompts last sent to the session, per (frame, object)
         self._applied: dict[tuple[int, int], FramePrompts] = {}
         self._worker = None
         self._sync_again = False
-        self._progress = None
-        self._cancel_requested = threading.Event()
-        self._build_ui()
-        self._refresh_images()
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
-        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self._layout = QVBoxLayout(self)
+        self.panels: list[Panel] = []
+        for kind in self.PANELS:
+            self.add_panel(kind(self))
+        self.status = QLabel("Load a model to start.")
+        self.status.setWordWrap(True)
+        self._layout.addWidget(self.status)
+        self._layout.addStretch()
+        self.data_panel.refresh_images()
+        self.viewer.layers.events.inserted.connect(self.data_panel.refresh_images)
+        self.viewer.layers.events.removed.connect(self.data_panel.refresh_images)
         self._bind_viewer_keys()
 
-    # -- user interface -----------------------------------------------------------
+    def add_panel(self, panel: Panel) -> Panel:
+        """Add a panel below the others (before the status line once it exists)."""
+        index = len(self.panels)
+        self._layout.insertWidget(index, panel)
+        self.panels.append(panel)
+        name = {
+            DataPanel: "data_panel",
+            ObjectsPanel: "objects_panel",
+            PropagatePanel: "propagate_panel",
+            FilesPanel: "files_panel",
+        }.get(type(panel))
+        if name is not None:
+            setattr(self, name, panel)
+        if self.session is not None:
+            panel.session_started(self.session)
+        return panel
+
+    # the controls tests and scripts drive, where users find them
+    @property
+    def model_combo(self):
+        return self.data_panel.model_combo
+
+    @property
+    def checkpoint_edit(self):
+        return self.data_panel.checkpoint_edit
+
+    @property
+    def size_combo(self):
+        return self.data_panel.size_combo
+
+    @property
+    def device_combo(self):
+        return self.data_panel.device_combo
+
+    @property
+    def load_button(self):
+        return self.data_panel.load_button
+
+    @property
+    def image_combo(self):
+        return self.data_panel.image_combo
+
+    @property
+    def axis_combo(self):
+        return self.data_panel.axis_combo
+
+    @property
+    def object_list(self):
+        return self.objects_panel.object_list
+
+    @property
+    def run_buttons(self):
+        return self.propagate_panel.run_buttons
+
+    @property
+    def cancel_button(self):
+        return self.propagate_panel.cancel_button
+
+    @property
+    def tracker(self) -> Tracker | None:
+        return None if self.session is None else self.session.tracker
+
+    @property
+    def image(self) -> napari.layers.Image | None:
+        return self.data_panel.image
+
+    # actions, for shortcuts and scripts
+    def load_model(self) -> None:
+        self.data_panel.load_model()
+
+    def add_object(self) -> int:
+        return self.objects_panel.add_object()
+
+    def remove_active_object(self) -> None:
+        self.objects_panel.remove_active_object()
+
+    def toggle_sign(self) -> None:
+        self.objects_panel.toggle_sign()
+
+    def next_candidate(self) -> None:
+        self.objects_panel.next_candidate()
+
+    def use_painted_mask(self) -> None:
+        self.objects_panel.use_painted_mask()
+
+    def propagate(self, direction: str) -> None:
+        self.propagate_panel.propagate(direction)
+
+    def cancel(self) -> None:
+        self.propagate_panel.cancel()
+
+    def save_labels(self, path: str, overwrite: bool = False) -> None:
+        self.files_panel.save_labels(path, overwrite)
+
+    def save_session(self, path: str) -> None:
+        self.files_panel.save_session(path)
+
+    def load_session(self, path: str) -> None:
+        self.files_panel.load_session(path)
+
+    def ask_about_painted(self, frames: list[int]) -> str:
+        """ "use" (as prompts), "overwrite" or "cancel", as the user answers."""
+        return ask_about_painted(self, frames)
 
     def _bind_viewer_keys(self) -> None:
         actions = {
@@ -85,145 +175,116 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
         for name, action in actions.items():
             self.viewer.bind_key(SHORTCUTS[name], action, overwrite=True)
 
-    def _say(self, text: str) -> None:
+    # -- status and workers -----------------------------------------------------------
+
+    def say(self, text: str) -> None:
         self.status.setText(text)
-
-    def _refresh_images(self, event=None) -> None:
-        current = self.image_combo.currentText()
-        names = [
-            layer.name for layer in self.viewer.layers if isinstance(layer, napari.layers.Image)
-        ]
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
-        if self.image_combo.currentText() != current:
-            self._image_changed(self.image_combo.currentText())
-
-    @property
-    def image(self) -> napari.layers.Image | None:
-        name = self.image_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
-
-    def _image_changed(self, name: str) -> None:
-        image = self.image
-        self.axis_combo.blockSignals(True)
-        self.axis_combo.clear()
-        if image is not None:
-            leading = len(prompt_layers.spatial_shape(image)) - 2
-            labels = list(image.axis_labels)[:leading]
-            self.axis_combo.addItems(
-                [
-                    f"axis {i}{'' if label.lstrip('-').isdigit() else f' ({label})'}: "
-                    f"{image.data.shape[i]} frames"
-                    for i, label in enumerate(labels)
-                ]
-            )
-        self.axis_combo.blockSignals(False)
-        self._reset_session()
-
-    def _model_choice_changed(self, text: str) -> None:
-        self.checkpoint_row.setVisible(text == CHECKPOINT_FILE)
-        self.size_combo.setEnabled(text != DEMO_NAME)  # the demo runs at its trained size
-
-    def _browse_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "Checkpoints (*.pt)")
-        if path:
-            self.checkpoint_edit.setText(path)
-
-    # -- workers ------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
         return self._worker is not None
 
-    def _start(self, worker, done=None) -> None:
+    def run_job(self, worker, done=None) -> None:
         """Run one engine job at a time; errors reach the user as messages."""
         self._worker = worker
 
         def finish():
             self._worker = None
-            self.cancel_button.setEnabled(False)
             if done is not None:
                 done()
+            self.session_changed()
             if self._sync_again:
                 self._sync_again = False
                 self.sync_prompts()
 
-        worker.errored.connect(self._failed)
+        worker.errored.connect(self.failed)
         worker.finished.connect(finish)
         worker.start()
 
-    def _failed(self, error: Exception) -> None:
+    def failed(self, error: Exception) -> None:
         message = str(error) if isinstance(error, SAM2Error) else f"{type(error).__name__}: {error}"
-        self._say(f"Error: {message}")
+        self.say(f"Error: {message}")
         show_error(message)
         if self.labels is not None:
             self.labels.refresh()
 
-    # -- model and session ----------------------------------------------------------
+    def session_changed(self) -> None:
+        for panel in self.panels:
+            panel.refresh()
 
-    def load_model(self) -> None:
-        """Build the chosen model (downloading official weights if needed) in a worker."""
-        if self.busy:
-            self._say("Busy: wait for the current step to finish.")
-            return
-        name = self.model_combo.currentText()
-        checkpoint = "auto"
-        if name == CHECKPOINT_FILE:
-            checkpoint = self.checkpoint_edit.text().strip()
-            if not checkpoint:
-                self._say("Choose a checkpoint file first.")
-                return
-        try:
-            device = resolve_device(self.device_combo.currentText())
-        except SAM2Error as error:
-            self._failed(error)
-            return
-        size = int(self.size_combo.currentText())
-        self._say(
-            f"Loading {Path(checkpoint).name if name == CHECKPOINT_FILE else name} on {device}…"
-        )
-        worker = job(_load, name, checkpoint, device, size)
-        worker.returned.connect(self._model_loaded)
-        self._start(worker)
+    # -- the session ------------------------------------------------------------------
 
-    def _model_loaded(self, model) -> None:
-        self.model = model
-        self._say(f"{model.config.name} loaded. Click on the image to segment.")
-        self._reset_session()
+    def axis_name(self) -> str:
+        """ "Z" when the session follows an axis labelled z, else "T"."""
+        image = self.image
+        return "T" if image is None or self.view is None else axis_name(image, self.view.video_axis)
 
-    def _reset_session(self, *_) -> None:
-        """(Re)start tracking for the chosen image, axis and slice; prompts in the layers
-        are applied again."""
-        self.tracker = None
+    def voxel_size(self) -> tuple[dict[str, float] | None, str | None]:
+        """The image's pixel/voxel size per label-file axis and its unit, where known (from
+        the file `napari-sam2 view` opened, else the layer's scale when it has units)."""
+        image = self.image
+        if image is None or self.view is None:
+            return None, None
+        name = self.axis_name()
+        metadata = image.metadata or {}
+        scale = [float(s) for s in image.scale]
+        if "spacing" in metadata:
+            spacing = {a: v for a, v in metadata["spacing"].items() if a in (name, "Y", "X")}
+            return spacing or None, metadata.get("unit")
+        units = [str(u) for u in getattr(image, "units", ())]
+        if not units or units[-1] in ("pixel", "") or all(s == 1.0 for s in scale):
+            return None, None
+        spacing = {"Y": scale[-2], "X": scale[-1]}
+        if self.view.video_axis is not None:
+            spacing[name] = scale[self.view.video_axis]
+        unit = "µm" if units[-1] == "micrometer" else units[-1]
+        return spacing, unit
+
+    def start_session(self, clear_prompts: bool = False) -> Session | None:
+        """A new session for the chosen image, axis and slice (labels cleared); prompts in
+        the layers are sent to it unless clear_prompts."""
+        self.session = None
         image = self.image
         if self.model is None or image is None:
-            return
+            return None
         leading = len(prompt_layers.spatial_shape(image)) - 2
-        axis = self.axis_combo.currentIndex() if leading else None
+        axis = self.data_panel.video_axis if leading else None
         fixed = [int(i) for i in self.viewer.dims.current_step[:leading]]
         try:
             self.view = VideoAxisView(image.data, axis, fixed, rgb=image.rgb)
         except SAM2Error as error:
-            self._failed(error)
-            return
+            self.failed(error)
+            return None
         self._adopt_layers(image)
-        self.tracker = Tracker(
+        limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
+        along_z = axis_name(image, self.view.video_axis) == "Z"
+        tracker = Tracker(
             self.model,
             self.view,
-            contrast_limits=None if image.rgb else tuple(image.contrast_limits),
+            contrast_limits=limits,
             labels_out=prompt_layers.label_frames(self.labels, self.view),
             # through z a nucleus spans one run of slices: once lost it is not found again
-            reappear=video_axis_name(image, self.view) != "Z",
+            reappear=not along_z,
+        )
+        name, checkpoint = self.model_source
+        self.session = Session(
+            tracker,
+            model_name=name if is_known_model(name) else None,
+            checkpoint=checkpoint,
+            video_axis=self.view.video_axis,
+            fixed=tuple(self.view.fixed),
+            normalization=None if limits is None else Normalization(contrast_limits=limits),
         )
         self.labels.data[...] = 0
         self.labels.refresh()
         self._applied = {}
-        self.state.painted.clear()
-        self.sync_prompts()
+        if clear_prompts:
+            self._set_layer_prompts([], [])
+        for panel in self.panels:
+            panel.session_started(self.session)
+        if not clear_prompts:
+            self.sync_prompts()
+        return self.session
 
     def _adopt_layers(self, image) -> None:
         layers = self.viewer.layers
@@ -243,7 +304,6 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
             elif getattr(self, attribute) is not layer:
                 self._connect(attribute, layer)
             setattr(self, attribute, layer)
-        self._apply_active_object()
         self.viewer.layers.selection.active = self.clicks
         self.clicks.mode = "add"
 
@@ -258,7 +318,11 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
         if attribute == "labels":
             layer.events.paint.connect(self._painted)
 
-    # -- prompts --------------------------------------------------------------------
+    def current_frame(self) -> int:
+        axis = self.view.video_axis
+        return 0 if axis is None else int(self.viewer.dims.current_step[axis])
+
+    # -- layers <-> session -----------------------------------------------------------
 
     def _prompts_edited(self, event) -> None:
         action = str(getattr(event, "action", "")).lower()
@@ -267,8 +331,9 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
         QTimer.singleShot(0, self.sync_prompts)
 
     def sync_prompts(self) -> None:
-        """Send the prompts that changed in the layers to the tracker (in a worker)."""
-        if self.tracker is None or self.clicks is None:
+        """Send the prompts that changed in the layers to the session (in a worker)."""
+        session = self.session
+        if session is None or self.clicks is None:
             return
         if self.busy:
             self._sync_again = True
@@ -277,146 +342,109 @@ class SAM2Widget(ControlsMixin, FilesMixin, PropagationMixin, QWidget):
         changes = changed_prompts(self._applied, current)
         if not changes:
             return
-        for _, obj in changes:
-            self.state.objects.setdefault(obj, f"object {obj}")
-        self._show_objects()
-        tracker = self.tracker
+        try:
+            for _, obj in changes:
+                session.object(obj)
+        except SAM2Error as error:
+            self.failed(error)
+            return
+        self.session_changed()
 
         def apply():
             for (t, obj), prompts in changes.items():
-                apply_frame(tracker, t, obj, prompts)
+                session.set_prompts(t, obj, prompts)
             return changes
 
         def applied(done):
-            self._applied.update({k: v for k, v in done.items() if not v.is_empty()})
             for key, prompts in done.items():
                 if prompts.is_empty():
                     self._applied.pop(key, None)
+                else:
+                    self._applied[key] = prompts
             single = [k for k, v in done.items() if len(v.points) == 1 and v.box is None]
-            self.state.last_click = single[-1] if single else None
-            self.state.candidate = 0
-            self.labels.refresh()
+            self.objects_panel.clicked(single[-1] if single else None)
             frames = sorted({t for t, _ in done})
-            self._say(f"Segmented frame {', '.join(map(str, frames))}.")
+            show_frames(self.labels, self.view, frames)  # the displayed plane only
+            self.say(f"Segmented frame {', '.join(map(str, frames))}.")
 
-        self._say("Segmenting…")
+        self.say("Segmenting…")
+        from .workers import job
+
         worker = job(apply)
         worker.returned.connect(applied)
-        self._start(worker)
-
-    def next_candidate(self) -> None:
-        """Cycle through the three masks the model proposed for the last single click."""
-        if self.tracker is None or self.state.last_click is None or self.busy:
-            return
-        t, obj = self.state.last_click
-        count = len(self.tracker.candidate_logits(t, obj))
-        if not count:
-            return
-        self.state.candidate = (self.state.candidate + 1) % count
-        self.tracker.choose_candidate(t, obj, self.state.candidate)
-        self.labels.refresh()
-        self._say(f"Candidate {self.state.candidate + 1} of {count} on frame {t}.")
-
-    def use_painted_mask(self) -> None:
-        """The active object's painted mask on the current frame becomes its prompt."""
-        if self.tracker is None or self.busy:
-            return
-        t = self._current_frame()
-        obj = self.state.active
-        mask = prompt_layers.label_frames(self.labels, self.view)[t] == obj
-        if not mask.any():
-            self._say(f"Object {obj} has no painted pixels on frame {t}.")
-            return
-        worker = job(self.tracker.add_mask, t, obj, mask)
-        worker.returned.connect(lambda _: (self.labels.refresh(), self.state.painted.discard(t)))
-        self._start(worker)
-
-    def _current_frame(self) -> int:
-        axis = self.view.video_axis
-        return 0 if axis is None else int(self.viewer.dims.current_step[axis])
+        self.run_job(worker)
 
     def _painted(self, event) -> None:
-        if self.view is not None:
-            self.state.painted |= prompt_layers.painted_frames(event, self.view)
+        if self.session is not None:
+            self.session.record_paint(prompt_layers.painted_frames(event, self.view))
 
-    # -- objects ----------------------------------------------------------------------
+    def _layer_coords(self, t: int, y: float, x: float) -> list[float]:
+        """Layer coordinates (leading axes..., y, x) of a point on frame t."""
+        leading = [float(i) for i in self.view.fixed]
+        if self.view.video_axis is not None:
+            leading[self.view.video_axis] = float(t)
+        return [*leading, float(y), float(x)]
 
-    def _show_objects(self) -> None:
-        self.object_list.blockSignals(True)
-        self.object_list.clear()
-        for obj, name in sorted(self.state.objects.items()):
-            item = QListWidgetItem(f"{obj}: {name}")
-            item.setData(Qt.ItemDataRole.UserRole, obj)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            self.object_list.addItem(item)
-            if obj == self.state.active:
-                self.object_list.setCurrentItem(item)
-        self.object_list.blockSignals(False)
+    def _set_layer_prompts(self, items, masks) -> None:
+        """Put (frame, object, FramePrompts) clicks and boxes in the layers without sending
+        them; what they hold then counts as sent."""
+        rows, signs, owners, rectangles, rect_owners = [], [], [], [], []
+        for t, obj, frame in items:
+            for x, y, label in frame.points:
+                rows.append(self._layer_coords(t, y, x))
+                signs.append(label)
+                owners.append(obj)
+            if frame.box is not None:
+                x0, y0, x1, y1 = frame.box
+                corners = ((y0, x0), (y0, x1), (y1, x1), (y1, x0))
+                rectangles.append([self._layer_coords(t, y, x) for y, x in corners])
+                rect_owners.append(obj)
+        with self.clicks.events.data.blocker(), self.boxes.events.data.blocker():
+            self.clicks.data = np.array(rows, dtype=float).reshape(-1, self.clicks.ndim)
+            self.clicks.features = pd.DataFrame({"sign": signs, "object": owners}, dtype=int)
+            self.boxes.data = []
+            if rectangles:
+                self.boxes.add_rectangles(np.array(rectangles, dtype=float))
+                self.boxes.features = pd.DataFrame({"object": rect_owners}, dtype=int)
+        self.clicks.refresh()
+        self.boxes.refresh()
 
-    def _object_selected(self, item, _previous=None) -> None:
-        if item is not None:
-            self.state.active = int(item.data(Qt.ItemDataRole.UserRole))
-            self._apply_active_object()
+    def show_session_prompts(self) -> None:
+        """Show the session's clicks and boxes in the layers (after a replay)."""
+        items = [
+            (t, obj, frame)
+            for (t, obj), frame in sorted(self.session.prompts.items())
+            if frame.mask is None
+        ]
+        self._set_layer_prompts(items, [])
+        self._applied = prompt_layers.read_prompts(self.view, self.clicks, self.boxes)
+        self.labels.refresh()
+        self.objects_panel.session_started(self.session)
 
-    def _object_renamed(self, item) -> None:
-        obj = int(item.data(Qt.ItemDataRole.UserRole))
-        text = item.text()
-        self.state.objects[obj] = text.split(":", 1)[1].strip() if ":" in text else text
+    def show_prompts(self, prompts: Prompts) -> None:
+        """A prompts file without a log: clicks and boxes go to the layers (and are segmented
+        from there), masks straight to the session."""
+        session = self.session
+        items = []
+        for obj in prompts.objects:
+            session.object(obj.id).name = obj.name or f"object {obj.id}"
+            for t, frame in sorted(obj.frames.items()):
+                if frame.mask is not None:
+                    session.add_mask(t, obj.id, frame.mask)
+                else:
+                    items.append((t, obj.id, frame))
+        self._set_layer_prompts(items, [])
+        self.labels.refresh()
+        self.objects_panel.session_started(session)
+        self.sync_prompts()
 
-    def _apply_active_object(self) -> None:
-        obj = self.state.active
-        if self.clicks is not None:
-            self.clicks.feature_defaults = {"sign": int(self.state.positive), "object": obj}
-            self.boxes.feature_defaults = {"object": obj}
-            self.labels.selected_label = obj
-
-    def add_object(self) -> int:
-        new = self.state.add_object()
-        self._show_objects()
-        self._apply_active_object()
-        return new
-
-    def remove_active_object(self) -> None:
-        """Remove the active object: its clicks, boxes and labels."""
-        if self.busy:
-            self._say("Busy: wait for the current step to finish.")
+    def remove_layer_prompts(self, obj: int) -> None:
+        """Delete one object's clicks and boxes from the layers, without sending anything."""
+        if self.clicks is None:
             return
-        obj = self.state.active
-        self.state.objects.pop(obj, None)
-        if self.clicks is not None:
-            for layer in (self.clicks, self.boxes):
-                keep = layer.features["object"].to_numpy() != obj
-                with layer.events.data.blocker():
-                    layer.selected_data = set(np.flatnonzero(~keep).tolist())
-                    layer.remove_selected()
-            self._applied = {k: v for k, v in self._applied.items() if k[1] != obj}
-        if self.tracker is not None and obj in self.tracker.objects:
-            self.tracker.remove_object(obj)
-            self.labels.refresh()
-        if not self.state.objects:
-            self.state.add_object()
-        self.state.active = min(self.state.objects)
-        self._show_objects()
-        self._apply_active_object()
-
-    def toggle_sign(self) -> None:
-        self.state.positive = not self.state.positive
-        self._show_sign()
-        self._apply_active_object()
-
-    def _show_sign(self) -> None:
-        self.sign_button.setText(
-            "Clicks add: object (+)" if self.state.positive else "Clicks add: background (−)"
-        )
-
-
-def _load(choice: str, checkpoint: str, device: str, image_size: int):
-    """Build the chosen model; a checkpoint file brings its own model (stored configuration,
-    official file name, or the official model its shapes fit)."""
-    if choice == CHECKPOINT_FILE:
-        return build_model_from_checkpoint(
-            checkpoint, device=device, image_size=image_size, keep_trained_size=True
-        )
-    if choice == DEMO_NAME:  # trained at its own input size
-        image_size = None
-    return build_model(choice, checkpoint=checkpoint, device=device, image_size=image_size)
+        for layer in (self.clicks, self.boxes):
+            keep = layer.features["object"].to_numpy() != obj
+            with layer.events.data.blocker():
+                layer.selected_data = set(np.flatnonzero(~keep).tolist())
+                layer.remove_selected()
+        self._applied = {k: v for k, v in self._applied.items() if k[1] != obj}

@@ -12,6 +12,7 @@ from ..errors import SAM2Error
 from ..io.prompts import ObjectPrompts, Prompts, read_prompts, write_prompts
 from .core import Session
 from .log import Operation, check_log_fits, operation_document, parse_log
+from .objects import SessionObject
 
 
 def labels_digest(labels: np.ndarray) -> str:
@@ -61,6 +62,29 @@ def read_session(path: str | Path) -> tuple[Prompts, list[Operation] | None]:
     return prompts, parse_log(prompts.log, prompts.frame_shape, Path(path).name)
 
 
+def check_replay_fits(
+    prompts: Prompts,
+    ops: list[Operation],
+    num_frames: int,
+    height: int,
+    width: int,
+    source: str = "session",
+) -> None:
+    """A SAM2Error when a session file was made on frames of another shape or number, or
+    an operation of its log does not fit them."""
+    if prompts.frame_shape is not None and tuple(prompts.frame_shape) != (height, width):
+        raise SAM2Error(
+            f"{source}: frame_shape: the session was made on {prompts.frame_shape[0]} x "
+            f"{prompts.frame_shape[1]} (H x W) frames, these are {height} x {width}"
+        )
+    if prompts.num_frames is not None and prompts.num_frames != num_frames:
+        raise SAM2Error(
+            f"{source}: num_frames: the session was made on {prompts.num_frames} frames, the "
+            f"stack has {num_frames}; use its final prompts only (--prompts-only)"
+        )
+    check_log_fits(ops, num_frames, height, width, source)
+
+
 def replay_prompts(
     session: Session,
     prompts: Prompts,
@@ -75,28 +99,16 @@ def replay_prompts(
     tracker = session.tracker
     if session.log or tracker.objects:
         raise SAM2Error("a session is replayed into a new session, not one in use")
-    if prompts.frame_shape is not None and tuple(prompts.frame_shape) != (
-        tracker.height,
-        tracker.width,
-    ):
-        raise SAM2Error(
-            f"{source}: frame_shape: the session was made on {prompts.frame_shape[0]} x "
-            f"{prompts.frame_shape[1]} (H x W) frames, these are {tracker.height} x {tracker.width}"
-        )
-    if prompts.num_frames is not None and prompts.num_frames != tracker.num_frames:
-        raise SAM2Error(
-            f"{source}: num_frames: the session was made on {prompts.num_frames} frames, the "
-            f"stack has {tracker.num_frames}; use its final prompts only (--prompts-only)"
-        )
-    check_log_fits(ops, tracker.num_frames, tracker.height, tracker.width, source)
+    check_replay_fits(prompts, ops, tracker.num_frames, tracker.height, tracker.width, source)
     for obj in prompts.objects:
         session._check_id(obj.id)
     session.replay(ops, on_frame)
-    for obj in prompts.objects:
-        target = session.object(obj.id)
-        target.name = obj.name or target.name
-        target.colour = obj.colour or target.colour
-        target.parent = obj.parent
+    # the objects the file lists, as it names them (and any the log left in the tracker)
+    session.objects = {
+        obj.id: SessionObject(obj.id, obj.name, obj.colour, obj.parent) for obj in prompts.objects
+    }
+    for obj_id in session.tracker.objects:
+        session.object(obj_id)
     for daughter, parent in prompts.lineage.items():
         session.object(daughter).parent = parent
     return prompts.labels_sha256 is None or prompts.labels_sha256 == labels_digest(tracker.labels())

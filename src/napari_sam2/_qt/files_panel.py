@@ -1,0 +1,146 @@
+"""The "Files" panel: save the labels (with the voxel size), save the session (its log, so
+it replays exactly), and load a session: replayed into a new session, or for a file
+without a log (version 1) its prompts put back in the layers."""
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton
+
+from ..errors import SAM2Error
+from ..io import write_labels
+from ..session import read_session, replay_prompts, write_session
+from ..session.files import check_replay_fits
+from .panel import Panel
+from .workers import job
+
+
+class FilesPanel(Panel):
+    title = "Files"
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        row = QHBoxLayout(self)
+        for text, tip, action in (
+            ("Save labels…", "The label volume as a compressed TIFF", self._ask_save_labels),
+            (
+                "Save session…",
+                "Objects, prompts and every step as JSON, to replay exactly later or with "
+                "napari-sam2 segment",
+                self._ask_save_session,
+            ),
+            ("Load session…", "Replay a saved session on this image", self._ask_load_session),
+        ):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(action)
+            row.addWidget(button)
+
+    def _ask_path(self, save: bool, title: str, filters: str) -> str:
+        dialog = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+        path, _ = dialog(self, title, "", filters)
+        return path
+
+    def _ask_save_labels(self) -> None:
+        path = self._ask_path(True, "Save labels", "TIFF (*.tif *.tiff)")
+        if path:
+            self.save_labels(path, overwrite=True)
+
+    def _ask_save_session(self) -> None:
+        path = self._ask_path(True, "Save session", "JSON (*.json)")
+        if path:
+            self.save_session(path)
+
+    def _ask_load_session(self) -> None:
+        path = self._ask_path(False, "Load session", "JSON (*.json)")
+        if path:
+            self.load_session(path)
+
+    def save_labels(self, path: str, overwrite: bool = False) -> None:
+        """The label volume as a compressed TIFF (atomic), axes ZYX along z, else TYX, with
+        the image's voxel size where it has one."""
+        host = self.host
+        if self.session is None:
+            host.say("Nothing to save yet.")
+            return
+        name = host.axis_name()
+        spacing, unit = host.voxel_size()
+        try:
+            written = write_labels(
+                path,
+                self.session.tracker.labels(),
+                axes=name + "YX",
+                overwrite=overwrite,
+                spacing=spacing,
+                unit=unit,
+            )
+        except SAM2Error as error:
+            host.failed(error)
+            return
+        host.say(f"Labels saved to {written}.")
+
+    def save_session(self, path: str) -> None:
+        """The session with its log, so loading it (or `napari-sam2 segment --prompts`)
+        replays it to the same labels."""
+        if self.session is None:
+            self.host.say("Nothing to save yet.")
+            return
+        try:
+            write_session(path, self.session)
+        except SAM2Error as error:
+            self.host.failed(error)
+            return
+        self.host.say(f"Session saved to {path}.")
+
+    def load_session(self, path: str) -> None:
+        """Replace the session with a saved one. With no model loaded yet, the model the
+        session names is loaded first."""
+        host = self.host
+        if host.busy:
+            host.say("Busy: wait for the current step to finish.")
+            return
+        try:
+            prompts, ops = read_session(path)
+        except SAM2Error as error:
+            host.failed(error)
+            return
+        if host.model is None:
+            if prompts.model is None and prompts.checkpoint is None:
+                host.say("Load a model before loading this session (it names none).")
+                return
+            host.data_panel.choose(prompts.model, prompts.checkpoint, prompts.image_size)
+            host.data_panel.load_model(then=lambda: self._load(path, prompts, ops))
+            return
+        self._load(path, prompts, ops)
+
+    def _load(self, path: str, prompts, ops) -> None:
+        host = self.host
+        if host.session is None:
+            host.say("Choose an image before loading a session.")
+            return
+        source = Path(path).name
+        tracker = host.session.tracker
+        try:  # checked first: a session that does not fit replaces nothing
+            check_replay_fits(
+                prompts, ops or [], tracker.num_frames, tracker.height, tracker.width, source
+            )
+        except SAM2Error as error:
+            host.failed(error)
+            return
+        session = host.start_session(clear_prompts=True)
+        if prompts.reappear is not None:
+            session.reappear = prompts.reappear
+        if ops is None:  # no log (version 1): the prompts go to the layers and are segmented
+            host.show_prompts(prompts)
+            host.say(f"Prompts loaded from {source}.")
+            return
+
+        def replayed(same: bool) -> None:
+            host.show_session_prompts()
+            host.session_changed()
+            note = "" if same else " Note: the labels differ from those saved with it."
+            host.say(f"Session replayed from {source}.{note}")
+
+        host.say(f"Replaying {source}…")
+        worker = job(replay_prompts, session, prompts, ops, source)
+        worker.returned.connect(replayed)
+        host.run_job(worker)

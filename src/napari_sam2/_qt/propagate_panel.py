@@ -1,0 +1,137 @@
+"""The "Propagate" panel: follow the objects through the stack in a worker, all or nothing
+(cancel puts the labels back), re-tracking only the objects whose prompts changed unless
+asked for all; frames painted by hand are never overwritten unasked."""
+
+import threading
+
+from napari.utils import progress
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QMessageBox, QPushButton
+
+from ..errors import SAM2Error
+from .panel import Panel
+from .shortcuts import SHORTCUTS
+from .workers import job
+
+LABELS = {"backward": "◀ Backward", "both": "◀ Both ▶", "forward": "Forward ▶"}
+
+
+class PropagatePanel(Panel):
+    title = "Propagate"
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        self._progress = None
+        self._cancel_requested = threading.Event()
+        buttons = QGridLayout(self)
+        self.run_buttons = {}
+        for column, direction in enumerate(("backward", "both", "forward")):
+            button = QPushButton(LABELS[direction])
+            button.setToolTip(f"Propagate {direction} ({SHORTCUTS[direction]})")
+            button.clicked.connect(lambda _=False, d=direction: self.propagate(d))
+            buttons.addWidget(button, 0, column)
+            self.run_buttons[direction] = button
+        self.all_objects = QCheckBox("Re-track all objects")
+        self.all_objects.setToolTip(
+            "Off: only objects whose prompts changed since they were last propagated are "
+            "tracked again, the others keep their masks. On: every object."
+        )
+        buttons.addWidget(self.all_objects, 1, 0, 1, 3)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            f"Stop propagating; the labels stay as they were ({SHORTCUTS['cancel']})"
+        )
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.cancel_button, 2, 0, 1, 3)
+
+    def propagate(self, direction: str) -> None:
+        """Propagate; frames painted by hand are not overwritten unasked."""
+        host, session = self.host, self.session
+        if session is None:
+            host.say("Load a model and click on the image first.")
+            return
+        if host.busy:
+            host.say("Busy: wait for the current step to finish.")
+            return
+        if session.painted and not self._resolve_painted():
+            return
+        objects = "all" if self.all_objects.isChecked() else "changed"
+        try:
+            total = session.propagation_length(direction, objects=objects)
+            run = session.propagate(direction, objects=objects)
+        except SAM2Error as error:
+            host.failed(error)
+            return
+        self._progress = progress(total=total, desc=f"SAM 2: propagating {direction}")
+        self._cancel_requested.clear()
+        worker = job(self._propagation, run)
+        worker.yielded.connect(self._propagated_frame)
+        worker.returned.connect(self._ended)
+        worker.errored.connect(self._close_progress)
+        self.cancel_button.setEnabled(True)
+        host.say(f"Propagating {direction}…")
+        host.run_job(worker, done=lambda: self.cancel_button.setEnabled(False))
+
+    def _resolve_painted(self) -> bool:
+        """Ask what to do with frames painted by hand; False means do not propagate."""
+        session = self.session
+        answer = self.host.ask_about_painted(sorted(session.painted))
+        if answer == "use":
+            session.send_painted()
+        elif answer == "overwrite":
+            session.painted.clear()
+        return answer != "cancel"
+
+    def _propagation(self, run):
+        """Propagation in the worker thread, stopped between frames on request; stopping
+        closes the run, which puts the labels back as they were."""
+        for step in run:
+            if self._cancel_requested.is_set():
+                run.close()
+                return "cancelled"
+            yield step
+        return "finished"
+
+    def _propagated_frame(self, step) -> None:
+        if self._progress is None:  # a late signal after the run ended
+            return
+        self.host.say(f"Propagated frame {step.frame} ({step.done} of {step.total}).")
+        self.host.labels.refresh()
+        # last: updating napari's progress bar may process queued signals of later frames
+        self._progress.update(step.done - self._progress.n)
+
+    def _ended(self, outcome: str) -> None:
+        self._close_progress()
+        self.host.labels.refresh()
+        self.host.say(
+            "Propagation finished."
+            if outcome == "finished"
+            else "Propagation cancelled: the labels are as they were."
+        )
+
+    def _close_progress(self, _error=None) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def cancel(self) -> None:
+        """Stop propagating after the current frame; the labels go back as they were."""
+        if self.host.busy and self.cancel_button.isEnabled():
+            self._cancel_requested.set()
+            show_info("SAM 2: cancelling propagation")
+
+
+def ask_about_painted(parent, frames: list[int]) -> str:
+    """ "use" (as prompts), "overwrite" or "cancel", as the user answers."""
+    box = QMessageBox(parent)
+    box.setWindowTitle("Frames painted by hand")
+    box.setText(
+        f"{len(frames)} frame(s) were painted by hand ({', '.join(map(str, frames[:10]))}"
+        f"{' …' if len(frames) > 10 else ''}). Propagation would overwrite them."
+    )
+    use = box.addButton("Use them as prompts", QMessageBox.ButtonRole.AcceptRole)
+    overwrite = box.addButton("Overwrite", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return {use: "use", overwrite: "overwrite"}.get(box.clickedButton(), "cancel")
