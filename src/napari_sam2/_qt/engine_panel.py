@@ -1,0 +1,94 @@
+"""The "Speed and memory" panel: the input size and device the loaded model really runs at,
+the cache budgets (shown and settable), and background encoding of the viewed frame."""
+
+from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QSpinBox
+
+from . import plane_refresh
+from .background_encoding import BackgroundEncoder
+from .panel import Panel
+
+MIB = 1 << 20
+
+
+def _budget_box(tooltip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(0, 1 << 20)  # MiB
+    box.setSuffix(" MiB")
+    box.setSingleStep(64)
+    box.setToolTip(tooltip)
+    return box
+
+
+class EnginePanel(Panel):
+    title = "Speed and memory"
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        form = QFormLayout(self)
+        self.runs_at = QLabel("no model loaded")
+        self.runs_at.setToolTip("The input size and device of the loaded model")
+        self.feature_budget = _budget_box(
+            "Image features kept in memory for clicks and re-propagation (the image encoder "
+            "is the slow step); older frames are dropped beyond this"
+        )
+        self.result_budget = _budget_box(
+            "Per-frame results kept beyond what tracking needs, so corrections on recently "
+            "tracked frames see the same memory"
+        )
+        self.feature_budget.valueChanged.connect(self._set_budgets)
+        self.result_budget.valueChanged.connect(self._set_budgets)
+        self.background = QCheckBox("Encode the viewed frame in the background")
+        self.background.setChecked(True)
+        self.background.setToolTip(
+            "While you look at a frame, run the image encoder on it (then, when idle, on its "
+            "neighbours) so that the first click there shows its mask at once"
+        )
+        self.background.toggled.connect(self._background_toggled)
+        self.encoding = QLabel("")
+        form.addRow("Runs at", self.runs_at)
+        form.addRow("Feature cache", self.feature_budget)
+        form.addRow("Result cache", self.result_budget)
+        form.addRow(self.background)
+        form.addRow(self.encoding)
+        self._chosen: tuple[int, int] | None = None  # budgets the user set, in bytes
+        self.encoder = BackgroundEncoder(host, on_encoded=self._encoded)
+
+    def session_started(self, session) -> None:
+        tracker = session.tracker
+        model = tracker.model
+        self.runs_at.setText(f"{model.image_size} px input, {tracker.device.type}")
+        if self._chosen is not None:  # the user's budgets outlive a session
+            tracker.features.budget_bytes, tracker.result_budget_bytes = self._chosen
+        for box, value in (
+            (self.feature_budget, tracker.features.budget_bytes),
+            (self.result_budget, tracker.result_budget_bytes),
+        ):
+            box.blockSignals(True)
+            box.setValue(int(value // MIB))
+            box.blockSignals(False)
+        self.encoding.setText("")
+        plane_refresh.watch(self.host.labels)
+        self.encoder.viewed()
+
+    def _set_budgets(self, _=None) -> None:
+        self._chosen = (self.feature_budget.value() * MIB, self.result_budget.value() * MIB)
+        tracker = self.host.tracker
+        if tracker is not None:
+            tracker.features.budget_bytes, tracker.result_budget_bytes = self._chosen
+
+    def _background_toggled(self, on: bool) -> None:
+        self.encoder.enabled = on
+        if on:
+            self.encoder.viewed()
+        else:
+            self.encoder.stop()
+
+    def _encoded(self, frame: int, computed: bool) -> None:
+        tracker = self.host.tracker
+        if tracker is None:
+            return
+        held = tracker.features
+        self.encoding.setText(
+            f"Frame {frame} {'encoded' if computed else 'was encoded'}; "
+            f"{len(held)} frames in the feature cache ({held.nbytes / MIB:.0f} MiB)."
+        )

@@ -1,0 +1,314 @@
+"""The dock widget's panels in a real napari viewer, driven as a user would with the shipped
+demo model: a click shows only the displayed plane, background encoding, propagation
+progress in the dock, every cell (segment all, seeds from a Labels layer, track all), the
+review list and the Tracks layer."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_sam2.synthetic import moving_cells, timelapse
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def stack():
+    frames, _ = moving_cells(num_frames=6, height=64, width=80, centers=((20, 25), (40, 55)))
+    return frames
+
+
+def add_widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    return widget
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot, stack):
+    viewer = make_napari_viewer(show=True)  # a canvas that has drawn the labels
+    viewer.add_image(stack, name="cells")
+    widget = add_widget(viewer)
+    from napari_sam2._qt.cells_panel import CellsPanel  # TODO: hook into PANELS
+    from napari_sam2._qt.engine_panel import EnginePanel
+
+    widget.add_panel(EnginePanel(widget))
+    widget.add_panel(CellsPanel(widget))
+    widget.model_combo.setCurrentText("demo")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    return widget
+
+
+def idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(50)  # let queued signals (labels refresh, sync) run
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+class Refreshes:
+    """Counts how the labels layer was redrawn: full re-slices and partial updates."""
+
+    def __init__(self, layer):
+        self.full = 0
+        self.partial: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        layer.events.set_data.connect(self._full)
+        layer.events.labels_update.connect(self._partial)
+
+    def _full(self, event):
+        self.full += 1
+
+    def _partial(self, event):
+        self.partial.append((tuple(event.data.shape), tuple(event.offset)))
+
+
+def test_a_click_redraws_only_the_changed_box_of_the_displayed_plane(widget, qtbot):
+    viewer, labels = widget.viewer, widget.labels
+    viewer.dims.set_point(0, 2)
+    seen = Refreshes(labels)
+    widget.clicks.add([[2, 24, 31]])
+    idle(qtbot, widget)
+    assert (labels.data[2] == 1).any() and not labels.data[[0, 1, 3, 4, 5]].any()
+    assert seen.full == 0
+    assert len(seen.partial) == 1
+    (height, width), (y0, x0) = seen.partial[0]
+    rows, cols = np.nonzero(labels.data[2])
+    assert (y0, x0) == (rows.min(), cols.min())
+    assert (height, width) == (rows.max() - y0 + 1, cols.max() - x0 + 1)
+    # what is on screen is what a full refresh would show
+    shown = labels._slice.image.view.copy()
+    labels.refresh()
+    np.testing.assert_array_equal(shown, labels._slice.image.view)
+
+    # a click on a frame that is not displayed draws nothing
+    seen.partial.clear()
+    seen.full = 0
+    widget.clicks.add([[4, 40, 50]])
+    idle(qtbot, widget)
+    assert (labels.data[4] == 1).any()
+    assert seen.full == 0 and seen.partial == []
+    viewer.dims.set_point(0, 4)  # navigating there shows it
+    np.testing.assert_array_equal(
+        labels._slice.image.view, labels._raw_to_displayed(labels.data[4])
+    )
+
+
+def panel_of(widget, kind):
+    return next(p for p in widget.panels if isinstance(p, kind))
+
+
+def engine_panel(widget):
+    from napari_sam2._qt.engine_panel import EnginePanel
+
+    return next(p for p in widget.panels if isinstance(p, EnginePanel))
+
+
+def test_the_viewed_frame_is_encoded_in_a_worker_then_its_neighbours(widget, qtbot):
+    panel = engine_panel(widget)
+    tracker = widget.tracker
+    assert panel.runs_at.text() == f"{widget.model.image_size} px input, cpu"
+    widget.viewer.dims.set_point(0, 3)
+    qtbot.waitUntil(lambda: all(tracker.is_encoded(t) for t in (1, 2, 3, 4, 5)), timeout=30_000)
+    assert not tracker.is_encoded(0)  # two neighbours on each side, no more
+    assert panel.encoder.threads and threading.get_ident() not in panel.encoder.threads
+    assert "in the feature cache" in panel.encoding.text()
+    # a first click on the viewed frame finds its features: no encode on the click
+    misses = tracker.features.misses
+    widget.clicks.add([[3, 24, 31]])
+    idle(qtbot, widget)
+    assert (widget.labels.data[3] == 1).any() and tracker.features.misses == misses
+
+
+def test_a_click_does_not_wait_behind_a_background_encode(widget, qtbot, monkeypatch):
+    panel = engine_panel(widget)
+    panel.encoder.neighbours = 0
+    tracker = widget.tracker
+    widget.viewer.dims.set_point(0, 1)
+    qtbot.waitUntil(lambda: tracker.is_encoded(1), timeout=30_000)
+    started, release = threading.Event(), threading.Event()
+    compute = tracker._compute_features
+
+    def slow(t):
+        if t == 4:
+            started.set()
+            release.wait(timeout=60)
+        return compute(t)
+
+    monkeypatch.setattr(tracker, "_compute_features", slow)
+    widget.viewer.dims.set_point(0, 4)
+    qtbot.waitUntil(started.is_set, timeout=30_000)
+    try:
+        # frame 4 is being encoded; a click on frame 1 is served at once all the same
+        widget.clicks.add([[1, 24, 31]])
+        qtbot.waitUntil(lambda: (widget.labels.data[1] == 1).any(), timeout=10_000)
+        assert not release.is_set() and panel.encoder.running == 4
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: tracker.is_encoded(4), timeout=30_000)
+    idle(qtbot, widget)
+
+
+def test_budgets_are_shown_and_set_on_the_tracker(widget, qtbot):
+    panel = engine_panel(widget)
+    tracker = widget.tracker
+    assert panel.feature_budget.value() == tracker.features.budget_bytes >> 20
+    panel.feature_budget.setValue(3)
+    panel.result_budget.setValue(5)
+    assert tracker.features.budget_bytes == 3 << 20 and tracker.result_budget_bytes == 5 << 20
+    widget.start_session()  # a new session keeps the user's budgets
+    assert widget.tracker is not tracker
+    assert widget.tracker.features.budget_bytes == 3 << 20
+    panel.background.setChecked(False)
+    widget.viewer.dims.set_point(0, 5)
+    qtbot.wait(400)
+    assert not widget.tracker.is_encoded(5)
+
+
+# -- every cell ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dividing():
+    return timelapse(
+        num_frames=8, height=96, width=96, num_cells=3, num_divisions=1, leaving=False, seed=3
+    )
+
+
+@pytest.fixture
+def cells_widget(make_napari_viewer, qtbot, dividing):
+    viewer = make_napari_viewer()
+    viewer.add_image(dividing.frames, name="cells")
+    widget = add_widget(viewer)
+    from napari_sam2._qt.cells_panel import CellsPanel  # TODO: hook into PANELS
+    from napari_sam2._qt.engine_panel import EnginePanel
+
+    widget.add_panel(EnginePanel(widget))
+    widget.add_panel(CellsPanel(widget))
+    engine_panel(widget).background.setChecked(False)
+    widget.model_combo.setCurrentText("demo")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    return widget
+
+
+def cells_panel(widget):
+    from napari_sam2._qt.cells_panel import CellsPanel
+
+    return panel_of(widget, CellsPanel)
+
+
+def best_iou(mask, labels):
+    ids = np.unique(labels[mask])
+    ids = ids[ids != 0]
+    return max(
+        ((mask & (labels == i)).sum() / (mask | (labels == i)).sum() for i in ids), default=0
+    )
+
+
+def test_segment_all_makes_an_object_of_every_mask_on_the_viewed_frame(
+    cells_widget, qtbot, dividing
+):
+    from napari_sam2.engine import Tracker
+    from napari_sam2.engine.automatic_masks import settings_for_model
+    from napari_sam2.engine.cell_tracking import CellTracker
+
+    widget, panel = cells_widget, cells_panel(cells_widget)
+    widget.viewer.dims.set_point(0, 2)
+    panel.segment_all_button.click()
+    idle(qtbot, widget)
+    assert "Segment all" in widget.status.text(), widget.status.text()
+    found = widget.labels.data[2]
+    assert not widget.labels.data[[0, 1, 3]].any()
+    ids = [int(i) for i in np.unique(found) if i]
+    assert len(ids) >= 2 and all((2, i) in widget.session.prompts for i in ids)
+    # the engine's automatic seeds on the same frame, each object prompted with its mask
+    image = widget.viewer.layers["cells"]
+    engine = Tracker(widget.model, dividing.frames, contrast_limits=tuple(image.contrast_limits))
+    settings = settings_for_model(widget.model.config.name)
+    seeds = CellTracker(engine, mask_settings=settings).automatic_seed_labels(2)
+    assert len(np.unique(seeds)) - 1 == len(ids)
+    for value in np.unique(seeds)[1:]:
+        engine.add_mask(2, int(value), seeds == value)
+    np.testing.assert_array_equal(found, engine.labels()[2])
+
+
+def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
+    cells_widget, qtbot, dividing
+):
+    widget, panel = cells_widget, cells_panel(cells_widget)
+    viewer = widget.viewer
+    viewer.add_labels(dividing.labels, name="from another plugin")
+    assert panel.seeds_combo.currentText() == "from another plugin"
+    viewer.dims.set_point(0, 0)
+    panel.seeds_button.click()
+    idle(qtbot, widget)
+    truth = dividing.labels[0]
+    seeds = [int(i) for i in np.unique(truth) if i]
+    assert sorted(int(i) for i in np.unique(widget.labels.data[0]) if i) == seeds
+    for i in seeds:  # id = label value, prompted with its mask
+        assert np.mean(widget.labels.data[0][truth == i] == i) > 0.9
+
+    steps = []
+    panel.progress.valueChanged.connect(steps.append)
+    panel.track_button.click()
+    idle(qtbot, widget, timeout=120_000)
+    assert "Tracked" in widget.status.text(), widget.status.text()
+    assert steps[-1] == panel.progress.maximum() == 8 and len(steps) == 8
+    labels = widget.labels.data
+    assert all(labels[t].any() for t in range(8))
+    tracks = viewer.layers["SAM2 tracks"]
+    assert set(tracks.data[:, 0].astype(int)) == {int(i) for i in np.unique(labels) if i}
+    features = widget.labels.features
+    assert set(features["index"]) == set(tracks.data[:, 0].astype(int))
+    for daughter, parents in tracks.graph.items():
+        assert widget.session.objects[daughter].parent == parents[0]
+    assert panel.review.list.count() == len(panel.review.items)
+
+
+def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing):
+    widget, panel = cells_widget, cells_panel(cells_widget)
+    widget.viewer.add_labels(dividing.labels, name="seeds")
+    widget.viewer.dims.set_point(0, 3)
+    panel.seeds_button.click()
+    idle(qtbot, widget)
+    before = widget.labels.data.copy()
+    panel.progress.valueChanged.connect(lambda value: value == 2 and panel.cancel_button.click())
+    panel.track_button.click()
+    idle(qtbot, widget, timeout=120_000)
+    assert "cancelled" in widget.status.text()
+    np.testing.assert_array_equal(widget.labels.data, before)
+    assert "SAM2 tracks" not in widget.viewer.layers
+
+
+def test_review_entries_jump_and_clear_after_a_fix_and_a_propagation(cells_widget, qtbot):
+    from napari_sam2.engine.review import ReviewItem
+
+    widget, review = cells_widget, cells_panel(cells_widget).review
+    review.show_items(
+        [
+            ReviewItem(2, 5, "lost", 1.0, "empty mask"),
+            ReviewItem(1, 3, "area jump", 0.7),
+            ReviewItem(1, 5, "low score", 0.3),
+        ]
+    )
+    assert review.list.count() == 3
+    review.list.setCurrentRow(1)
+    assert widget.viewer.dims.current_step[0] == 3
+    assert widget.objects_panel.active == 1 and widget.labels.selected_label == 1
+    review.step(-1)
+    assert widget.viewer.dims.current_step[0] == 5 and widget.objects_panel.active == 2
+    widget.viewer.window._qt_viewer.canvas.native.setFocus()
+    review.step(1)
+    review.step(1)
+    assert review.list.currentRow() == 2
+
+    # a click on frame 5 alone does not clear it; propagating after it does
+    widget.clicks.add([[5, 40, 40]])
+    idle(qtbot, widget)
+    assert review.list.count() == 3
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    assert [(i.frame, i.obj_id) for i in review.items] == [(3, 1)]
+    assert review.list.count() == 1
