@@ -206,7 +206,11 @@ def _our_temporaries(folder):
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_sigterm_while_writing_keeps_the_old_output(tmp_path, timelapse, monkeypatch, capsys):
+@pytest.mark.parametrize("signal_name, status, word", [("SIGTERM", 143, "terminated"),
+                                                       ("SIGINT", 130, "interrupted")])  # fmt: skip
+def test_a_signal_while_writing_keeps_the_old_output(
+    tmp_path, timelapse, monkeypatch, capsys, signal_name, status, word
+):
     import os
     import signal
 
@@ -215,11 +219,11 @@ def test_sigterm_while_writing_keeps_the_old_output(tmp_path, timelapse, monkeyp
 
     def killed_while_writing(path, *args, **kwargs):
         Path(path).write_bytes(b"half a label volume")
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), getattr(signal, signal_name))
 
     monkeypatch.setattr(tifffile, "imwrite", killed_while_writing)
-    assert _segment(*timelapse, out, "--overwrite") == 143
-    assert "terminated" in capsys.readouterr().err
+    assert _segment(*timelapse, out, "--overwrite") == status
+    assert word in capsys.readouterr().err
     assert out.read_bytes() == b"the user's labels"
     assert _our_temporaries(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
@@ -419,3 +423,28 @@ def test_folder_given_as_checkpoint(tmp_path):
         build_model_from_checkpoint(tmp_path)
     with pytest.raises(SAM2Error, match="is a folder"):
         build_model("demo", checkpoint=tmp_path)
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_big_endian_tiff_reads_the_same_pixels(tmp_path, byteorder):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, STACK, byteorder=byteorder, photometric="minisblack")
+    frames = video_frames(open_stack(path))
+    np.testing.assert_array_equal(frames[4], STACK[4])
+
+
+def test_disk_full_while_writing_keeps_the_old_output(tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "labels.tif"
+    out.write_bytes(b"the user's labels")
+
+    def disk_full(path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", disk_full)
+    with pytest.raises(SAM2Error, match="No space left on device"):
+        write_labels(out, np.ones((2, 4, 4), np.uint16), overwrite=True)
+    assert out.read_bytes() == b"the user's labels"
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.tif"]

@@ -102,7 +102,9 @@ def _open_tiff(path: Path) -> tuple[object, str, Spacing]:
             _check_imagej_count(tif, series, path)
             axes = _tiff_axes(series.axes)
             scale = tiff_spacing(tif, axes)
-            shape, dtype, offset = tuple(series.shape), series.dtype, series.dataoffset
+            # series.dtype is in native byte order; the pixels are in the file's
+            dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            shape, offset = tuple(series.shape), series.dataoffset
             if 0 in shape:
                 raise SAM2Error(f"{path.name} holds no pixels (shape {shape})")
             if offset is not None:
