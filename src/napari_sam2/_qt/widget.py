@@ -5,6 +5,8 @@ controls and talk to the session. This module keeps what they share: the session
 prompt layers and their sync to the session, one worker at a time, and the status line.
 """
 
+from types import SimpleNamespace
+
 import napari
 import numpy as np
 import pandas as pd
@@ -159,6 +161,19 @@ class SAM2Widget(QWidget):
 
     def load_session(self, path: str) -> None:
         self.files_panel.load_session(path)
+
+    # scripts written against the widget before sessions: the state it showed, read-only
+    @property
+    def state(self) -> SimpleNamespace:
+        """objects (id: name), active, positive, painted: what the panels show."""
+        panel = self.objects_panel
+        painted = set() if self.session is None else set(self.session.painted)
+        return SimpleNamespace(
+            objects=panel.names(), active=panel.active, positive=panel.positive, painted=painted
+        )
+
+    def _reset_session(self, *_) -> None:
+        self.start_session()
 
     def ask_about_painted(self, frames: list[int]) -> str:
         """ "use" (as prompts), "overwrite" or "cancel", as the user answers."""
