@@ -448,3 +448,26 @@ def test_disk_full_while_writing_keeps_the_old_output(tmp_path, monkeypatch):
         write_labels(out, np.ones((2, 4, 4), np.uint16), overwrite=True)
     assert out.read_bytes() == b"the user's labels"
     assert [p.name for p in tmp_path.iterdir()] == ["labels.tif"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize(
+    "options, pattern",
+    [
+        (["--fix", "T=²"], "AXIS=INDEX"),  # a digit to str.isdigit, not to int()
+        (["--fix", "T=１"], "AXIS=INDEX"),
+        (["--axis", "²"], "has no ² axis"),
+        (["--fix", "=3"], "AXIS=INDEX"),
+    ],
+)
+def test_non_ascii_digits_in_options(tmp_path, timelapse, capsys, options, pattern):
+    assert _segment(*timelapse, tmp_path / "labels.tif", *options) == 1
+    _one_error_line(capsys, pattern)
+
+
+def test_numpy_integer_image_size_and_a_weights_address_that_is_no_url():
+    from napari_sam2.model import build_model, weights
+
+    assert build_model("demo", image_size=np.int64(128)).image_size == 128
+    with pytest.raises(SAM2Error, match="not a web address"):
+        weights.download_url("sam2.1_hiera_tiny", "notaurl")

@@ -49,7 +49,8 @@ def parse_fixes(values: list[str]) -> dict[str, int]:
     fixed = {}
     for value in values:
         axis, sep, index = value.partition("=")
-        if not sep or not axis or not index.strip().isdigit():
+        index = index.strip()
+        if not sep or not axis.strip() or not (index.isascii() and index.isdigit()):
             raise SAM2Error(f"--fix expects AXIS=INDEX such as Z=4, got {value!r}")
         fixed[axis.strip()] = int(index)
     return fixed

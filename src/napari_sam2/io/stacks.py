@@ -368,7 +368,7 @@ def _default_video_axis(stack: Stack) -> int | None:
 
 
 def _axis_index(stack: Stack, axis: str | int, role: str) -> int:
-    if isinstance(axis, str) and axis.lstrip("-").isdigit():
+    if isinstance(axis, str) and axis.isascii() and axis.lstrip("-").isdigit():
         axis = int(axis)
     if isinstance(axis, int | np.integer) and not isinstance(axis, bool):
         if not -len(stack.axes) <= axis < len(stack.axes):

@@ -4,7 +4,9 @@ Values are facts taken from the official model configurations; everything the ne
 to be built is here, so a reader finds the architecture without yaml or hydra.
 """
 
+import contextlib
 import math
+import operator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -75,6 +77,9 @@ class SAM2Config:
 
     def at_image_size(self, image_size: int) -> "SAM2Config":
         """The same architecture at another input size (a multiple of 32)."""
+        if not isinstance(image_size, bool):
+            with contextlib.suppress(TypeError):  # numpy integers are integers too
+                image_size = operator.index(image_size)
         _check_image_size(image_size)
         return replace(self, image_size=image_size)
 

@@ -48,6 +48,11 @@ def download_url(name: str, base_url: str | None = None) -> str:
     base = base_url or os.environ.get(BASE_URL_ENV)
     if not base:
         return entry.url
+    if not base.startswith(("http://", "https://", "ftp://")):
+        raise SAM2Error(
+            f"the weights address {base!r} is not a web address; give one starting with "
+            f"https:// (--url or ${BASE_URL_ENV})"
+        )
     return f"{base.rstrip('/')}/{entry.url_path}"
 
 
