@@ -44,6 +44,9 @@ WEIGHTS_FROM_SCRATCH = LossWeights(focal=2.0, dice=1.0)
 WEIGHTS = Path(__file__).resolve().parents[1] / "src/napari_sam2/model/weights_demo/demo.pt"
 # phases 1-2 end here (float16, as first shipped); a run folder holding it resumes at phase 3
 PHASE2_FILE = "phase2_fp16.pt"
+# the shipped weights are phase 3 stopped here, partway through its 1,800-step schedule (the
+# session's time ran out); `--widen-stop 1800` finishes it
+SHIPPED_WIDEN_STEPS = 1800
 
 
 def random_timelapse(seed: int, num_frames: int) -> LabelledStack:
@@ -219,11 +222,13 @@ def video_phase(steps: int, seed: int, lr: float) -> TrainOptions:
     )
 
 
-def widen_phase(steps: int, seed: int, lr: float) -> TrainOptions:
+def widen_phase(steps: int, seed: int, lr: float, stop_at: int | None = None) -> TrainOptions:
     """Phase 3: the video recipe again, from the phase-2 weights, on the original and the
-    widened stacks; a lower peak rate, since the model already tracks."""
+    widened stacks; a lower peak rate, since the model already tracks. stop_at ends the run
+    partway through the schedule (the shipped weights; a later run resumes to `steps`)."""
     return TrainOptions(
         steps=steps,
+        stop_at=stop_at,
         lr=lr,
         weight_decay=0.01,
         warmup_steps=50,
@@ -292,6 +297,12 @@ def main() -> int:
     parser.add_argument("--widen-steps", type=int, default=1500, help="phase 3 steps")
     parser.add_argument("--widened-stacks", type=int, default=48, help="phase 3 extra stacks")
     parser.add_argument("--widen-lr", type=float, default=5e-4)
+    parser.add_argument(
+        "--widen-stop",
+        type=int,
+        default=SHIPPED_WIDEN_STEPS,
+        help="end phase 3 after this many of its steps (default: as shipped)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -345,7 +356,7 @@ def main() -> int:
             load_trained(phase2),
             stacks + widened,
             args.out / "widen",
-            widen_phase(args.widen_steps, args.seed, args.widen_lr),
+            widen_phase(args.widen_steps, args.seed, args.widen_lr, args.widen_stop),
             validation,
         )
         shutil.copyfile(widen.model_path, model_path)

@@ -3,6 +3,7 @@ loads with build_model (weights only), and an interrupted run resumes where it s
 ends where an uninterrupted run ends."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -153,3 +154,25 @@ def test_init_from_scratch_ties_attention_keys_to_queries_and_starts_present():
     assert float(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias) == 2.0
     memory = model.memory_attention.layers[0].cross_attn_image
     assert (memory.q_proj.bias == 3.0).all() and (memory.k_proj.bias == 3.0).all()
+
+
+def test_stop_at_ends_a_run_partway_through_its_schedule_and_a_later_run_finishes_it(tmp_path):
+    stacks = [drifting_discs()]
+    options = _options(warmup_steps=1, final_lr_fraction=0.01)
+    torch.manual_seed(0)
+    whole = build_model(TINY)
+    start = {k: v.clone() for k, v in whole.state_dict().items()}
+    train(whole, stacks, tmp_path / "whole", options, progress=False)
+
+    part = build_model(TINY)
+    part.load_state_dict(start)
+    stopped = replace(options, stop_at=2)
+    result = train(part, stacks, tmp_path / "split", stopped, progress=False)
+    assert result.steps == 2 and [r["step"] for r in result.history] == [1, 2]
+    # the learning rates were those of the whole schedule, not of a 2-step one
+    assert [r["lr"] for r in result.history] == [learning_rate(options, s) for s in (0, 1)]
+    assert load_trained(result.model_path).state_dict().keys() == start.keys()
+    resumed = build_model(TINY)
+    train(resumed, stacks, tmp_path / "split", options, progress=False)
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-5, atol=1e-6)

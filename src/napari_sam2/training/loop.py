@@ -41,7 +41,8 @@ class TrainOptions:
     lr * final_lr_fraction; freeze_image_encoder: train only the heads and memory;
     checkpoint_every / validate_every: steps between saves / validations (0 = never);
     validation_frames: frames tracked per validation stack; dropout: replaces the memory
-    attention's dropout rate (0.1) while training, e.g. 0 for small models.
+    attention's dropout rate (0.1) while training, e.g. 0 for small models; stop_at: end this
+    run after that many steps of the `steps`-long schedule (a later run resumes from there).
     """
 
     steps: int = 1000
@@ -65,6 +66,7 @@ class TrainOptions:
     log_every: int = 10
     dropout: float | None = None
     half_precision_output: bool = False
+    stop_at: int | None = None
 
 
 @dataclass
@@ -193,7 +195,8 @@ def train(
         _set_dropout(model, options.dropout)
     model.train()
     running: dict[str, float] = {}
-    for step in range(start, options.steps):
+    last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
+    for step in range(start, last):
         rng = np.random.default_rng([options.seed, step])
         torch.manual_seed(options.seed * 1_000_003 + step)  # dropout
         for group in optimizer.param_groups:
@@ -235,11 +238,9 @@ def train(
             bar.update(done, {k: running[k] for k in ("loss", "mask_iou")})
         if on_step is not None:
             on_step(done, record)
-        if options.checkpoint_every and (
-            done % options.checkpoint_every == 0 or done == options.steps
-        ):
+        if options.checkpoint_every and (done % options.checkpoint_every == 0 or done == last):
             save_training_state(state_path, model, optimizer, done, history)
 
     model.eval()
     model_path = save_model(model, out_dir / MODEL_FILE, half=options.half_precision_output)
-    return TrainResult(model_path, max(start, options.steps), history)
+    return TrainResult(model_path, max(start, last), history)
