@@ -29,11 +29,6 @@ def widget(make_napari_viewer, qtbot, stack):
     viewer = make_napari_viewer(show=True)  # a canvas that has drawn the labels
     viewer.add_image(stack, name="cells")
     widget = add_widget(viewer)
-    from napari_sam2._qt.cells_panel import CellsPanel  # TODO: hook into PANELS
-    from napari_sam2._qt.engine_panel import EnginePanel
-
-    widget.add_panel(EnginePanel(widget))
-    widget.add_panel(CellsPanel(widget))
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
@@ -180,11 +175,6 @@ def cells_widget(make_napari_viewer, qtbot, dividing):
     viewer = make_napari_viewer()
     viewer.add_image(dividing.frames, name="cells")
     widget = add_widget(viewer)
-    from napari_sam2._qt.cells_panel import CellsPanel  # TODO: hook into PANELS
-    from napari_sam2._qt.engine_panel import EnginePanel
-
-    widget.add_panel(EnginePanel(widget))
-    widget.add_panel(CellsPanel(widget))
     engine_panel(widget).background.setChecked(False)
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")

@@ -15,13 +15,16 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import Tracker, VideoAxisView
+from ..engine.labels import LabelVolume
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, Normalization, Prompts
 from ..layer_prompts import changed_prompts
 from ..model.catalogue import is_known_model
 from ..session import Session
 from . import prompt_layers
+from .cells_panel import CellsPanel
 from .data_panel import CHECKPOINT_FILE, DataPanel, axis_name
+from .engine_panel import EnginePanel
 from .files_panel import FilesPanel
 from .objects_panel import ObjectsPanel
 from .panel import Panel
@@ -35,7 +38,7 @@ __all__ = ["CHECKPOINT_FILE", "SAM2Widget"]
 class SAM2Widget(QWidget):
     """Dock widget: image and model choice, objects, clicks and boxes, propagation, files."""
 
-    PANELS = (DataPanel, ObjectsPanel, PropagatePanel, FilesPanel)
+    PANELS = (DataPanel, ObjectsPanel, PropagatePanel, CellsPanel, FilesPanel, EnginePanel)
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
@@ -271,25 +274,7 @@ class SAM2Widget(QWidget):
             self.failed(error)
             return None
         self._adopt_layers(image)
-        limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
-        along_z = axis_name(image, self.view.video_axis) == "Z"
-        tracker = Tracker(
-            self.model,
-            self.view,
-            contrast_limits=limits,
-            labels_out=prompt_layers.label_frames(self.labels, self.view),
-            # through z a nucleus spans one run of slices: once lost it is not found again
-            reappear=not along_z,
-        )
-        name, checkpoint = self.model_source
-        self.session = Session(
-            tracker,
-            model_name=name if is_known_model(name) else None,
-            checkpoint=checkpoint,
-            video_axis=self.view.video_axis,
-            fixed=tuple(self.view.fixed),
-            normalization=None if limits is None else Normalization(contrast_limits=limits),
-        )
+        self.session = self.new_session(prompt_layers.label_frames(self.labels, self.view))
         self.labels.data[...] = 0
         self.labels.refresh()
         self._applied = {}
@@ -300,6 +285,47 @@ class SAM2Widget(QWidget):
         if not clear_prompts:
             self.sync_prompts()
         return self.session
+
+    def new_session(self, labels_out: np.ndarray | None = None) -> Session:
+        """A session on the current image view and model, writing into `labels_out` (the
+        labels layer's frames) or, with None, into a label array of its own."""
+        image = self.image
+        limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
+        along_z = axis_name(image, self.view.video_axis) == "Z"
+        tracker = Tracker(
+            self.model,
+            self.view,
+            contrast_limits=limits,
+            labels_out=labels_out,
+            # through z a nucleus spans one run of slices: once lost it is not found again
+            reappear=not along_z,
+        )
+        name, checkpoint = self.model_source
+        return Session(
+            tracker,
+            model_name=name if is_known_model(name) else None,
+            checkpoint=checkpoint,
+            video_axis=self.view.video_axis,
+            fixed=tuple(self.view.fixed),
+            normalization=None if limits is None else Normalization(contrast_limits=limits),
+        )
+
+    def adopt_session(self, session: Session) -> None:
+        """Make a session that ran on its own label array (a replay) the widget's: its labels
+        go into the labels layer, its clicks and boxes into their layers."""
+        frames = prompt_layers.label_frames(self.labels, self.view)
+        replayed = session.tracker.volume.array
+        if int(replayed.max(initial=0)) > np.iinfo(frames.dtype).max:
+            raise SAM2Error(
+                f"the session has object ids beyond what the labels layer holds ({frames.dtype})"
+            )
+        self.labels.data[...] = 0
+        frames[...] = replayed
+        session.tracker.volume = LabelVolume(*frames.shape, out=frames)
+        self.session = session
+        self.show_session_prompts()
+        for panel in self.panels:
+            panel.session_started(session)
 
     def _adopt_layers(self, image) -> None:
         layers = self.viewer.layers
