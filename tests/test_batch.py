@@ -192,7 +192,7 @@ def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, data):
             out = tmp_path / "out"
             argv = [shutil.which("napari-sam2"), "batch", *map(str, stacks)]
             argv += ["--out", str(out), "--prompts", str(prompts), *DEMO]
-            argv += ["--scheduler", client.scheduler.address]
+            argv += ["--scheduler", str(address_file)]  # a scheduler file works as an address
             batch = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
             victim = _busy_worker(client, batch, time.monotonic() + 120)
             time.sleep(2.0)  # well inside the stack: the worker is tracking, not starting
@@ -254,3 +254,17 @@ def test_prompts_or_seeds_is_required(tmp_path, data, capsys):
 )
 def test_stack_stem(name, stem):
     assert stack_stem(name) == stem
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path, data, capsys, monkeypatch):
+    from napari_sam2.batch import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "2s")
+    stacks, prompts, _ = data
+    address = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+    assert _batch(stacks[:1], tmp_path, "--prompts", str(prompts), "--scheduler", address) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert (
+        error == [error[0]] and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in error[0]
+    )
+    assert _summary(tmp_path)["s0.tif"].status == "pending"
