@@ -240,11 +240,13 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     dead.wait()
     stale = tmp_path / f".labels.tif.{dead.pid}-0123abcd.napari-sam2-tmp"
     alive = tmp_path / f".labels.tif.{os.getppid()}-0123abcd.napari-sam2-tmp"
+    probe = tmp_path / f".labels.tif.{dead.pid}-89abcdef.probe.napari-sam2-tmp"
     foreign = tmp_path / ".labels.tif.1234.tmp"  # not ours: never touched
-    for path in (stale, alive, foreign):
+    for path in (stale, alive, probe, foreign):
         path.write_bytes(b"x")
     check_writable(tmp_path / "other.tif")
-    assert not stale.exists() and alive.exists() and foreign.exists()
+    assert not stale.exists() and not probe.exists()
+    assert alive.exists() and foreign.exists()
 
 
 def test_a_250_character_output_name_is_written(tmp_path):
@@ -471,3 +473,25 @@ def test_numpy_integer_image_size_and_a_weights_address_that_is_no_url():
     assert build_model("demo", image_size=np.int64(128)).image_size == 128
     with pytest.raises(SAM2Error, match="not a web address"):
         weights.download_url("sam2.1_hiera_tiny", "notaurl")
+
+
+def test_corrupted_zarr_chunk_is_an_error_when_read(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    array = zarr.open_array(
+        str(tmp_path / "stack.zarr"), mode="w", shape=STACK.shape, chunks=(1, 64, 80),
+        dtype=STACK.dtype, zarr_format=2,
+    )  # fmt: skip
+    array[:] = STACK
+    chunk = tmp_path / "stack.zarr" / "3.0.0"
+    chunk.write_bytes(b"not a compressed chunk")
+    frames = video_frames(open_stack(tmp_path / "stack.zarr"))
+    source = FrameSource(frames, 256, contrast_limits=(0, 4000))
+    np.testing.assert_array_equal(source.read(2), STACK[2])
+    with pytest.raises(SAM2Error, match="frame 3 of the stack cannot be read"):
+        source.read(3)
+
+
+def test_complex_pixels_are_refused(tmp_path):
+    np.save(tmp_path / "complex.npy", STACK.astype(np.complex64))
+    with pytest.raises(SAM2Error, match="not supported"):
+        _read_all(tmp_path / "complex.npy")

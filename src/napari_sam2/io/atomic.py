@@ -19,7 +19,7 @@ SUFFIX = ".napari-sam2-tmp"
 # most file systems allow 255 bytes per name; the temporary name must fit too
 NAME_BYTES = 255
 # ".<output name>.<pid>-<8 hex><SUFFIX>", the output name shortened to fit
-_TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}" + re.escape(SUFFIX) + r"$", re.DOTALL)
+_TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}(\.probe)?" + re.escape(SUFFIX) + r"$", re.DOTALL)
 
 
 def temporary_name(name: str, kind: str = "") -> str:
