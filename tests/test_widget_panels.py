@@ -302,3 +302,20 @@ def test_review_entries_jump_and_clear_after_a_fix_and_a_propagation(cells_widge
     idle(qtbot, widget)
     assert [(i.frame, i.obj_id) for i in review.items] == [(3, 1)]
     assert review.list.count() == 1
+
+
+def test_propagation_progress_is_in_the_dock_and_the_size_is_the_models(widget, qtbot):
+    assert widget.size_combo.currentText() == str(widget.model.image_size)
+    panel = widget.propagate_panel
+    widget.viewer.dims.set_point(0, 1)
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    values = []
+    panel.progress_bar.valueChanged.connect(values.append)
+    seen = Refreshes(widget.labels)
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    assert panel.progress_bar.maximum() == 5 and values == [1, 2, 3, 4, 5]
+    assert (widget.labels.data[1:] == 1).any(axis=(1, 2)).all()
+    # frame by frame only the displayed plane was sent; one full refresh at the end
+    assert seen.full == 1 and len(seen.partial) <= 1

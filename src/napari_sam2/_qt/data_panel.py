@@ -189,6 +189,7 @@ class DataPanel(Panel):
 
         def loaded(model) -> None:
             host.model, host.model_source = model, source
+            self.choose(None, None, model.image_size)  # the size it really runs at
             host.say(f"{model.config.name} loaded. Click on the image to segment.")
             host.start_session()
             if then is not None:

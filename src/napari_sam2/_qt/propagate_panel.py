@@ -6,10 +6,11 @@ import threading
 
 from napari.utils import progress
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QMessageBox, QPushButton
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QMessageBox, QProgressBar, QPushButton
 
 from ..errors import SAM2Error
 from .panel import Panel
+from .plane_refresh import show_frames
 from .shortcuts import SHORTCUTS
 from .workers import job
 
@@ -44,6 +45,10 @@ class PropagatePanel(Panel):
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         buttons.addWidget(self.cancel_button, 2, 0, 1, 3)
+        self.progress_bar = QProgressBar()  # in the dock, not only in napari's corner
+        self.progress_bar.setFormat("%v of %m frames")
+        self.progress_bar.setValue(0)
+        buttons.addWidget(self.progress_bar, 3, 0, 1, 3)
 
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""
@@ -64,6 +69,8 @@ class PropagatePanel(Panel):
             host.failed(error)
             return
         self._progress = progress(total=total, desc=f"SAM 2: propagating {direction}")
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(0)
         self._cancel_requested.clear()
         worker = job(self._propagation, run)
         worker.yielded.connect(self._propagated_frame)
@@ -97,7 +104,8 @@ class PropagatePanel(Panel):
         if self._progress is None:  # a late signal after the run ended
             return
         self.host.say(f"Propagated frame {step.frame} ({step.done} of {step.total}).")
-        self.host.labels.refresh()
+        self.progress_bar.setValue(step.done)
+        show_frames(self.host.labels, self.host.view, [step.frame])
         # last: updating napari's progress bar may process queued signals of later frames
         self._progress.update(step.done - self._progress.n)
 
