@@ -135,6 +135,114 @@ def track_with_ours(spec: dict, stack: CellStack) -> dict:
     )
 
 
+def trace_ours(spec: dict, stack: CellStack) -> dict:
+    """Resident memory after every frame of one propagation, as a user's process meets it;
+    spec["trim"] False turns off the tracker's release of freed memory, to see its effect,
+    and its time per frame is measured when on."""
+    from napari_sam2.engine import tracker as tracker_module
+
+    model = build_model(spec["model"], image_size=spec["image_size"])
+    model.load_state_dict(torch.load(spec["weights"], weights_only=True), strict=True)
+    budget = {}
+    if spec["feature_budget_mb"] is not None:
+        budget["feature_budget_bytes"] = int(spec["feature_budget_mb"] * MIB)
+    if spec["result_budget_mb"] is not None:
+        budget["result_budget_bytes"] = int(spec["result_budget_mb"] * MIB)
+    trim_seconds = []
+    release = tracker_module.release_freed_memory
+
+    def timed_release() -> bool:
+        start = time.perf_counter()
+        try:
+            return release()
+        finally:
+            trim_seconds.append(time.perf_counter() - start)
+
+    tracker_module.release_freed_memory = timed_release if spec["trim"] else (lambda: False)
+    gc.collect()
+    baseline = current_rss_mib()
+    rss = []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        tracker = Tracker(model, stack, **budget)
+        tracker.add_points(0, OBJECT_ID, [stack.click(0)], [1])
+        for _ in tracker.propagate("forward"):
+            rss.append(current_rss_mib())
+    return dict(
+        baseline_mib=baseline,
+        rss_mib=rss,
+        seconds=time.perf_counter() - start,
+        trim_ms=1000 * float(np.median(trim_seconds)) if trim_seconds else None,
+        feature_budget_mib=tracker.features.budget_bytes / MIB,
+        result_budget_mib=tracker.result_budget_bytes / MIB,
+    )
+
+
+def trace(args: argparse.Namespace) -> int:
+    """Resident memory per frame over one long propagation in fresh processes: the default
+    Tracker as shipped, the same without releasing freed memory, and (tuned) with glibc's
+    mmap threshold fixed; budgets from --feature-budget-mb / --result-budget-mb when given."""
+    runs = [("ours as shipped (default process)", True, None)]
+    runs.append(("ours without malloc_trim (default process)", False, None))
+    if args.mmap_threshold is not None:
+        tuned = f"tuned: MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
+        runs.append((tuned, True, args.mmap_threshold))
+    frames = args.trace
+    print(
+        f"{args.model} at {args.image_size}, {args.height} x {args.width} uint16, {frames} "
+        f"frames, one object; resident memory (RSS) after each frame, each run in a fresh "
+        f"process; load average {os.getloadavg()[0]:.1f}"
+    )
+    traces = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = Path(scratch) / "weights.pt"
+        reference, _ = build_pair(args.model, args.image_size, args.seed)
+        torch.save(reference.state_dict(), weights)
+        del reference
+        for name, trim, threshold in runs:
+            spec = dict(
+                impl="trace",
+                trim=trim,
+                model=args.model,
+                image_size=args.image_size,
+                height=args.height,
+                width=args.width,
+                frames=frames,
+                seed=args.seed,
+                threads=args.threads,
+                weights=str(weights),
+                feature_budget_mb=args.feature_budget_mb if args.budgets_given else None,
+                result_budget_mb=args.result_budget_mb,
+            )
+            traces[name] = measure(spec, threshold)
+            print(f"  {name}: {traces[name]['seconds']:.0f} s", flush=True)
+    first = next(iter(traces.values()))
+    print(
+        f"\nbudgets: features {first['feature_budget_mib']:.0f} MiB, results "
+        f"{first['result_budget_mib']:.0f} MiB"
+    )
+    steps = list(range(0, frames, 5)) + ([frames - 1] if (frames - 1) % 5 else [])
+    print_table(
+        ["run", "set-up MiB", *[f"t={t}" for t in steps]],
+        [
+            [name, f"{run['baseline_mib']:.0f}", *[f"{run['rss_mib'][t]:.0f}" for t in steps]]
+            for name, run in traces.items()
+        ],
+    )
+    window = range(min(20, frames // 3), frames)
+    print(f"\nover frames {window.start}-{frames - 1}:")
+    for name, run in traces.items():
+        rss = np.array(run["rss_mib"])[window.start :]
+        slope = np.polyfit(np.arange(len(rss)), rss, 1)[0]
+        trim = "" if run["trim_ms"] is None else f", malloc_trim {run['trim_ms']:.1f} ms/frame"
+        print(
+            f"  {name}: growth {slope:.2f} MiB/frame (least squares), range "
+            f"{rss.min():.0f}-{rss.max():.0f} MiB, end {rss[-1]:.0f} MiB, "
+            f"{run['seconds'] / frames:.2f} s/frame{trim}"
+        )
+    return 0
+
+
 def track_with_reference(spec: dict, stack: CellStack) -> dict:
     predictor = build_reference_video_predictor(spec["model"], spec["image_size"], fill_hole_area=8)
     predictor.load_state_dict(torch.load(spec["weights"], weights_only=True), strict=True)
@@ -176,7 +284,8 @@ def child(spec: dict) -> None:
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     stack = CellStack(spec["frames"], spec["height"], spec["width"], spec["seed"])
-    run = track_with_reference if spec["impl"] == "reference" else track_with_ours
+    runs = {"reference": track_with_reference, "trace": trace_ours}
+    run = runs.get(spec["impl"], track_with_ours)
     print(json.dumps(run(spec, stack)))
 
 
@@ -234,12 +343,24 @@ def main(argv: list[str] | None = None) -> int:
         "(ours with the budgets above); e.g. --runs default --short 72 --long 96 shows the "
         "default Tracker after its feature cache is full",
     )
+    parser.add_argument(
+        "--trace",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="instead: resident memory after every frame of one propagation through FRAMES "
+        "frames, ours as shipped and without malloc_trim (and tuned with --mmap-threshold); "
+        "the Tracker's default budgets unless --feature-budget-mb/--result-budget-mb are given",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
         return 0
+    args.budgets_given = any(a.startswith("--feature-budget-mb") for a in (argv or sys.argv))
+    if args.trace:
+        return trace(args)
     if not 0 < args.short < args.long:
         parser.error("need 0 < --short < --long")
     chosen = [r.strip() for r in args.runs.split(",") if r.strip()]

@@ -1,6 +1,7 @@
 """FeatureCache: image features kept least-recently-used first out, within a byte budget."""
 
 import numpy as np
+import pytest
 import torch
 
 from napari_sam2.engine import FeatureCache
@@ -129,7 +130,7 @@ def test_clear_forgets_every_entry():
     assert cache.nbytes == ENTRY_BYTES
 
 
-def test_default_budget_is_one_gibibyte():
+def test_default_budget_of_a_bare_cache_is_one_gibibyte():
     assert FeatureCache().budget_bytes == 1 << 30
 
 
@@ -176,3 +177,52 @@ def test_disk_cache_serves_a_later_session_and_never_stale_features(tmp_path, mo
     assert calls["n"] == 9  # damaged files are recomputed, not trusted
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_unwritable_feature_cache_folder_is_a_clear_error(tmp_path):
+    from napari_sam2.engine import Tracker
+    from napari_sam2.errors import SAM2Error
+    from napari_sam2.model import build_model
+    from napari_sam2.synthetic import moving_cells
+
+    model = build_model("sam2.1_hiera_tiny", image_size=128)
+    frames, _ = moving_cells(num_frames=2, height=48, width=64)
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SAM2Error, match="feature cache folder .* cannot be written"):
+        Tracker(model, frames, feature_cache_dir=blocker / "features")
+
+
+def test_a_full_disk_mid_run_warns_and_keeps_features_in_memory(tmp_path, monkeypatch):
+    import errno
+
+    from napari_sam2.engine import Tracker, feature_cache
+    from napari_sam2.model import build_model
+    from napari_sam2.synthetic import moving_cells
+
+    model = build_model("sam2.1_hiera_tiny", image_size=128)
+    frames, _ = moving_cells(num_frames=4, height=48, width=64)
+    expected = [logits for _, _, logits in _clicked_run(Tracker(model, frames))]
+    writes = []
+    save = torch.save
+
+    def filling_disk(obj, path):
+        writes.append(path)
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(obj, path)
+
+    monkeypatch.setattr(feature_cache.torch, "save", filling_disk)
+    tracker = Tracker(model, frames, feature_cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match="No space left on device.*memory only"):
+        got = [logits for _, _, logits in _clicked_run(tracker)]
+    assert len(writes) == 2  # no further attempts once the disk was full
+    assert len(tracker.features) == 4 and tracker.features.disk.writable is False
+    assert list(tmp_path.glob("*.part")) == []  # the failed write left nothing behind
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def _clicked_run(tracker):
+    tracker.add_points(0, 1, [[20, 15]], [1])
+    return list(tracker.propagate())

@@ -223,19 +223,19 @@ def test_training_mode_skips_dynamic_multimask(models):
         ours, _ = compare_decoders(
             reference_heads, (prompt_encoder, mask_decoder), prompts, features, False, False
         )
+        with torch.no_grad():
+            sparse, dense = prompt_encoder(**prompts)
+            all_masks = mask_decoder.predict_masks(
+                features["image_embeddings"],
+                prompt_encoder.get_dense_pe(),
+                sparse,
+                dense,
+                repeat_image=False,
+                high_res_features=features["high_res_features"],
+            )[0]
     finally:
         reference.sam_mask_decoder.eval()
         mask_decoder.eval()
-    with torch.no_grad():
-        sparse, dense = prompt_encoder(**prompts)
-        all_masks = mask_decoder.predict_masks(
-            features["image_embeddings"],
-            prompt_encoder.get_dense_pe(),
-            sparse,
-            dense,
-            repeat_image=False,
-            high_res_features=features["high_res_features"],
-        )[0]
     assert torch.equal(ours[0], all_masks[:, :1])
 
 

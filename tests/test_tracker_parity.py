@@ -130,3 +130,58 @@ def test_box_then_points_on_same_frame_and_sam2_0(monkeypatch):
     _, _, theirs = reference.add_new_points_or_box(state, 1, 1, points, labels, box=box)
     assert_logits_close(ours, theirs[0, 0].numpy(), "box + click")
     _propagate_both(tracker, reference, state, "both")
+
+
+FOUR_OBJECTS = [
+    # objects 1 and 2 on frame 0, objects 3 and 4 on frame 2: frames see two memory layouts
+    (0, 1, np.array([[49.0, 36.0]]), np.array([1])),
+    (0, 2, np.array([[20.0, 20.0], [60.0, 50.0]]), np.array([1, 0])),
+    (2, 3, np.array([[30.0, 40.0]]), np.array([1])),
+    (2, 4, np.array([[70.0, 20.0]]), np.array([1])),
+]
+
+
+def _count_batches(model, monkeypatch) -> list[int]:
+    batches = []
+    track_frames = model.track_frames
+
+    def spy(features, memories):
+        batches.append(len(memories))
+        return track_frames(features, memories)
+
+    monkeypatch.setattr(model, "track_frames", spy)
+    return batches
+
+
+def test_four_objects_prompted_on_two_frames_run_in_batches(monkeypatch):
+    frames, _ = moving_cells(num_frames=6)
+    reference, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
+    tracker = Tracker(model, frames, fill_hole_area=0)
+    state = _reference_state(reference, tracker, monkeypatch)
+    _upcast_reference_memory(reference, monkeypatch)
+    batches = _count_batches(model, monkeypatch)
+    for t, obj_id, points, labels in FOUR_OBJECTS:
+        ours = tracker.add_points(t, obj_id, points, labels)
+        _, ids, theirs = reference.add_new_points_or_box(state, t, obj_id, points, labels)
+        assert_logits_close(ours, theirs[ids.index(obj_id), 0].numpy(), f"click {obj_id}")
+    _propagate_both(tracker, reference, state, "forward")
+    assert max(batches) >= 2, "objects of the same memory layout share a batch"
+
+
+def test_batches_track_like_one_object_at_a_time_in_both_directions(monkeypatch):
+    """The reference starts its backward pass elsewhere when objects are prompted on several
+    frames, so both directions are checked against our own unbatched tracking."""
+    frames, _ = moving_cells(num_frames=6)
+    _, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
+    batches = _count_batches(model, monkeypatch)
+    runs = {}
+    for batch_size in (8, 1):
+        tracker = Tracker(model, frames, fill_hole_area=0, batch_size=batch_size)
+        for t, obj_id, points, labels in FOUR_OBJECTS:
+            tracker.add_points(t, obj_id, points, labels)
+        batches.clear()
+        runs[batch_size] = list(tracker.propagate("both"))
+        assert (max(batches) >= 2) if batch_size == 8 else (max(batches) == 1)
+    for (t, ids, batched), (t1, ids1, single) in zip(runs[8], runs[1], strict=True):
+        assert (t, ids) == (t1, ids1)
+        np.testing.assert_allclose(batched, single, rtol=0, atol=1e-4)

@@ -7,25 +7,29 @@ again; and memory stays bounded, since only what later frames can attend to (plu
 budget of recent results, for corrections) is kept.
 """
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
-from ..model.memory_bank import retention
+from ..model.memory_bank import MemoryInputs
 from ..model.sam2 import NO_OBJECT_LOGIT
-from .feature_cache import DiskFeatureStore, FeatureCache
+from .budgets import CacheBudgets, default_budgets
+from .eviction import evict_results
+from .feature_cache import FeatureCache, disk_store_for
 from .frames import FrameSource
+from .freed_memory import release_freed_memory
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
+from .object_batches import batches_by_layout, default_batch_size
+from .precision import PRECISIONS, autocast, uses_bfloat16
 from .prompt_inputs import to_model_xy
+from .propagation_plan import DIRECTIONS, Pass, plan_passes
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
-DIRECTIONS = ("forward", "backward", "both")
-PRECISIONS = ("auto", "float32", "bfloat16")
+__all__ = ["DIRECTIONS", "PRECISIONS", "Tracker"]
 
 
 class Tracker:
@@ -36,10 +40,14 @@ class Tracker:
     feature_budget_bytes: image features kept for reuse (clicks, re-propagation).
     result_budget_bytes: per-frame results kept beyond what the memory bank needs, so that
     corrections on recently tracked frames see the same memory as the reference would.
+    Either None: a share of the memory available on the machine or device
+    (`budgets.default_budgets`); both can be read and changed later (`budgets`).
     channel, contrast_limits, percentiles: see `FrameSource`.
     labels_out: an integer (T, H, W) array to write labels into (default: a new one).
     feature_cache_dir: a folder where image features are also kept on disk, reused by later
-    sessions on the same frames with the same model and normalization.
+    sessions on the same frames with the same model and normalization (a folder that cannot
+    be written is an error here; a write that fails later, e.g. on a full disk, warns and
+    leaves the features in memory only).
     precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
     elsewhere; "float32" always float32 (the reference's float32 numbers on a GPU too);
     "bfloat16" autocast on any device (on the AMX CPU of docs/performance.md it was not
@@ -51,6 +59,9 @@ class Tracker:
     propagation pass, from the first frame where its mask is empty after it was seen, until
     one of its prompted frames: for z-stacks, where a nucleus spans one run of slices and another
     nucleus at the same place deeper down is not it. Can be changed between propagations.
+    batch_size: at most this many objects go through memory attention, the SAM heads and the
+    memory encoder of a frame in one batch (objects whose memories have the same layout);
+    None: `default_batch_size` of the device.
     """
 
     def __init__(
@@ -58,8 +69,8 @@ class Tracker:
         model: SAM2,
         frames,
         fill_hole_area: int = 8,
-        feature_budget_bytes: int = 1 << 30,
-        result_budget_bytes: int = 1 << 30,
+        feature_budget_bytes: int | None = None,
+        result_budget_bytes: int | None = None,
         channel: int | Sequence[int] | None = None,
         contrast_limits: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = (1.0, 99.8),
@@ -68,16 +79,13 @@ class Tracker:
         precision: str = "auto",
         compile: bool = False,
         reappear: bool = True,
+        batch_size: int | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.bfloat16 = uses_bfloat16(precision, model.device)
         self.model = model.eval()
         if compile:
             model.compile_heavy_parts()
         self.device = model.device
-        self.bfloat16 = precision == "bfloat16" or (
-            precision == "auto" and self.device.type == "cuda"
-        )
         self.frames = (
             frames
             if isinstance(frames, FrameSource)
@@ -89,18 +97,23 @@ class Tracker:
         self.height, self.width = self.frames.height, self.frames.width
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise SAM2Error(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size or default_batch_size(self.device)
         disk = None
         if feature_cache_dir is not None:
-            disk = DiskFeatureStore(
-                feature_cache_dir,
-                model,
-                normalization=f"{self.frames.channels}-{self.frames.limits.tolist()}"
-                + ("-bf16" if self.bfloat16 else ""),
-                frame_bytes=lambda t: np.ascontiguousarray(self.frames.read(t)).tobytes(),
-                image_pos=self._image_pos,
+            disk = disk_store_for(
+                feature_cache_dir, model, self.frames, self.bfloat16, self._image_pos
             )
-        self.features = FeatureCache(feature_budget_bytes, disk)
-        self.result_budget_bytes = result_budget_bytes
+        automatic = default_budgets(self.device)
+        self.features = FeatureCache(
+            automatic.features if feature_budget_bytes is None else feature_budget_bytes, disk
+        )
+        self.result_budget_bytes = (
+            automatic.results if result_budget_bytes is None else result_budget_bytes
+        )
         self.objects: dict[int, ObjectState] = {}
         self.volume = LabelVolume(self.num_frames, self.height, self.width, labels_out)
         config = model.config
@@ -135,6 +148,7 @@ class Tracker:
         if obj_id not in self.objects:
             if not create:
                 raise SAM2Error(f"there is no object {obj_id}; objects: {sorted(self.objects)}")
+            self.volume.check_id(obj_id)
             self.objects[obj_id] = ObjectState(obj_id, self.num_frames)
         return self.objects[obj_id]
 
@@ -144,9 +158,7 @@ class Tracker:
     # -- model calls ----------------------------------------------------------------
 
     def _autocast(self):
-        if self.bfloat16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.bfloat16)
 
     def _compute_features(self, t: int) -> FrameFeatures:
         image = self.frames.frame_tensor(t).to(self.device)[None]
@@ -159,8 +171,41 @@ class Tracker:
         probe = torch.zeros(1, 1, size, size, device=self.device)
         return self.model.shared_tensor(self.model.image_encoder.neck.position_encoding(probe))
 
+    @property
+    def budgets(self) -> CacheBudgets:
+        """Bytes the feature cache and the kept results may hold (set a new `CacheBudgets`
+        to change them; a smaller feature budget drops the oldest features at once)."""
+        return CacheBudgets(self.features.budget_bytes, self.result_budget_bytes)
+
+    @budgets.setter
+    def budgets(self, budgets: CacheBudgets) -> None:
+        if min(budgets.features, budgets.results) < 0:
+            raise SAM2Error(f"cache budgets must be at least 0 bytes, got {budgets}")
+        self.features.budget_bytes = int(budgets.features)
+        self.result_budget_bytes = int(budgets.results)
+
     def frame_features(self, t: int) -> FrameFeatures:
         return self.features.get(t, self._compute_features)
+
+    def encode(self, t: int) -> bool:
+        """Compute and cache frame t's image features ahead of a click (background
+        encoding). Returns True if they were computed now, False if already cached.
+
+        The one method that may run in other threads while the tracker is used: any number
+        of worker threads may call `encode` while one thread calls the other methods. A click
+        on a frame already encoded never waits for a background encode; a click on the frame
+        being encoded waits for that encode instead of computing it again.
+        """
+        t = self._check_frame(t)
+        if t in self.features:
+            return False
+        with torch.inference_mode():
+            self.frame_features(t)
+        return True
+
+    def is_encoded(self, t: int) -> bool:
+        """Whether frame t's image features are cached (a click there skips the encoder)."""
+        return self._check_frame(t) in self.features
 
     def _memory_for(self, obj: ObjectState, t: int, reverse: bool):
         return select_memories(
@@ -280,6 +325,7 @@ class Tracker:
                     coords.to(self.device),
                     labels.to(self.device),
                     prev_mask_logits=prev_logits,
+                    high_res_masks=False,  # the memory encoder upscales at propagation
                 )
         obj.prompts[t] = prompt
         result = FrameResult(
@@ -368,9 +414,9 @@ class Tracker:
     # -- propagation ----------------------------------------------------------------
 
     @torch.inference_mode()
-    def _consolidate(self) -> None:
+    def _consolidate(self, objs: list[ObjectState]) -> None:
         """Encode the memory of frames prompted since the last propagation."""
-        for obj in self.objects.values():
+        for obj in objs:
             for t, result in sorted(obj.pending.items()):
                 features = self.frame_features(t)
                 high_res = self.model.upscale(result.low_res_logits.to(self.device))
@@ -383,73 +429,137 @@ class Tracker:
                 obj.tracked.pop(t, None)
             obj.pending.clear()
 
+    def _selection(self, obj_ids: Iterable[int] | None) -> list[ObjectState]:
+        """The objects a propagation runs: all of them, or exactly `obj_ids`."""
+        if obj_ids is None:
+            return list(self.objects.values())
+        if isinstance(obj_ids, int | np.integer):
+            obj_ids = [obj_ids]
+        selected = [self._object(i, create=False) for i in obj_ids]
+        if not selected:
+            raise SAM2Error("obj_ids is empty: name at least one object to propagate")
+        unprompted = [o.obj_id for o in selected if not o.conditioning and not o.pending]
+        if unprompted:
+            raise SAM2Error(
+                f"objects {unprompted} have no prompts to propagate from: add a click, box or "
+                "mask first"
+            )
+        return list({o.obj_id: o for o in selected}.values())
+
     def propagate(
-        self, direction: str = "forward", start_frame: int | None = None
+        self,
+        direction: str = "forward",
+        start_frame: int | None = None,
+        obj_ids: Iterable[int] | None = None,
     ) -> Iterator[tuple[int, list[int], np.ndarray]]:
-        """Track every prompted object through the stack, one frame at a time.
+        """Track prompted objects through the stack, one frame at a time.
 
         Yields (t, obj_ids, logits) with logits float32 (len(obj_ids), H, W); the label
         volume is updated before each yield. direction: "forward" (from the earliest
         prompted frame, or start_frame), "backward" (from the latest), or "both" (forward,
-        then backward). Stopping the generator between frames leaves a consistent state.
+        then backward). obj_ids: only these objects (default: all); the others' results,
+        memories and label pixels stay as they were (they also take back pixels the tracked
+        objects give up, where their stored logits claim them).
+        Stopping the generator between frames leaves a consistent state; an object removed
+        (or a `reset`) while the generator is paused is not tracked further.
         """
-        passes = self._passes(direction, start_frame)
-        prompted = [obj for obj in self.objects.values() if obj.conditioning]
-        return self._run_passes(prompted, passes)
+        objs = self._selection(obj_ids)
+        passes = self._passes(direction, start_frame, objs)
+        prompted = [obj for obj in objs if obj.conditioning]
+        return self._run_passes(prompted, passes, partial=obj_ids is not None)
 
-    def _run_passes(self, objs, passes) -> Iterator[tuple[int, list[int], np.ndarray]]:
+    def _run_passes(self, objs, passes, partial) -> Iterator[tuple[int, list[int], np.ndarray]]:
         for order, reverse in passes:
-            yield from self._run(objs, order, reverse)
+            yield from self._run(objs, order, reverse, partial)
 
-    def _passes(self, direction: str, start_frame: int | None) -> list[tuple[range, bool]]:
-        """The frame orders propagation visits, after encoding new prompts into memory."""
+    def _passes(
+        self, direction: str, start_frame: int | None, objs: list[ObjectState]
+    ) -> list[Pass]:
+        """The passes propagation makes, after encoding new prompts into memory."""
         if direction not in DIRECTIONS:
             raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         if start_frame is not None:
             start_frame = self._check_frame(start_frame)
-        self._consolidate()
-        prompted = [obj for obj in self.objects.values() if obj.conditioning]
-        if not prompted:
-            raise SAM2Error("nothing to propagate: add a click, box or mask on some frame first")
-        passes = []
-        if direction in ("forward", "both"):
-            first = min(min(o.conditioning) for o in prompted)
-            start = first if start_frame is None else start_frame
-            passes.append((range(start, self.num_frames), False))
-        if direction in ("backward", "both"):
-            last = max(max(o.conditioning) for o in prompted)
-            start = last if start_frame is None else start_frame
-            passes.append((range(start, -1, -1), True))
-        return passes
+        self._consolidate(objs)
+        prompted = [list(obj.conditioning) for obj in objs]
+        return plan_passes(direction, start_frame, prompted, self.num_frames)
 
-    def propagation_length(self, direction: str = "forward", start_frame: int | None = None) -> int:
+    def propagation_length(
+        self,
+        direction: str = "forward",
+        start_frame: int | None = None,
+        obj_ids: Iterable[int] | None = None,
+    ) -> int:
         """How many frame steps `propagate` with these arguments yields."""
-        return sum(len(order) for order, _ in self._passes(direction, start_frame))
+        objs = self._selection(obj_ids)
+        return sum(len(order) for order, _ in self._passes(direction, start_frame, objs))
+
+    def _write_frame(self, t: int, objs: list[ObjectState], logits: np.ndarray, partial: bool):
+        """Composite frame t. When only some objects were tracked, the others keep their
+        pixels, and take back those the tracked ones give up where their stored logits on
+        t claim them."""
+        ids = [o.obj_id for o in objs]
+        if not partial:
+            self.volume.write_frame(t, ids, logits)
+            return
+        tracked = set(ids)
+        others = {}
+        for other in self.objects.values():
+            result = None if other.obj_id in tracked else other.latest_result(t)
+            if result is not None:
+                others[other.obj_id] = self._frame_logits(result)
+        self.volume.write_some(t, ids, logits, others)
 
     def _run(
-        self, objs: list[ObjectState], order: range, reverse: bool
+        self, objs: list[ObjectState], order: range, reverse: bool, partial: bool = False
     ) -> Iterator[tuple[int, list[int], np.ndarray]]:
-        obj_ids = [o.obj_id for o in objs]
         seen, lost = set(), set()  # in this pass, when lost objects may not return
         for t in order:
-            frame_logits = []
+            # objects removed (or a reset) while the generator was paused stay gone
+            objs = [o for o in objs if self.objects.get(o.obj_id) is o]
+            if not objs:
+                return
+            partial = partial or len(objs) < len(self.objects)
+            obj_ids = [o.obj_id for o in objs]
             with torch.inference_mode():
-                for obj in objs:
-                    if obj.obj_id in lost and t not in obj.conditioning:
-                        frame_logits.append(self._untrack(obj, t))
-                        continue
-                    frame_logits.append(self._track(obj, t, reverse))
-                    if self.reappear:
-                        continue
+                logits = self._track_objects(objs, t, reverse, lost)
+            if not self.reappear:
+                for obj, obj_logits in zip(objs, logits, strict=True):
                     # lost: an empty mask (an absent object's mask is empty too)
-                    if (frame_logits[-1] > 0).any():
+                    if (obj_logits > 0).any():
                         seen.add(obj.obj_id)
                         lost.discard(obj.obj_id)
                     elif obj.obj_id in seen:
                         lost.add(obj.obj_id)
-            logits = np.stack(frame_logits)
-            self.volume.write_frame(t, obj_ids, logits)
+            self._write_frame(t, objs, logits, partial)
+            # the frame's activations are freed: give them back to the system now, so the
+            # process's resident memory stays near what the caches hold
+            release_freed_memory()
             yield t, obj_ids, logits
+
+    def _track_objects(
+        self, objs: list[ObjectState], t: int, reverse: bool, lost: set[int]
+    ) -> np.ndarray:
+        """Every object's logits on frame t, (N, H, W). Objects tracked from memory run in
+        batches of objects whose memories have the same layout."""
+        logits = np.empty((len(objs), self.height, self.width), dtype=np.float32)
+        to_track: list[tuple[int, ObjectState, MemoryInputs]] = []
+        for i, obj in enumerate(objs):
+            if obj.obj_id in lost and t not in obj.conditioning:
+                logits[i] = self._untrack(obj, t)
+                continue
+            obj.direction[t] = BACKWARD if reverse else FORWARD
+            if t in obj.conditioning:
+                logits[i] = self._frame_logits(obj.conditioning[t])
+                continue
+            to_track.append((i, obj, self._memory_for(obj, t, reverse)))
+        layouts = [memory.layout for _, _, memory in to_track]
+        for batch in batches_by_layout(to_track, layouts, self.batch_size):
+            rows = [i for i, _, _ in batch]
+            logits[rows] = self._track_batch(
+                [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse
+            )
+        return logits
 
     def _untrack(self, obj: ObjectState, t: int) -> np.ndarray:
         """An object that may not return, past the frame where it was lost: empty, and the
@@ -458,50 +568,38 @@ class Tracker:
         obj.direction[t] = NOT_TRACKED
         return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
 
-    def _track(self, obj: ObjectState, t: int, reverse: bool) -> np.ndarray:
-        obj.direction[t] = BACKWARD if reverse else FORWARD
-        if t in obj.conditioning:
-            return self._frame_logits(obj.conditioning[t])
+    def _track_batch(
+        self, objs: list[ObjectState], memories: list[MemoryInputs], t: int, reverse: bool
+    ) -> np.ndarray:
+        """Track objects on frame t in one batch; their logits (B, H, W)."""
         features = self.frame_features(t)
         with self._autocast():
-            prediction = self.model.track_frame(features, self._memory_for(obj, t, reverse))
+            prediction = self.model.track_frames(features, memories)
             memory = self.model.frame_memory(
                 features,
                 prediction.high_res_masks,
                 prediction.object_score_logits,
                 prediction.obj_ptr,
             )
-        result = FrameResult(
-            self._finish(prediction.low_res_masks),
-            float(prediction.object_score_logits),
-            prediction.obj_ptr,
-            memory,
-        )
-        obj.tracked.pop(t, None)
-        obj.tracked[t] = result  # newest last, for eviction order
-        self._evict(obj, t, reverse)
-        return self._frame_logits(result)
+        low_res = self._finish(prediction.low_res_masks)
+        scores = prediction.object_score_logits.float().cpu().view(-1).tolist()
+        for i, obj in enumerate(objs):
+            # copies, so that each result holds its own rows and not the whole batch
+            row = slice(i, i + 1)
+            obj_ptr = memory.obj_ptr[row].clone()
+            own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
+            result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory)
+            obj.tracked.pop(t, None)
+            obj.tracked[t] = result  # newest last, for eviction order
+            self._evict(obj, t, reverse)
+        return to_frame_resolution(low_res, self.height, self.width).cpu().numpy()
 
     def _evict(self, obj: ObjectState, t: int, reverse: bool) -> None:
-        """Beyond the budget, oldest first: drop results no later frame can attend to, and
-        keep only the object pointer of those that later frames use for pointers alone."""
-        budget = self.result_budget_bytes // max(1, len(self.objects))
-        held = sum(r.nbytes for r in obj.tracked.values())
-        for frame in list(obj.tracked):
-            if held <= budget:
-                break
-            keep = retention(
-                frame,
-                t,
-                reverse,
-                obj.conditioning,
-                self._memory_options["num_maskmem"],
-                self._memory_options["max_obj_ptrs"],
-            )
-            result = obj.tracked[frame]
-            if keep == "none":
-                held -= obj.tracked.pop(frame).nbytes
-            elif keep == "pointer" and result.memory is not None:
-                before = result.nbytes
-                result.memory = FrameMemory(None, None, result.memory.obj_ptr)
-                held -= before - result.nbytes
+        evict_results(
+            obj,
+            t,
+            reverse,
+            self.result_budget_bytes // max(1, len(self.objects)),
+            self._memory_options["num_maskmem"],
+            self._memory_options["max_obj_ptrs"],
+        )

@@ -23,6 +23,17 @@ def stability_score(mask_logits: torch.Tensor, delta: float) -> torch.Tensor:
     return torch.where(outer > 0, inner / outer, 1.0)
 
 
+def upsample_2x2(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv` (a 2x2, stride-2 transposed convolution) applied to (B, C, h, w) as one matrix
+    product: each input cell becomes a 2x2 block. The same function as `conv(x)`, about twice
+    as fast on a CPU as PyTorch's transposed convolution."""
+    b, c, h, w = x.shape
+    out = conv.out_channels
+    blocks = x.permute(0, 2, 3, 1).reshape(b * h * w, c) @ conv.weight.reshape(c, out * 4)
+    blocks = blocks.view(b, h, w, out, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return blocks.reshape(b, out, 2 * h, 2 * w) + conv.bias.view(1, -1, 1, 1)
+
+
 class MaskDecoder(nn.Module):
     """Predicts masks, their IoU, the mask tokens and an object score from prompted features.
 
@@ -174,7 +185,7 @@ class MaskDecoder(nn.Module):
         src = src + dense_prompt_embeddings
         if image_pe.shape[0] != 1:
             raise ValueError("image_pe must have batch size 1 (see PromptEncoder.get_dense_pe)")
-        pos_src = torch.repeat_interleave(image_pe, batch, dim=0)
+        pos_src = image_pe.expand(batch, -1, -1, -1)
         b, c, h, w = src.shape
 
         hs, src = self.transformer(src, pos_src, tokens)
@@ -187,8 +198,8 @@ class MaskDecoder(nn.Module):
                 raise ValueError("this decoder needs the backbone's high-resolution features")
             upconv1, norm1, act1, upconv2, act2 = self.output_upscaling
             feat_s0, feat_s1 = high_res_features
-            upscaled = act1(norm1(upconv1(src) + feat_s1))
-            upscaled = act2(upconv2(upscaled) + feat_s0)
+            upscaled = act1(norm1(upsample_2x2(upconv1, src) + feat_s1))
+            upscaled = act2(upsample_2x2(upconv2, upscaled) + feat_s0)
         else:
             upscaled = self.output_upscaling(src)
 

@@ -40,6 +40,12 @@ class MemoryInputs:
     pointers: list[tuple[int, torch.Tensor]]
     max_pointer_distance: int
 
+    @property
+    def layout(self) -> tuple[int, int]:
+        """(memory frames, object pointers): objects whose memories have the same layout
+        can attend in one batch."""
+        return len(self.spatial), len(self.pointers)
+
 
 def closest_conditioning_frames(
     frame_idx: int, conditioning: Mapping[int, FrameMemory], max_frames: int

@@ -57,8 +57,20 @@ class PromptEncoder(nn.Module):
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
-        """Positional encoding of every image-feature cell, (1, C, h, w)."""
-        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        """Positional encoding of every image-feature cell, (1, C, h, w).
+
+        Kept between calls in inference mode (every click needs it, and it depends only on
+        the encoder's fixed random matrix); recomputed when that matrix changes.
+        """
+        if not torch.is_inference_mode_enabled():
+            return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        matrix = self.pe_layer.positional_encoding_gaussian_matrix
+        key = (matrix.data_ptr(), matrix._version, matrix.device, matrix.dtype)
+        cached = getattr(self, "_dense_pe", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.pe_layer(self.image_embedding_size).unsqueeze(0))
+            self._dense_pe = cached
+        return cached[1]
 
     def _embed_points(self, coords: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         coords = coords + 0.5  # pixel indices -> pixel centres

@@ -45,7 +45,8 @@ class MaskPrediction:
     """What the SAM heads say about one frame, for B objects.
 
     low_res_masks: (B, 1, S/4, S/4) logits of the chosen mask; high_res_masks: the same at
-    (B, 1, S, S); ious: (B, M) predicted IoU of the M candidates; low_res_multimasks:
+    (B, 1, S, S) (None when not asked for); ious: (B, M) predicted IoU of the M candidates;
+    low_res_multimasks:
     (B, M, S/4, S/4); obj_ptr: (B, C); object_score_logits: (B, 1), > 0 where present;
     candidate_obj_ptrs: (B, M, C) the pointer each candidate would give, when M > 1.
     """
@@ -53,7 +54,7 @@ class MaskPrediction:
     low_res_multimasks: torch.Tensor
     ious: torch.Tensor
     low_res_masks: torch.Tensor
-    high_res_masks: torch.Tensor
+    high_res_masks: torch.Tensor | None
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
     candidate_obj_ptrs: torch.Tensor | None = None
@@ -185,12 +186,14 @@ class SAM2(nn.Module):
         point_labels: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
         multimask: bool = False,
+        high_res_masks: bool = True,
     ) -> MaskPrediction:
         """Run the prompt encoder and mask decoder on memory-conditioned features.
 
         pix_feat: (B, C, h, w); point_coords: (B, N, 2) in input pixels (x, y) with labels
         (B, N) (1 positive, 0 negative, 2/3 box corners, -1 padding); mask_input: (B, 1, H, W)
-        logits or a mask, resized to the prompt encoder's input size.
+        logits or a mask, resized to the prompt encoder's input size. high_res_masks False
+        skips upscaling the chosen mask to the input size (a click needs only the low-res).
         """
         b = pix_feat.shape[0]
         if point_coords is None:
@@ -229,7 +232,7 @@ class SAM2(nn.Module):
             low_res = multimasks[rows, best].unsqueeze(1)
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
-        high_res_masks = self.upscale(low_res)
+        high_res = self.upscale(low_res) if high_res_masks else None
         is_present = present.float()
         obj_ptr = self.obj_ptr_proj(token)
         obj_ptr = is_present * obj_ptr + (1 - is_present) * self.no_obj_ptr
@@ -240,7 +243,7 @@ class SAM2(nn.Module):
                 is_present[:, None] * candidate_ptrs + (1 - is_present[:, None]) * self.no_obj_ptr
             )
         return MaskPrediction(
-            multimasks, ious, low_res, high_res_masks, obj_ptr, object_score_logits, candidate_ptrs
+            multimasks, ious, low_res, high_res, obj_ptr, object_score_logits, candidate_ptrs
         )
 
     def upscale(self, low_res_masks: torch.Tensor) -> torch.Tensor:
@@ -270,7 +273,7 @@ class SAM2(nn.Module):
         )
         ious = mask.new_ones(mask.shape[0], 1)
         obj_ptr = self.predict_masks(
-            pix_feat, high_res, mask_input=self.mask_downsample(mask)
+            pix_feat, high_res, mask_input=self.mask_downsample(mask), high_res_masks=False
         ).obj_ptr
         is_present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
         object_score_logits = 20.0 * is_present - 10.0
@@ -280,22 +283,49 @@ class SAM2(nn.Module):
     # -- memory -------------------------------------------------------------------------
 
     def condition_on_memory(
-        self, features: FrameFeatures, memory: MemoryInputs | None, batch: int = 1
+        self,
+        features: FrameFeatures,
+        memory: MemoryInputs | list[MemoryInputs] | None,
+        batch: int = 1,
     ) -> torch.Tensor:
         """Image features fused with the memory bank, (B, C, h, w).
 
         `memory` None marks a frame prompted before anything was tracked: the learned
-        "no memory" embedding is added instead of attending.
+        "no memory" embedding is added instead of attending. A list holds the memories of B
+        objects, one batch: each must have as many memory frames and pointers as the others.
         """
-        embed = features.image_embed.expand(batch, -1, -1, -1)
-        b, c, h, w = embed.shape
         if memory is None:
-            return embed + self.no_mem_embed.view(1, c, 1, 1)
+            embed = features.image_embed.expand(batch, -1, -1, -1)
+            return embed + self.no_mem_embed.view(1, -1, 1, 1)
+        memories = memory if isinstance(memory, list) else [memory]
+        parts = [self._memory_tokens(m) for m in memories]
+        num_ptr_tokens = parts[0][2]
+        if any(p[0].shape != parts[0][0].shape or p[2] != num_ptr_tokens for p in parts):
+            raise ValueError("objects batched together need memories of the same layout")
+        tokens = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        token_pos = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        b = tokens.shape[0]
+        embed = features.image_embed.expand(b, -1, -1, -1)
+        _, c, h, w = embed.shape
+        fused = self.memory_attention(
+            curr=embed.flatten(2).transpose(1, 2),
+            curr_pos=features.image_pos.expand(b, -1, -1, -1).flatten(2).transpose(1, 2),
+            memory=tokens,
+            memory_pos=token_pos,
+            num_obj_ptr_tokens=num_ptr_tokens,
+        )
+        return fused.transpose(1, 2).reshape(b, c, h, w)
 
+    def _memory_tokens(self, memory: MemoryInputs) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The memory tokens one object attends to and their positions, each
+        (B, M, mem_dim) with the B of its memories, and how many of them (at the end) are
+        object-pointer tokens."""
+        c = self.hidden_dim
         tokens, token_pos = [], []
         for slot, frame in memory.spatial:
             tokens.append(frame.features.float().flatten(2).transpose(1, 2))
-            pos = frame.pos_enc.flatten(2).transpose(1, 2)
+            # a stored position encoding is one shared (1, ...) tensor for any batch
+            pos = frame.pos_enc.flatten(2).transpose(1, 2).expand(tokens[-1].shape[0], -1, -1)
             token_pos.append(
                 pos + self.maskmem_tpos_enc[self.num_maskmem - slot - 1].view(1, 1, -1)
             )
@@ -303,10 +333,10 @@ class SAM2(nn.Module):
         if memory.pointers:
             distances, pointers = zip(*memory.pointers, strict=True)
             ptrs = torch.stack(pointers, dim=0)  # (P, B, C)
-            num_ptrs = ptrs.shape[0]
+            num_ptrs, b = ptrs.shape[:2]
             if self.config.add_tpos_enc_to_obj_ptrs:
                 dim = c if self.config.proj_tpos_enc_in_obj_ptrs else self.mem_dim
-                rel = torch.tensor(distances, device=embed.device) / memory.max_pointer_distance
+                rel = torch.tensor(distances, device=ptrs.device) / memory.max_pointer_distance
                 ptr_pos = self.obj_ptr_tpos_proj(sine_encoding_1d(rel, dim))
                 ptr_pos = ptr_pos[:, None].expand(num_ptrs, b, self.mem_dim)
             else:
@@ -318,15 +348,7 @@ class SAM2(nn.Module):
             ptr_pos = ptr_pos.repeat_interleave(split, dim=0).transpose(0, 1)
             token_pos.append(ptr_pos)
             num_ptr_tokens = num_ptrs * split
-
-        fused = self.memory_attention(
-            curr=embed.flatten(2).transpose(1, 2),
-            curr_pos=features.image_pos.expand(b, -1, -1, -1).flatten(2).transpose(1, 2),
-            memory=torch.cat(tokens, dim=1),
-            memory_pos=torch.cat(token_pos, dim=1),
-            num_obj_ptr_tokens=num_ptr_tokens,
-        )
-        return fused.transpose(1, 2).reshape(b, c, h, w)
+        return torch.cat(tokens, dim=1), torch.cat(token_pos, dim=1), num_ptr_tokens
 
     def encode_memory(
         self,
@@ -358,6 +380,7 @@ class SAM2(nn.Module):
         point_labels: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         prev_mask_logits: torch.Tensor | None = None,
+        high_res_masks: bool = True,
     ) -> MaskPrediction:
         """Segment one object on one frame from its prompts (if any) and its memory.
 
@@ -375,7 +398,14 @@ class SAM2(nn.Module):
             point_labels,
             mask_input=prev_mask_logits,
             multimask=self.use_multimask(num_points),
+            high_res_masks=high_res_masks,
         )
+
+    def track_frames(self, features: FrameFeatures, memories: list[MemoryInputs]) -> MaskPrediction:
+        """Track B objects without prompts on one frame, one batch through memory attention
+        and the SAM heads; their memories must share a layout (`memory_layout`)."""
+        pix_feat = self.condition_on_memory(features, memories)
+        return self.predict_masks(pix_feat, features.high_res, multimask=self.use_multimask(0))
 
     def frame_memory(
         self,
@@ -390,10 +420,14 @@ class SAM2(nn.Module):
         mem, mem_pos = self.encode_memory(
             features, high_res_masks, object_score_logits, from_clicks
         )
-        return FrameMemory(mem.to(torch.bfloat16), self.shared_tensor(mem_pos), obj_ptr)
+        return FrameMemory(mem.to(torch.bfloat16), self.shared_tensor(mem_pos[:1]), obj_ptr)
 
     def shared_tensor(self, value: torch.Tensor) -> torch.Tensor:
         """One stored copy of a constant tensor (position encodings depend only on their
         size), so that per-frame results do not each hold their own."""
         key = (tuple(value.shape), value.device, value.dtype)
-        return self._constants.setdefault(key, value)
+        stored = self._constants.get(key)
+        if stored is None:
+            # a copy: a view would keep the whole batch it was cut from alive
+            stored = self._constants.setdefault(key, value.clone())
+        return stored
