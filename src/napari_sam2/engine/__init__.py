@@ -1,6 +1,7 @@
 """The engine: user arrays in, masks and label volumes out. The only layer that turns user
 data into model input; napari and the CLI both call it."""
 
+from .budgets import CacheBudgets
 from .feature_cache import FeatureCache
 from .frames import FrameSource
 from .labels import LabelVolume
@@ -9,6 +10,7 @@ from .stack_view import VideoAxisView
 from .tracker import Tracker
 
 __all__ = [
+    "CacheBudgets",
     "FeatureCache",
     "FrameSource",
     "LabelVolume",
