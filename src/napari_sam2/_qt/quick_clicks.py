@@ -1,0 +1,59 @@
+"""Clicks that need only the decoder run in the GUI thread when that takes less than a frame.
+
+A click on a frame whose image features are cached costs the mask decoder only: a few
+milliseconds with a small model. Sent to a worker thread, its mask would wait for the thread
+to start and for the GUI thread to finish drawing the click first (tens of milliseconds
+under a software renderer); run at once, the click and its mask are drawn together. Whether
+a click is that quick is measured, per model, on the clicks before it (in either thread);
+anything slower, or on a frame not yet encoded, stays in a worker.
+"""
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+
+# a click may hold the GUI thread this long (a frame at 60 Hz is 16.7 ms)
+BUDGET_MS = 12.0
+_recent: "weakref.WeakKeyDictionary[object, deque]" = weakref.WeakKeyDictionary()
+
+
+def expected_ms(model) -> float | None:
+    """The median time of this model's last decoder-only clicks; None before the first."""
+    times = _recent.get(model)
+    return None if not times else sorted(times)[len(times) // 2]
+
+
+def timed(model, tracker, frames, apply: Callable) -> Callable:
+    """`apply` that records its time for `model` when it was a decoder-only click."""
+
+    def run():
+        encoded = all(tracker.is_encoded(t) for t in frames)
+        start = time.perf_counter()
+        result = apply()
+        if encoded:
+            _recent.setdefault(model, deque(maxlen=5)).append((time.perf_counter() - start) * 1e3)
+        return result
+
+    return run
+
+
+def run_here(host, changes: dict, apply: Callable, applied: Callable) -> bool:
+    """Apply prompt `changes` in this (the GUI) thread when they are decoder-only clicks
+    known to take under BUDGET_MS with this model; True if done (errors shown by the host)."""
+    tracker, model = host.tracker, host.model
+    frames = {t for t, _ in changes}
+    if len(changes) > 1 or not all(tracker.is_encoded(t) for t in frames):
+        return False
+    expected = expected_ms(model)
+    if expected is None or expected > BUDGET_MS:
+        return False
+    try:
+        done = timed(model, tracker, frames, apply)()
+    except Exception as error:  # as a worker would report it
+        host.failed(error)
+        host.session_changed()
+        return True
+    applied(done)
+    host.session_changed()
+    return True
