@@ -101,3 +101,19 @@ def test_a_mix_of_present_and_absent_objects_in_one_batch():
     loss = frame_loss(candidates, torch.rand(2, 3), torch.zeros(2, 1), target)
     assert loss.focal[0] > 0 and loss.focal[1] == 0
     assert (loss.object_score > 0).all()
+
+
+def test_absent_focal_pushes_a_wrongly_present_mask_towards_empty():
+    absent = torch.zeros(2, 8, 8, dtype=torch.bool)
+    blob = torch.full((2, 3, 8, 8), 2.0, requires_grad=True)  # a mask where nothing is
+    ious, scores = torch.rand(2, 3), torch.tensor([[1.5], [1.5]])
+    weights = LossWeights(absent_focal=0.5)
+    loss = frame_loss(blob, ious, scores, absent, weights)
+    expected = 0.5 * focal_loss(blob[:, :1].detach(), absent[:, None])[:, 0]
+    torch.testing.assert_close(loss.focal, expected)
+    assert loss.dice.abs().sum() == 0
+    loss.total(weights).sum().backward()
+    assert (blob.grad[:, 0] > 0).all()  # lowering the logits lowers the loss
+    # masks the object score already gated (logits -1024) cost nothing
+    gated = frame_loss(torch.full((2, 3, 8, 8), -1024.0), ious, scores, absent, weights)
+    assert gated.focal.max() < 1e-12

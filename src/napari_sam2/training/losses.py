@@ -1,6 +1,7 @@
 """The SAM 2 training losses: focal and dice on masks (of several candidates only the one with
 the lowest loss is supervised), L1 on the predicted IoU, and binary cross-entropy on the object
-score. Where the object is absent only the object score is supervised.
+score. Where the object is absent only the object score is supervised, unless `absent_focal`
+asks for the focal term against an empty mask too.
 """
 
 from dataclasses import dataclass
@@ -11,12 +12,16 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Relative weights of the four terms (those of the SAM 2 recipe)."""
+    """Relative weights of the four terms (those of the SAM 2 recipe). absent_focal: weight of
+    the focal term, relative to `focal`, on frames where the object is absent: the mask is then
+    scored against an empty target wherever the object score wrongly says present (0 in the
+    SAM 2 recipe, where those masks are not supervised)."""
 
     focal: float = 20.0
     dice: float = 1.0
     iou: float = 1.0
     object_score: float = 1.0
+    absent_focal: float = 0.0
 
 
 def focal_loss(
@@ -101,7 +106,7 @@ def frame_loss(
         object_score_logits.float()[:, 0], present, reduction="none"
     )
     return FrameLoss(
-        focal=focal[rows, best] * present,
+        focal=focal[rows, best] * (present + weights.absent_focal * (1.0 - present)),
         dice=dice[rows, best] * present,
         iou=iou * present,
         object_score=score,
