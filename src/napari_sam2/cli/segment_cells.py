@@ -51,6 +51,11 @@ def check_exports(args: argparse.Namespace, inputs) -> None:
     from ..io import check_writable
     from ..io.ctc import check_ctc_folder
 
+    if args.seeds is None and (args.divisions == "yes" or args.reseed_every is not None):
+        raise SAM2Error(
+            "--divisions yes and --reseed-every work with --seeds; a prompts file is tracked "
+            "as it is (its objects keep their ids)"
+        )
     files = [p for p in (args.out, args.tracks, args.review, args.measurements) if p]
     resolved = [Path(p).resolve() for p in files]
     if len(set(resolved)) != len(resolved):

@@ -1,8 +1,8 @@
 """Every cell of a stack: seeds on one frame, tracked both ways, divisions found while tracking
 forward, cells entering later picked up, lineage kept. A driver over the `Tracker`.
 
-Divisions: a masklet that splits into two substantial pieces for `persistence` frames ends at
-the frame before the split; its two pieces become new objects (new ids) prompted with their
+Divisions: a masklet that SAM 2 sees as two cells on `persistence` frames ends at the frame
+before the first of them; its two pieces become new objects (new ids) prompted with their
 masks on the division frame, with the mother recorded as their parent.
 """
 
@@ -33,25 +33,30 @@ class DivisionRule:
 
     A mask is a candidate when it has two lobes: two maxima of its distance transform, each
     at least `min_lobe` of the largest, joined by a neck narrower than `max_neck` of the
-    smaller lobe. SAM 2 then decides, as for a click in the image: one click on each lobe,
-    no memory; the lobes are two cells when the two clicks' masks overlap by less than
-    `max_click_iou` and each holds at least `min_fraction` of the masklet (and `min_area`
-    pixels) inside it. The split must hold on `persistence` consecutive frames; the division
-    frame is the first of them.
+    smaller lobe. SAM 2 then decides, as for clicks in an image: one click on each lobe, no
+    memory, and of each click's three candidate masks the smallest that could be a daughter
+    (between `min_fraction` and 1 - `min_fraction` of the masklet, 70 % inside it). The lobes
+    are two cells when those two masks overlap by less than `max_click_iou` (IoU). The split
+    must be seen on `persistence` of the `window` frames from the first one it is seen on;
+    the division frame is that first one. A masklet that follows one daughter only (it keeps
+    less than `max_kept` of its area from one frame to the next) divides at once when a click
+    in the middle of what it left finds a daughter-sized cell that no object holds.
     """
 
-    min_fraction: float = 0.25
+    min_fraction: float = 0.2
     min_area: int = 20
     persistence: int = 2
+    window: int = 3
     min_lobe: float = 0.5
-    max_neck: float = 0.75
-    max_click_iou: float = 0.5
+    max_neck: float = 0.8
+    max_click_iou: float = 0.3
+    max_kept: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_fraction <= 0.5:
             raise SAM2Error("min_fraction must be in (0, 0.5]")
-        if self.persistence < 1 or self.min_area < 1:
-            raise SAM2Error("persistence and min_area must be 1 or more")
+        if self.persistence < 1 or self.min_area < 1 or self.window < self.persistence:
+            raise SAM2Error("persistence and min_area must be 1 or more, window >= persistence")
 
 
 def lobes(mask: np.ndarray, rule: DivisionRule) -> tuple[np.ndarray, np.ndarray] | None:
@@ -79,19 +84,84 @@ def lobes(mask: np.ndarray, rule: DivisionRule) -> tuple[np.ndarray, np.ndarray]
     return first, second
 
 
+def click_candidates(tracker: Tracker, t: int, points_yx) -> tuple[np.ndarray, np.ndarray]:
+    """One click per (y, x) point on frame t, as in an image (no memory): the candidate
+    masks' logits (N, 3, H, W) at the frames' resolution and their predicted IoUs (N, 3)."""
+    model, height, width = tracker.model, tracker.height, tracker.width
+    scale = np.array([model.image_size / width, model.image_size / height])
+    clicks = torch.tensor(
+        np.array([[x + 0.0, y + 0.0] for y, x in points_yx]) * scale, dtype=torch.float32
+    )
+    low_res, ious = decode_clicks(model, tracker.frame_features(t), clicks)
+    candidates = to_frame_resolution(low_res.flatten(0, 1)[:, None], height, width)
+    return (
+        candidates.reshape(len(clicks), -1, height, width).cpu().numpy(),
+        ious.cpu().numpy(),
+    )
+
+
+def abandoned_daughter(
+    tracker: Tracker,
+    t: int,
+    mask: np.ndarray,
+    previous: np.ndarray,
+    free: np.ndarray,
+    rule: DivisionRule,
+) -> list[np.ndarray]:
+    """A masklet that keeps one daughter and lets the other go: when its mask on frame t
+    holds between `min_fraction` and `max_kept` of its previous area, one click in the middle
+    of what it left; if SAM 2 finds a daughter-sized cell there, on pixels no object holds,
+    returns [the masklet's mask, that cell], else []."""
+    before, now = int(previous.sum()), int(mask.sum())
+    if (
+        before < 2 * rule.min_area
+        or not rule.min_fraction * before <= now <= rule.max_kept * before
+    ):
+        return []
+    left = previous & ~mask
+    if left.sum() < rule.min_area:
+        return []
+    distance = ndimage.distance_transform_edt(left)
+    centre = np.unravel_index(int(distance.argmax()), distance.shape)
+    candidates, _ = click_candidates(tracker, t, [centre])
+    for candidate in sorted(candidates[0] > 0, key=lambda c: c.sum()):
+        size = int(candidate.sum())
+        if not rule.min_fraction * before <= size <= (1 - rule.min_fraction) * before:
+            continue
+        if (candidate & free).sum() < 0.7 * size:
+            continue
+        if (candidate & mask).sum() > rule.max_click_iou * (candidate | mask).sum():
+            continue
+        other = candidate & free & ~mask
+        parts, count = ndimage.label(other)
+        if count > 1:
+            other = parts == np.bincount(parts.ravel())[1:].argmax() + 1
+        if other.sum() >= rule.min_area:
+            return [mask, other]
+    return []
+
+
 def click_split(
     tracker: Tracker, t: int, mask: np.ndarray, centres, rule: DivisionRule
 ) -> list[np.ndarray]:
     """Ask SAM 2 whether the two lobes of a (H, W) mask on frame t are two cells: one click
     on each, as in an image; returns the mask's pixels split between the two, or []."""
-    model, height, width = tracker.model, tracker.height, tracker.width
-    scale = np.array([model.image_size / width, model.image_size / height])
-    clicks = torch.tensor(
-        np.array([[x + 0.0, y + 0.0] for y, x in centres]) * scale, dtype=torch.float32
-    )
-    low_res, ious = decode_clicks(model, tracker.frame_features(t), clicks)
-    best = low_res[torch.arange(len(clicks)), ious.argmax(1)][:, None]
-    logits = to_frame_resolution(best, height, width).cpu().numpy()
+    candidates, ious = click_candidates(tracker, t, centres)
+    area = mask.sum()
+    chosen = []
+    for options, click_ious in zip(candidates, ious, strict=True):
+        sizes = [(c > 0).sum() for c in options]
+        daughter_sized = [
+            k
+            for k, c in enumerate(options)
+            if rule.min_fraction * area <= sizes[k] <= (1 - rule.min_fraction) * area
+            and ((c > 0) & mask).sum() >= 0.7 * sizes[k]
+        ]
+        if daughter_sized:
+            chosen.append(options[min(daughter_sized, key=lambda k: sizes[k])])
+        else:
+            chosen.append(options[int(click_ious.argmax())])
+    logits = np.stack(chosen)
     first, second = logits > 0
     union = (first | second).sum()
     if union == 0 or (first & second).sum() > rule.max_click_iou * union:
@@ -271,12 +341,13 @@ class CellTracker:
     def _forward(self, start: int) -> Iterator[int]:
         """Track forward from `start`; returns the frame to restart from after a division or
         new cells, None at the end."""
-        splits: dict[int, list[int]] = {}  # object -> consecutive split frames up to now
+        splits: dict[int, list[int]] = {}  # object -> frames a split was seen on
         pieces: dict[int, list[np.ndarray]] = {}  # object -> pieces on its first split frame
+        previous: dict[int, np.ndarray] = {}  # object -> its mask on the frame before
         for t, obj_ids, logits in self.tracker.propagate("forward", start_frame=start):
             self._write(t, obj_ids, logits, reverse=False)
             if self.divisions:
-                confirmed = self._check_divisions(t, obj_ids, logits, splits, pieces)
+                confirmed = self._check_divisions(t, obj_ids, logits, splits, pieces, previous)
                 if confirmed:
                     return self._divide(confirmed, splits, pieces)
             if (
@@ -293,18 +364,30 @@ class CellTracker:
             self.review.unconfirmed_division(obj_id, frames[0])
         return None
 
-    def _check_divisions(self, t, obj_ids, logits, splits, pieces) -> list[int]:
+    def _check_divisions(self, t, obj_ids, logits, splits, pieces, previous) -> list[int]:
+        """Objects whose division is confirmed on frame t; `splits` holds, per object, the
+        frames a split was seen on since the first, `pieces` the pieces on that first,
+        `previous` the masks of the frame before (updated here)."""
         confirmed = []
+        free = self.volume[t] == 0
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
             mask = obj_logits > 0
             found = split_pieces(self.tracker, t, mask, self.rule) if mask.any() else []
+            before = previous.get(obj_id)
+            previous[obj_id] = mask
+            if not found and before is not None and obj_id not in splits:
+                found = abandoned_daughter(self.tracker, t, mask, before, free, self.rule)
+                if found:
+                    splits[obj_id], pieces[obj_id] = [t], found
+                    confirmed.append(obj_id)
+                    continue
             if found:
                 if obj_id not in splits:
                     pieces[obj_id] = found
                 splits.setdefault(obj_id, []).append(t)
                 if len(splits[obj_id]) >= self.rule.persistence:
                     confirmed.append(obj_id)
-            elif obj_id in splits:
+            elif obj_id in splits and t - splits[obj_id][0] + 1 >= self.rule.window:
                 self.review.unconfirmed_division(obj_id, splits.pop(obj_id)[0])
                 pieces.pop(obj_id, None)
         return confirmed

@@ -1,0 +1,103 @@
+"""Score every-cell tracking against the classical baseline with py-ctcmetrics on generated
+time-lapses of dividing cells (the figures in docs/cells.md).
+
+    python scripts/evaluate_cells.py [--model demo] [--seeds truth|auto] [--stacks 4]
+
+For each stack: ground truth written in CTC format, the classical baseline
+(`napari_sam2.baseline`), and SAM 2 seeded on frame 0 (from the true labels, or automatic
+masks) with divisions; prints Valid, DET, SEG, TRA and BC(0..2) per stack and the mean.
+"""
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_sam2 import synthetic
+from napari_sam2.baseline import classical_tracking
+from napari_sam2.engine import Tracker
+from napari_sam2.engine.automatic_masks import settings_for_model
+from napari_sam2.engine.cell_tracking import track_cells
+from napari_sam2.io.ctc import ctc_tracks, write_ctc
+from napari_sam2.model import build_model
+
+METRICS = ("Valid", "DET", "SEG", "TRA", "BC(0)", "BC(1)", "BC(2)")
+STACKS = (  # (seed, generator options): the sample's size, crowded, dimmer and noisier
+    (101, {}),
+    (102, {"num_cells": 12, "num_divisions": 4}),
+    (103, {"brightness": 120.0, "read_noise": 8.0}),
+    (104, {"num_cells": 6, "num_divisions": 3, "height": 192, "width": 192}),
+    (105, {"num_frames": 30}),
+    (106, {"num_cells": 10, "num_divisions": 3, "bleaching": 0.03}),
+)
+
+
+def write_ground_truth(folder: Path, labels: np.ndarray, lineage: dict[int, int]) -> None:
+    relabelled, tracks = ctc_tracks(labels, lineage)
+    (folder / "TRA").mkdir(parents=True)
+    (folder / "SEG").mkdir()
+    for t, plane in enumerate(relabelled):
+        tifffile.imwrite(folder / "TRA" / f"man_track{t:03d}.tif", plane)
+        tifffile.imwrite(folder / "SEG" / f"man_seg{t:03d}.tif", plane)
+    lines = "".join(f"{k.label} {k.begin} {k.end} {k.parent}\n" for k in tracks)
+    (folder / "TRA" / "man_track.txt").write_text(lines)
+
+
+def score(result: Path, truth: Path) -> dict:
+    from ctc_metrics import evaluate_sequence
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return evaluate_sequence(
+            str(result), str(truth), metrics=list(METRICS[:4]) + ["BC"], threads=1
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--seeds", default="truth", choices=("truth", "auto"))
+    parser.add_argument("--stacks", type=int, default=len(STACKS))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = build_model(args.model)
+    header = f"{'stack':>6} {'method':>9} " + " ".join(f"{m:>6}" for m in METRICS) + "  seconds"
+    print(header)
+    totals: dict[str, list] = {"baseline": [], "sam2": []}
+    for seed, options in STACKS[: args.stacks]:
+        options = {"num_frames": 40, "height": 256, "width": 256, "num_cells": 8, **options}
+        stack = synthetic.timelapse(seed=seed, **options)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_ground_truth(folder / "gt", stack.labels, stack.lineage)
+            start = time.perf_counter()
+            write_ctc(folder / "baseline", *classical_tracking(stack.frames))
+            runs = {"baseline": time.perf_counter() - start}
+            start = time.perf_counter()
+            seeds = stack.labels[0].astype(np.int32) if args.seeds == "truth" else "auto"
+            result, _ = track_cells(
+                Tracker(model, stack.frames),
+                0,
+                seeds,
+                mask_settings=settings_for_model(model.config.name),
+            )
+            write_ctc(folder / "sam2", result.labels, result.lineage)
+            runs["sam2"] = time.perf_counter() - start
+            for method, seconds in runs.items():
+                metrics = score(folder / method, folder / "gt")
+                values = [metrics.get(m) for m in METRICS]
+                totals[method].append(values)
+                cells = " ".join(f"{v:6.3f}" if v is not None else "  None" for v in values)
+                print(f"{seed:>6} {method:>9} {cells}  {seconds:7.1f}", flush=True)
+    for method, rows in totals.items():
+        means = np.array([[np.nan if v is None else v for v in row] for row in rows]).mean(0)
+        print(f"{'mean':>6} {method:>9} " + " ".join(f"{v:6.3f}" for v in means))
+
+
+if __name__ == "__main__":
+    main()
