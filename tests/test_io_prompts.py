@@ -342,3 +342,9 @@ def test_version_2_fields_round_trip(tmp_path):
     assert back.objects[0].colour == "#ff8000"
     assert (back.checkpoint, back.image_size, back.fixed) == ("/models/mine.pt", 512, (0, 3))
     assert (back.num_frames, back.reappear, back.log) == (9, False, [{"op": "reset"}])
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_text('{"version": 1, "objects": []}', encoding="utf-8-sig")
+    assert read_prompts(path).objects == []

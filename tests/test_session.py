@@ -69,6 +69,10 @@ def a_session_with_everything(model, frames) -> Session:
     session.record_paint([6])
     session.send_painted()
     session.remove_object(3)
+    frame = session.tracker.labels()[3].copy()
+    frame[0:5, 60:70] = 6  # painted by hand and not sent: labels no object wrote
+    session.tracker.labels()[3] = frame
+    session.record_paint([3])
     run(session, "both")
     return session
 
@@ -78,6 +82,8 @@ def test_a_replayed_log_gives_the_same_labels_bit_for_bit(model, frames, tmp_pat
     session.rename(2, "mother cell")
     labels = session.tracker.labels().copy()
     assert {1, 2, 4} <= set(np.unique(labels)) and 3 not in labels
+    # hand-painted labels no object wrote survive propagation, in the session and the replay
+    assert (labels[3, 0:5, 60:70] == 6).all()
     path = write_session(tmp_path / "session.json", session)
 
     prompts, ops = read_session(path)
@@ -144,10 +150,12 @@ def test_object_ids_beyond_the_label_dtype_are_refused_before_anything_changes(m
     with pytest.raises(SAM2Error, match=r"object id 65536 does not fit the labels \(uint16"):
         session.set_prompts(0, 65536, FramePrompts([(10.0, 10.0, 1)]))
     assert session.tracker.objects == {} and session.log == [] and not labels.any()
-    # a volume the tracker owns widens to uint32, and no further
-    owned = new_session(model, frames)
+    # a session's labels keep their dtype: uint32 when given a uint32 array
+    wide = new_session(model, frames, labels_out=np.zeros(frames.shape, dtype=np.uint32))
+    assert wide.object(70_000).id == 70_000
     with pytest.raises(SAM2Error, match="at most 4294967295"):
-        owned.object(2**32)
+        wide.object(2**32)
+    assert new_session(model, frames).tracker.labels().dtype == np.uint16
 
 
 def _session_file(tmp_path, model, frames):
@@ -242,3 +250,15 @@ def test_the_digest_tells_when_a_replay_differs(model, frames, tmp_path):
     write_prompts(path, prompts)
     prompts, ops = read_session(path)
     assert not replay_prompts(new_session(model, frames), prompts, ops)
+
+
+def test_painted_labels_beyond_the_label_dtype_are_refused(model, frames):
+    from napari_sam2.session.log import Paint
+
+    labels = np.zeros(frames.shape, dtype=np.uint16)
+    session = new_session(model, frames, labels_out=labels)
+    painted = np.zeros(frames.shape[1:], dtype=np.uint32)
+    painted[0, 0] = 70_000  # would wrap around to 4464 in uint16
+    with pytest.raises(SAM2Error, match="painted label 70000 does not fit the labels"):
+        session.replay([Paint(2, painted)])
+    assert not labels.any()

@@ -393,3 +393,23 @@ def test_a_zstack_is_followed_along_z_and_saved_as_zyx_with_its_voxel_size(
     np.testing.assert_array_equal(labels, zw.labels.data)
     back = open_stack(tmp_path / "labels.tif")
     assert back.spacing == pytest.approx({"Z": 1.5, "Y": 0.5, "X": 0.5})
+
+
+def test_a_session_that_fails_to_replay_keeps_the_current_work(widget, qtbot, tmp_path):
+    import json
+
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    widget.save_session(str(tmp_path / "session.json"))
+    document = json.loads((tmp_path / "session.json").read_text())
+    document["log"].append({"op": "remove", "object": 9})  # fits the file, fails in replay
+    (tmp_path / "bad.json").write_text(json.dumps(document))
+    widget.clicks.add([[3, 46, 49]])  # more work since
+    idle(qtbot, widget)
+    before, session = widget.labels.data.copy(), widget.session
+    widget.load_session(str(tmp_path / "bad.json"))
+    idle(qtbot, widget)
+    assert widget.status.text().startswith("Error")
+    assert "log[1] (remove object 9)" in widget.status.text()
+    assert widget.session is session and len(widget.clicks.data) == 2
+    np.testing.assert_array_equal(widget.labels.data, before)

@@ -7,7 +7,7 @@ from pathlib import Path
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton
 
 from ..errors import SAM2Error
-from ..io import write_labels
+from ..io import check_prompts_fit, write_labels
 from ..session import read_session, replay_prompts, write_session
 from ..session.files import check_replay_fits
 from .panel import Panel
@@ -126,17 +126,32 @@ class FilesPanel(Panel):
         except SAM2Error as error:
             host.failed(error)
             return
-        session = host.start_session(clear_prompts=True)
-        if prompts.reappear is not None:
-            session.reappear = prompts.reappear
         if ops is None:  # no log (version 1): the prompts go to the layers and are segmented
+            try:
+                check_prompts_fit(
+                    prompts, tracker.num_frames, tracker.height, tracker.width, source
+                )
+            except SAM2Error as error:
+                host.failed(error)
+                return
+            session = host.start_session(clear_prompts=True)
+            if prompts.reappear is not None:
+                session.reappear = prompts.reappear
             host.show_prompts(prompts)
             host.say(f"Prompts loaded from {source}.")
             return
+        # replayed on a label array of its own: the current session stays as it is until
+        # the replay succeeds
+        session = host.new_session(labels_out=None)
+        if prompts.reappear is not None:
+            session.reappear = prompts.reappear
 
         def replayed(same: bool) -> None:
-            host.show_session_prompts()
-            host.session_changed()
+            try:
+                host.adopt_session(session)
+            except SAM2Error as error:
+                host.failed(error)
+                return
             note = "" if same else " Note: the labels differ from those saved with it."
             host.say(f"Session replayed from {source}.{note}")
 

@@ -15,7 +15,6 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import Tracker, VideoAxisView
-from ..engine.labels import LabelVolume
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, Normalization, Prompts
 from ..layer_prompts import changed_prompts
@@ -321,7 +320,8 @@ class SAM2Widget(QWidget):
             )
         self.labels.data[...] = 0
         frames[...] = replayed
-        session.tracker.volume = LabelVolume(*frames.shape, out=frames)
+        # the same volume (what it knows of the labels it wrote) now writes into the layer
+        session.tracker.volume.array = frames
         self.session = session
         self.show_session_prompts()
         for panel in self.panels:

@@ -497,7 +497,7 @@ def read_prompts(path: str | Path) -> Prompts:
     if not path.is_file():
         raise SAM2Error(f"prompts file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not JSON
     except UnicodeDecodeError as exc:
         raise SAM2Error(f"{path.name}: not a text file ({exc.reason})") from exc
     except OSError as exc:

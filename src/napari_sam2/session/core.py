@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..engine import Tracker, propagate_or_restore
+from ..engine.labels import LabelVolume
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, Normalization
@@ -35,6 +36,9 @@ _COVERS = {"forward": {"forward"}, "backward": {"backward"}, "both": {"forward",
 class Session:
     """Objects, prompts and the operation log over one `Tracker`.
 
+    The tracker's label array keeps its dtype (uint16 unless the tracker was given another
+    array): object ids beyond it are refused.
+
     model_name / checkpoint / video_axis / fixed / normalization describe where the frames
     and model came from, so a saved session can be replayed (see `session.files`); they do
     not change what the session computes.
@@ -50,6 +54,15 @@ class Session:
         fixed: tuple[int, ...] | None = None,
         normalization: Normalization | None = None,
     ) -> None:
+        if tracker.volume._owned:
+            # a session's label array never widens behind its back, and labels it did not
+            # write survive propagation: the same in the widget (a napari layer's array), a
+            # script and a replay, so that a replay computes what the session computed
+            owned = tracker.volume
+            tracker.volume = LabelVolume(
+                tracker.num_frames, tracker.height, tracker.width, out=owned.array
+            )
+            tracker.volume.ids = set(getattr(owned, "ids", ()))  # the labels it wrote
         self.tracker = tracker
         self.model_name = model_name
         self.checkpoint = checkpoint
@@ -100,7 +113,7 @@ class Session:
         if not isinstance(obj_id, int | np.integer) or isinstance(obj_id, bool) or obj_id < 1:
             raise SAM2Error(f"object ids are positive integers (their label value), got {obj_id!r}")
         dtype = self.tracker.volume.array.dtype
-        largest = np.iinfo(np.uint32 if self.tracker.volume._owned else dtype).max
+        largest = np.iinfo(dtype).max
         if obj_id > largest:
             raise SAM2Error(
                 f"object id {obj_id} does not fit the labels ({dtype}, at most {largest})"
@@ -291,6 +304,12 @@ class Session:
                     on_frame(step)
             run.close()
         elif isinstance(op, Paint):
+            largest = int(op.labels.max(initial=0))
+            if largest > np.iinfo(self.tracker.labels().dtype).max:
+                raise SAM2Error(
+                    f"painted label {largest} does not fit the labels "
+                    f"({self.tracker.labels().dtype})"
+                )
             self.tracker.labels()[op.frame] = op.labels
             self._record(op)
             self.painted.add(op.frame)

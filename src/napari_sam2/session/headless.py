@@ -4,7 +4,10 @@ into a tracker (or only its final prompts, on another stack of the same geometry
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ..engine import Tracker
+from ..engine.labels import LabelVolume
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
 from ..io.prompts import Prompts
@@ -47,6 +50,10 @@ def replay_log(
 ) -> tuple[Session, bool]:
     """Replay a session's log into a new tracker; (the session, whether its labels equal
     those saved with the file)."""
+    ids = [obj.id for obj in prompts.objects] + [getattr(op, "object", 0) for op in ops]
+    if max(ids, default=0) > np.iinfo(np.uint16).max:  # a session made on uint32 labels
+        shape = (tracker.num_frames, tracker.height, tracker.width)
+        tracker.volume = LabelVolume(*shape, out=np.zeros(shape, dtype=np.uint32))
     session = Session(
         tracker,
         model_name=prompts.model,
