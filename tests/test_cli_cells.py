@@ -136,3 +136,10 @@ def test_a_non_empty_ctc_folder_is_refused_unless_overwrite(cells, tmp_path, cap
     assert (tmp_path / "ctc" / "res_track.txt").read_text() == "1 0 0 0\n"
     assert _segment(folder, *options, "--overwrite", "--divisions", "no") == 0
     assert (tmp_path / "ctc" / "mask013.tif").exists()
+
+
+def test_division_options_need_seeds(cells, tmp_path, capsys):
+    folder, _ = cells
+    out = tmp_path / "labels.tif"
+    code = _segment(folder, "--prompts", tmp_path / "p.json", "--out", out, "--divisions", "yes")
+    assert code == 1 and "--seeds" in capsys.readouterr().err and not out.exists()

@@ -71,3 +71,21 @@ def test_folder_with_other_files_never_replaced(tmp_path):
     with pytest.raises(SAM2Error, match="raw.tif"):
         write_ctc(tmp_path / "res", _volume(), overwrite=True)
     assert [p.name for p in (tmp_path / "res").iterdir()] == ["raw.tif"]
+
+
+def test_a_failure_midway_leaves_the_old_folder_and_no_partial_one(tmp_path, monkeypatch):
+    write_ctc(tmp_path / "res", _volume())
+    before = sorted(p.name for p in (tmp_path / "res").iterdir())
+    written = []
+
+    def failing_write(path, data, **options):
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        path.write_bytes(b"")
+
+    monkeypatch.setattr(tifffile, "imwrite", failing_write)
+    with pytest.raises(SAM2Error, match="No space left"):
+        write_ctc(tmp_path / "res", _volume(), overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
