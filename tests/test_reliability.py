@@ -39,7 +39,7 @@ def _read_all(path):
     ],
     ids=["plain", "imagej", "plain-zlib", "imagej-zlib"],
 )
-@pytest.mark.parametrize("fraction", [0.001, 0.5, 0.97])
+@pytest.mark.parametrize("fraction", [0.001, 0.5, 0.97, 0.999])
 def test_truncated_tiff_is_an_error_not_fewer_frames(tmp_path, options, fraction):
     path = _truncated(tmp_path, "cut.tif", fraction, **options)
     with pytest.raises(SAM2Error, match="cut.tif|frame"):
@@ -495,3 +495,13 @@ def test_complex_pixels_are_refused(tmp_path):
     np.save(tmp_path / "complex.npy", STACK.astype(np.complex64))
     with pytest.raises(SAM2Error, match="not supported"):
         _read_all(tmp_path / "complex.npy")
+
+
+@pytest.mark.parametrize("lost", [17, 59, 100, 300])
+def test_tiff_that_lost_its_last_bytes(tmp_path, lost):
+    """The pixels survive, the last page's directory does not: still a truncated file."""
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, STACK, imagej=True, metadata={"axes": "TYX"}, resolution=(2.0, 2.0))
+    path.write_bytes(path.read_bytes()[:-lost])
+    with pytest.raises(SAM2Error, match="truncated"):
+        open_stack(path)

@@ -97,6 +97,12 @@ def _open_tiff(path: Path) -> tuple[object, str, Spacing]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = _tiff_series(tif, path)
+            try:
+                # tifffile reads only the first IFD of ImageJ and shaped files; walking them
+                # all finds a file that lost its end even where the pixels survived
+                _check_last_page_complete(tif, path)
+            except tifffile.TiffFileError as exc:
+                damage.append(str(exc))
             if damage:
                 raise SAM2Error(f"{path.name} is truncated or damaged ({damage[0]}); copy it again")
             _check_imagej_count(tif, series, path)
@@ -140,7 +146,15 @@ class _DamageReport(logging.Handler):
     """Collects tifffile's warnings that mean pages were lost (it logs them and goes on with
     fewer pages, which would silently read a truncated stack as a single frame)."""
 
-    SIGNS = ("invalid page offset", "corrupted", "failed to reshape", "truncated", "suspicious")
+    SIGNS = (
+        "invalid page offset",
+        "invalid offset",
+        "corrupted",
+        "failed to reshape",
+        "truncated",
+        "suspicious",
+        "raised error",
+    )
 
     def __init__(self, found: list[str]) -> None:
         super().__init__(logging.WARNING)
@@ -192,6 +206,26 @@ def _all_pages(tif):
 
 def _describe_page(page) -> str:
     return f"{'x'.join(map(str, page.shape))} {page.dtype}"
+
+
+def _check_last_page_complete(tif, path: Path) -> None:
+    """Raise a SAM2Error if the last page's directory, tag values or pixels reach beyond the
+    end of the file (a copy cut short by a few bytes, which tifffile would read silently)."""
+    count = len(tif.pages)
+    page = tif.pages[count - 1]
+    tags = getattr(page, "tags", None)
+    if tags is None:
+        return
+    form = tif.tiff
+    ends = [page.offset + form.tagnosize + len(tags) * form.tagsize + form.offsetsize]
+    ends += [tag.valueoffset + tag.valuebytecount for tag in tags.values()]
+    ends += [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+    size = path.stat().st_size
+    if max(ends) > size:
+        raise SAM2Error(
+            f"{path.name} is truncated: its last page needs {max(ends)} bytes, the file has "
+            f"{size}; copy it again"
+        )
 
 
 def _check_imagej_count(tif, series, path: Path) -> None:
