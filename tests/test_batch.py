@@ -154,6 +154,39 @@ def test_bad_stacks_fail_alone_on_a_local_cluster(tmp_path, data, capsys):
     assert not (out / "corrupt.labels.tif").exists()
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_seeds_and_ctc_equal_segment_alone(tmp_path, scheduler):
+    """--seeds FOLDER of <stem>.tif and --ctc: each stack's labels and CTC folder are those of
+    `segment --seeds --ctc` alone; a CTC folder missing a mask file is made again."""
+    stacks, seeds = [], tmp_path / "seeds"
+    seeds.mkdir()
+    for i in range(2):
+        cells = timelapse(5, SIZE, SIZE, num_cells=3, seed=20 + i, cell_radius=8.0)
+        stacks.append(tmp_path / f"c{i}.tif")
+        tifffile.imwrite(stacks[-1], cells.frames, imagej=True, metadata={"axes": "TYX"})
+        tifffile.imwrite(seeds / f"c{i}.tif", cells.labels[0])
+    for stack in stacks:
+        seed = seeds / f"{stack.stem}.tif"
+        alone = ["--out", str(tmp_path / f"{stack.stem}.alone.tif"), "--ctc"]
+        alone += [str(tmp_path / f"{stack.stem}.alone.ctc")]
+        assert main(["segment", str(stack), "--seeds", str(seed), *alone, *DEMO]) == 0
+    out = tmp_path / "out"
+    options = ["--seeds", str(seeds), "--ctc", "--scheduler", scheduler]
+    assert _batch(stacks, out, *options) == 0
+    for stack in stacks:
+        alone = read_labels(tmp_path / f"{stack.stem}.alone.tif")[0]
+        assert np.array_equal(read_labels(out / f"{stack.stem}.labels.tif")[0], alone)
+        expected = _tree(tmp_path / f"{stack.stem}.alone.ctc")
+        assert _tree(out / f"{stack.stem}.ctc") == expected and "res_track.txt" in expected
+    (out / "c1.ctc" / "mask004.tif").unlink()
+    assert _batch(stacks, out, *options) == 0
+    assert [row.status for row in read_summary(out / "summary.csv")] == ["skipped", "done"]
+    assert _tree(out / "c1.ctc") == _tree(tmp_path / "c1.alone.ctc")
+
+
 def _start(command: list[str], log: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(log, "w") as file:
@@ -199,7 +232,7 @@ def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, data):
             assert client.processing()[victim], "the stack finished before the kill"
             os.kill(pids[victim], signal.SIGKILL)
             _, errors = batch.communicate(timeout=600)
-        assert batch.returncode == 0, errors
+        assert batch.returncode == 0, (errors, (out / "summary.csv").read_text())
     finally:
         for process in reversed(processes):
             process.terminate()
