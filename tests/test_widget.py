@@ -294,7 +294,7 @@ def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
     import tifffile
 
     from napari_sam2.cli import main
-    from napari_sam2.io import read_labels
+    from napari_sam2.io import read_labels, read_prompts
 
     widget.clicks.add([[1, 24, 31]])
     idle(qtbot, widget)
@@ -322,6 +322,9 @@ def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
     widget.save_labels(str(tmp_path / "labels.tif"))
     widget.save_session(str(tmp_path / "session.json"))
     saved, _ = read_labels(tmp_path / "labels.tif")
+    colours = {o.id: o.colour for o in read_prompts(tmp_path / "session.json").objects}
+    assert colours == {1: widget.label_colour(1), 2: widget.label_colour(2)}
+    assert colours[1] != colours[2] and colours[1].startswith("#")
 
     viewer = make_napari_viewer()
     viewer.add_image(stack, name="cells")

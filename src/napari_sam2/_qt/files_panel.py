@@ -84,6 +84,8 @@ class FilesPanel(Panel):
         if self.session is None:
             self.host.say("Nothing to save yet.")
             return
+        for obj in self.session.objects.values():
+            obj.colour = self.host.label_colour(obj.id) or obj.colour
         try:
             write_session(path, self.session)
         except SAM2Error as error:

@@ -359,6 +359,16 @@ class SAM2Widget(QWidget):
         if attribute == "labels":
             layer.events.paint.connect(self._painted)
 
+    def label_colour(self, obj_id: int) -> str | None:
+        """The colour the labels layer shows an object in, as "#rrggbb" (None if unknown)."""
+        try:
+            rgba = np.asarray(self.labels.get_color(obj_id), dtype=float)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        if rgba.shape[-1] < 3 or not np.isfinite(rgba[:3]).all():
+            return None
+        return "#" + "".join(f"{round(float(v) * 255):02x}" for v in np.clip(rgba[:3], 0, 1))
+
     def current_frame(self) -> int:
         axis = self.view.video_axis
         return 0 if axis is None else int(self.viewer.dims.current_step[axis])
