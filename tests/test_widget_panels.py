@@ -319,3 +319,26 @@ def test_propagation_progress_is_in_the_dock_and_the_size_is_the_models(widget, 
     assert (widget.labels.data[1:] == 1).any(axis=(1, 2)).all()
     # frame by frame only the displayed plane was sent; one full refresh at the end
     assert seen.full == 1 and len(seen.partial) <= 1
+
+
+def test_a_quick_click_on_an_encoded_frame_runs_without_a_worker(widget, qtbot, monkeypatch):
+    from napari_sam2._qt import quick_clicks
+
+    viewer = widget.viewer
+    viewer.dims.set_point(0, 2)
+    qtbot.waitUntil(lambda: widget.tracker.is_encoded(2), timeout=30_000)
+    widget.clicks.add([[2, 24, 31]])  # the first click is measured in a worker
+    idle(qtbot, widget)
+    assert quick_clicks.expected_ms(widget.model) is not None
+    monkeypatch.setattr(quick_clicks, "BUDGET_MS", 1e6)  # however busy this machine is
+    started = []
+    monkeypatch.setattr(widget, "run_job", lambda worker, done=None: started.append(worker))
+    seen = Refreshes(widget.labels)
+    widget.clicks.add([[2, 40, 50]])
+    qtbot.waitUntil(lambda: (2, 1) in widget._applied and len(widget._applied[2, 1].points) == 2)
+    assert started == [] and not widget.busy
+    assert len(seen.partial) == 1 and seen.full == 0
+    # too slow a model (or a frame not encoded) goes to a worker
+    monkeypatch.setattr(quick_clicks, "BUDGET_MS", 0.0)
+    widget.clicks.add([[2, 30, 60]])
+    qtbot.waitUntil(lambda: len(started) == 1)

@@ -3,6 +3,7 @@ the cache budgets (shown and settable), and background encoding of the viewed fr
 
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QSpinBox
 
+from ..engine import CacheBudgets
 from . import plane_refresh
 from .background_encoding import BackgroundEncoder
 from .panel import Panel
@@ -50,7 +51,7 @@ class EnginePanel(Panel):
         form.addRow("Result cache", self.result_budget)
         form.addRow(self.background)
         form.addRow(self.encoding)
-        self._chosen: tuple[int, int] | None = None  # budgets the user set, in bytes
+        self._chosen: CacheBudgets | None = None  # budgets the user set
         self.encoder = BackgroundEncoder(host, on_encoded=self._encoded)
 
     def session_started(self, session) -> None:
@@ -58,10 +59,11 @@ class EnginePanel(Panel):
         model = tracker.model
         self.runs_at.setText(f"{model.image_size} px input, {tracker.device.type}")
         if self._chosen is not None:  # the user's budgets outlive a session
-            tracker.features.budget_bytes, tracker.result_budget_bytes = self._chosen
+            tracker.budgets = self._chosen
+        budgets = tracker.budgets  # by default a share of the memory the machine has free
         for box, value in (
-            (self.feature_budget, tracker.features.budget_bytes),
-            (self.result_budget, tracker.result_budget_bytes),
+            (self.feature_budget, budgets.features),
+            (self.result_budget, budgets.results),
         ):
             box.blockSignals(True)
             box.setValue(int(value // MIB))
@@ -71,10 +73,12 @@ class EnginePanel(Panel):
         self.encoder.viewed()
 
     def _set_budgets(self, _=None) -> None:
-        self._chosen = (self.feature_budget.value() * MIB, self.result_budget.value() * MIB)
+        self._chosen = CacheBudgets(
+            self.feature_budget.value() * MIB, self.result_budget.value() * MIB
+        )
         tracker = self.host.tracker
         if tracker is not None:
-            tracker.features.budget_bytes, tracker.result_budget_bytes = self._chosen
+            tracker.budgets = self._chosen
 
     def _background_toggled(self, on: bool) -> None:
         self.encoder.enabled = on

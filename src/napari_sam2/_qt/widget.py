@@ -20,7 +20,7 @@ from ..io.prompts import FramePrompts, Normalization, Prompts
 from ..layer_prompts import changed_prompts
 from ..model.catalogue import is_known_model
 from ..session import Session
-from . import prompt_layers
+from . import prompt_layers, quick_clicks
 from .cells_panel import CellsPanel
 from .data_panel import CHECKPOINT_FILE, DataPanel, axis_name
 from .engine_panel import EnginePanel
@@ -421,7 +421,10 @@ class SAM2Widget(QWidget):
         self.say("Segmenting…")
         from .workers import job
 
-        worker = job(apply)
+        if quick_clicks.run_here(self, changes, apply, applied):  # under a frame: no worker
+            return
+        frames = {t for t, _ in changes}
+        worker = job(quick_clicks.timed(self.model, self.tracker, frames, apply))
         worker.returned.connect(applied)
         self.run_job(worker)
 
