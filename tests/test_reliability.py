@@ -505,3 +505,20 @@ def test_tiff_that_lost_its_last_bytes(tmp_path, lost):
     path.write_bytes(path.read_bytes()[:-lost])
     with pytest.raises(SAM2Error, match="truncated"):
         open_stack(path)
+
+
+@pytest.mark.parametrize("value", [None, 3, "", 3.5])
+def test_things_that_are_not_file_names(value):
+    from napari_sam2.model import build_model, build_model_from_checkpoint
+
+    calls = [
+        lambda: open_stack(value),
+        lambda: read_labels(value),
+        lambda: write_labels(value, np.ones((1, 2, 2), np.uint8)),
+        lambda: build_model_from_checkpoint(value),
+    ]
+    if value is not None:  # checkpoint=None means random weights
+        calls.append(lambda: build_model("demo", checkpoint=value))
+    for call in calls:
+        with pytest.raises(SAM2Error, match="file name"):
+            call()

@@ -59,6 +59,13 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def as_path(path: object, what: str) -> Path:
+    """`path` as a Path, or a SAM2Error saying a file name was expected (None, a number)."""
+    if isinstance(path, str | os.PathLike) and str(path) != "":
+        return Path(os.fsdecode(path)).expanduser()
+    raise SAM2Error(f"the {what} must be a file name, got {path!r}")
+
+
 def check_writable(
     path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()
 ) -> Path:
@@ -67,7 +74,7 @@ def check_writable(
     inputs: files the run reads (the stack, the prompts); writing over one of them is refused
     even with overwrite, as the input would be lost.
     """
-    path = Path(path)
+    path = as_path(path, "output")
     folder = path.parent
     if not path.name or path.name in (".", ".."):
         raise SAM2Error(f"the output {path} names no file; give a file name")

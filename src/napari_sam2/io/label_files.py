@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SAM2Error
-from .atomic import atomic_output
+from .atomic import as_path, atomic_output
 from .voxel_size import MICRON, imagej_unit
 
 IMAGEJ_ORDER = "TZCYXS"
@@ -118,7 +118,7 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, str]:
     """A label TIFF as (array, axes), e.g. a (T, H, W) uint16 array and "TYX"."""
     import tifffile
 
-    path = Path(path)
+    path = as_path(path, "label file")
     if not path.is_file():
         raise SAM2Error(f"label file not found: {path}")
     try:

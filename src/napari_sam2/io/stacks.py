@@ -15,6 +15,7 @@ import numpy as np
 
 from ..engine.stack_view import VideoAxisView
 from ..errors import SAM2Error
+from .atomic import as_path
 from .file_array import FileArray
 from .voxel_size import Spacing, ome_zarr_spacing, tiff_spacing
 
@@ -51,7 +52,7 @@ class Stack:
 
 def open_stack(path: str | Path) -> Stack:
     """Open a TIFF, .npy or zarr stack without reading its pixels."""
-    path = Path(path)
+    path = as_path(path, "stack")
     if not path.exists():
         raise SAM2Error(f"stack file not found: {path}")
     name = path.name.lower()

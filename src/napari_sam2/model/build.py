@@ -16,7 +16,13 @@ from .assemble import (  # noqa: F401  (re-exported: the parts builders are publ
     memory_encoder_of,
 )
 from .catalogue import DEMO_NAME, OFFICIAL_NAMES, model_entry
-from .checkpoint import check_finite, likely_model, load_checkpoint, read_checkpoint
+from .checkpoint import (
+    check_finite,
+    checkpoint_path,
+    likely_model,
+    load_checkpoint,
+    read_checkpoint,
+)
 from .config import CONFIGS, SAM2Config
 from .demo import DEMO_CONFIG, load_demo_state
 from .devices import check_device
@@ -58,7 +64,7 @@ def _resolve_checkpoint(config: SAM2Config, checkpoint: str | Path) -> Path:
         from .weights import fetch_checkpoint  # pooch is needed only for downloads
 
         return fetch_checkpoint(config.name)
-    return Path(checkpoint)
+    return checkpoint_path(checkpoint)
 
 
 def build_model_from_checkpoint(
@@ -78,7 +84,7 @@ def build_model_from_checkpoint(
     callers whose size is a default rather than the user's request).
     """
     device = check_device(device)
-    path = Path(checkpoint)
+    path = checkpoint_path(checkpoint)
     state, stored = read_checkpoint(path)
     if name is not None:
         model_entry(name)  # an unknown name is an error before anything is built

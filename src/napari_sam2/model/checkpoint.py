@@ -6,6 +6,7 @@ the file most likely belongs to, found by comparing parameter shapes on the meta
 """
 
 import json
+import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)[0]
 
 
+def checkpoint_path(value: object) -> Path:
+    """A checkpoint argument as a Path, or a SAM2Error for anything that names no file."""
+    if not isinstance(value, str | os.PathLike) or str(value) == "":
+        raise SAM2Error(f"the checkpoint must be a file name, got {value!r}")
+    return Path(os.fsdecode(value)).expanduser()
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Config | None]:
     """The state dict in `path` and the model configuration stored beside it, if any.
 
@@ -29,7 +37,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Conf
     `{"model": state_dict, "config": plain data}`, and a `.json` of the same name may carry
     the configuration of a bare state dict.
     """
-    path = Path(path)
+    path = checkpoint_path(path)
     if path.is_dir():
         raise SAM2Error(f"checkpoint {path} is a folder, not a file; give its .pt file")
     if not path.is_file():
