@@ -348,3 +348,11 @@ def test_a_byte_order_mark_is_read_past(tmp_path):
     path = tmp_path / "bom.json"
     path.write_text('{"version": 1, "objects": []}', encoding="utf-8-sig")
     assert read_prompts(path).objects == []
+
+
+def test_a_file_too_large_to_be_prompts_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as sparse:
+        sparse.truncate((1 << 30) + 1)  # sparse: no disk space used
+    with pytest.raises(SAM2Error, match="huge.json: 1.0 GiB is too large for a prompts file"):
+        read_prompts(path)

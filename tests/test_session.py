@@ -73,6 +73,11 @@ def a_session_with_everything(model, frames) -> Session:
     frame[0:5, 60:70] = 6  # painted by hand and not sent: labels no object wrote
     session.tracker.labels()[3] = frame
     session.record_paint([3])
+    frame = session.tracker.labels()[5].copy()
+    frame[50:56, 0:4] = 7  # written by another tool (seeds, cell tracking): logged, not painted
+    session.tracker.labels()[5] = frame
+    session.record_labels([5])
+    assert 5 not in session.painted
     run(session, "both")
     return session
 

@@ -43,6 +43,7 @@ MAX_OBJECT_ID = 2**32 - 1
 # a frame (or mask) larger than this is a corrupt file, not a microscope image
 MAX_FRAME_SIDE = 1 << 16
 MAX_FRAME_PIXELS = 1 << 28
+MAX_FILE_BYTES = 1 << 30
 
 
 @dataclass
@@ -496,6 +497,10 @@ def read_prompts(path: str | Path) -> Prompts:
     path = Path(path)
     if not path.is_file():
         raise SAM2Error(f"prompts file not found: {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise SAM2Error(
+            f"{path.name}: {path.stat().st_size / 2**30:.1f} GiB is too large for a prompts file"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not JSON
     except UnicodeDecodeError as exc:

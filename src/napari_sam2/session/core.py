@@ -159,6 +159,13 @@ class Session:
             self._record(Paint(t, self.tracker.labels()[t].copy()))
             self.painted.add(t)
 
+    def record_labels(self, frames: Iterable[int]) -> None:
+        """Log frames of the label volume that a tool outside the session wrote (e.g. seeds
+        or cell tracking), so a replay writes them the same; unlike `record_paint` they do
+        not count as painted by hand."""
+        for t in sorted({int(t) for t in frames}):
+            self._record(Paint(t, self.tracker.labels()[t].copy(), by_hand=False))
+
     def send_painted(self) -> None:
         """Every object's mask on every painted frame becomes its prompt there."""
         labels = self.tracker.labels()
@@ -312,7 +319,8 @@ class Session:
                 )
             self.tracker.labels()[op.frame] = op.labels
             self._record(op)
-            self.painted.add(op.frame)
+            if op.by_hand:
+                self.painted.add(op.frame)
         elif isinstance(op, RemoveObject):
             self.remove_object(op.object)
         elif isinstance(op, Reset):

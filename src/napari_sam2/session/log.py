@@ -71,10 +71,12 @@ class Propagation:
 
 @dataclass(frozen=True)
 class Paint:
-    """Frame `frame` of the label volume as it was after a hand edit (painting, erasing)."""
+    """Frame `frame` of the label volume as it was after an edit outside the tracker:
+    painting or erasing by hand, or (by_hand False) labels another tool wrote."""
 
     frame: int
     labels: np.ndarray
+    by_hand: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "frames": op.frames,
         }
     if isinstance(op, Paint):
-        return {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
+        entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
+        return entry if op.by_hand else entry | {"by_hand": False}
     if isinstance(op, RemoveObject):
         return {"op": "remove", "object": op.object}
     if isinstance(op, Reset):
@@ -161,7 +164,7 @@ _FIELDS = {
     "mask": ("op", "frame", "object", "mask"),
     "candidate": ("op", "frame", "object", "index"),
     "propagate": ("op", "direction", "start_frame", "objects", "reappear", "frames"),
-    "paint": ("op", "frame", "labels"),
+    "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object"),
     "reset": ("op",),
 }
@@ -220,7 +223,10 @@ def _parse_operation(f: _Fields, kind: str, entry: dict, where: str, frame_shape
         return Propagation(direction, start, objects, reappear, frames)
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
-        return Paint(integer("frame"), labels)
+        by_hand = entry.get("by_hand", True)
+        if not isinstance(by_hand, bool):
+            f.fail(f"{where}.by_hand", f"expected true or false, got {_shown(by_hand)}")
+        return Paint(integer("frame"), labels, by_hand)
     if kind == "remove":
         return RemoveObject(integer("object", 1, MAX_OBJECT_ID))
     return Reset()
