@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         _on_sigterm(previous)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that the same cleanup runs (a BaseException,
-    so no `except Exception` swallows it)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a kind of KeyboardInterrupt so that everything Ctrl-C does runs
+    (temporary files removed, labels restored, `train` telling how to resume)."""
 
 
 def _terminate(signum, frame) -> None:
