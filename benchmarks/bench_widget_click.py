@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from qtpy.QtWidgets import QApplication
 
+from napari_sam2._qt import quick_clicks
 from napari_sam2.synthetic import timelapse
 
 
@@ -86,9 +87,14 @@ def main() -> None:
     parser.add_argument("--view-seconds", type=float, default=3.0)
     parser.add_argument("--full-refresh", action="store_true", help="as before: refresh all")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--budget-ms", type=float, default=None, help="quick_clicks.BUDGET_MS (default: as set)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.budget_ms is not None:
+        quick_clicks.BUDGET_MS = args.budget_ms
     if args.full_refresh:
         import napari_sam2._qt.widget as widget_module
 
@@ -110,31 +116,50 @@ def main() -> None:
         while widget.tracker is None:
             pump(0.05)
     clock = Clock(viewer, widget.labels)
-    ys, xs = np.nonzero(stack.labels[0] == 2)
-    y, x = float(ys.mean()), float(xs.mean())
+    inline = []
+    run_here = quick_clicks.run_here
+
+    def counted(*a, **k):
+        inline.append(run_here(*a, **k))
+        return inline[-1]
+
+    quick_clicks.run_here = counted
+    centres = [np.argwhere(stack.labels[0] == i).mean(axis=0) for i in np.unique(stack.labels[0])]
+    centres = [(float(y), float(x)) for y, x in centres[1:]]  # the cells on frame 0
+    y, x = centres[0]
     viewer.dims.set_point(0, 0)
     pump(args.view_seconds)
     first = click(widget, clock, 0, y, x)
-    further = [click(widget, clock, 0, y + (i % 3), x + (i % 2)) for i in range(args.clicks)]
+    further = []
+    for i in range(args.clicks):  # a new object on the next cell: each changes the labels
+        widget.add_object()
+        further.append(click(widget, clock, 0, *centres[(i + 1) % len(centres)]))
     t = args.frames // 2
     viewed = []
     for frame in (t, t + 1):
         viewer.dims.set_point(0, frame)
         pump(args.view_seconds)
         encoded = widget.tracker.is_encoded(frame)
+        widget.add_object()
         viewed.append((click(widget, clock, frame, y, x), encoded))
     name = widget.model.config.name
     print(
         f"{name} at {widget.model.image_size}, {args.shape}x{args.shape} frames, "
         f"{'full refresh' if args.full_refresh else 'plane refresh'}"
     )
-    print(f"first click on frame 0 after {args.view_seconds:.0f} s: {first[0]:.0f} ms to labels")
+    print(f"first click on frame 0 viewed {args.view_seconds:.0f} s: {first[0]:.0f} ms to labels")
     for label, index in (("labels update", 0), ("canvas drawn", 1)):
         values = [f[index] for f in further]
         print(
             f"further click ({label}): median {statistics.median(values):.0f} ms, "
             f"min {min(values):.0f}, max {max(values):.0f} (n={len(values)})"
         )
+    expected = quick_clicks.expected_ms(widget.model)
+    print(
+        f"decoder-only clicks: {expected:.1f} ms (median of the last 5); "
+        f"{sum(inline)} of {len(inline)} clicks ran in the GUI thread "
+        f"(budget {quick_clicks.BUDGET_MS:.0f} ms)"
+    )
     for (times, encoded), frame in zip(viewed, (t, t + 1), strict=True):
         print(
             f"first click on frame {frame} viewed {args.view_seconds:.0f} s "

@@ -13,8 +13,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-# a click may hold the GUI thread this long (a frame at 60 Hz is 16.7 ms)
-BUDGET_MS = 12.0
+# a click may hold the GUI thread this long: about a frame at 60 Hz
+BUDGET_MS = 16.0
 _recent: "weakref.WeakKeyDictionary[object, deque]" = weakref.WeakKeyDictionary()
 
 
