@@ -4,6 +4,7 @@ without a log (version 1) its prompts put back in the layers."""
 
 from pathlib import Path
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton
 
 from ..errors import SAM2Error
@@ -16,6 +17,8 @@ from .workers import job
 
 class FilesPanel(Panel):
     title = "Files"
+    # a frame of a replay's propagation done (emitted from the worker thread; Qt queues it)
+    frame_replayed = Signal(object)
 
     def __init__(self, host) -> None:
         super().__init__(host)
@@ -157,7 +160,13 @@ class FilesPanel(Panel):
             note = "" if same else " Note: the labels differ from those saved with it."
             host.say(f"Session replayed from {source}.{note}")
 
+        def progressed(step) -> None:
+            if host.busy:
+                host.say(f"Replaying {source}: frame {step.frame} ({step.done} of {step.total}).")
+
         host.say(f"Replaying {source}…")
-        worker = job(replay_prompts, session, prompts, ops, source)
+        self.frame_replayed.connect(progressed)
+        worker = job(replay_prompts, session, prompts, ops, source, self.frame_replayed.emit)
+        worker.finished.connect(lambda: self.frame_replayed.disconnect(progressed))
         worker.returned.connect(replayed)
         host.run_job(worker)
