@@ -193,12 +193,24 @@ def _start(command: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, env=env)
 
 
-def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, data):
+@pytest.fixture(scope="module")
+def long_stacks(tmp_path_factory, data):
+    """Two stacks that take seconds each, and their `segment` labels."""
+    folder = tmp_path_factory.mktemp("long")
+    prompts = data[1]
+    stacks = [_write_stack(folder, f"long{i}.tif", 24, seed=10 + i) for i in range(2)]
+    alone = {s.name: _segment_alone(s, prompts, folder / f"{s.stem}.alone.tif") for s in stacks}
+    return stacks, prompts, alone
+
+
+# the worker process alone dies (as when the kernel's OOM killer picks it; its nanny starts a
+# new one), or the whole `dask worker` command (as when a node or a job is lost)
+@pytest.mark.parametrize("target", ["worker process", "dask worker command"])
+def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, long_stacks, target):
+    import psutil
     from distributed import Client
 
-    _, prompts, _ = data
-    stacks = [_write_stack(tmp_path, f"long{i}.tif", 24, seed=10 + i) for i in range(2)]
-    alone = {s.name: _segment_alone(s, prompts, tmp_path / f"{s.stem}.alone.tif") for s in stacks}
+    stacks, prompts, alone = long_stacks
     address_file = tmp_path / "scheduler.json"
     processes = [
         _start(
@@ -230,7 +242,11 @@ def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, data):
             victim = _busy_worker(client, batch, time.monotonic() + 120)
             time.sleep(2.0)  # well inside the stack: the worker is tracking, not starting
             assert client.processing()[victim], "the stack finished before the kill"
-            os.kill(pids[victim], signal.SIGKILL)
+            pid = (
+                pids[victim] if target == "worker process" else psutil.Process(pids[victim]).ppid()
+            )
+            assert target == "worker process" or pid in [p.pid for p in processes]
+            os.kill(pid, signal.SIGKILL)
             _, errors = batch.communicate(timeout=600)
         assert batch.returncode == 0, (errors, (out / "summary.csv").read_text())
     finally:
