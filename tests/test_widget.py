@@ -416,3 +416,29 @@ def test_a_session_that_fails_to_replay_keeps_the_current_work(widget, qtbot, tm
     assert "log[1] (remove object 9)" in widget.status.text()
     assert widget.session is session and len(widget.clicks.data) == 2
     np.testing.assert_array_equal(widget.labels.data, before)
+
+
+def test_a_version_1_prompts_file_loads_into_the_layers(widget, qtbot, tmp_path, stack):
+    import json
+
+    (tmp_path / "v1.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "frame_shape": [64, 80],
+                "objects": [
+                    {"id": 1, "name": "a", "frames": {"2": {"points": [[31.0, 24.0, 1]]}}},
+                    {"id": 3, "name": "b", "frames": {"2": {"box": [42, 38, 60, 54]}}},
+                ],
+            }
+        )
+    )
+    widget.load_session(str(tmp_path / "v1.json"))
+    idle(qtbot, widget)
+    assert len(widget.clicks.data) == 1 and len(widget.boxes.data) == 1
+    assert widget.state.objects == {1: "a", 3: "b"}
+    engine = engine_for(widget, stack)
+    engine.set_prompts(2, 1, [[31.0, 24.0]], [1])
+    engine.set_prompts(2, 3, box=[42, 38, 60, 54])
+    np.testing.assert_array_equal(widget.labels.data, engine.labels())
+    assert {1, 3} <= set(np.unique(widget.labels.data))
