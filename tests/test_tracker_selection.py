@@ -172,3 +172,30 @@ def test_an_object_added_while_paused_keeps_its_pixels(model, frames):
     kept = copy.deepcopy(tracker.labels()[3] == 2)
     # object 2's click on frame 3 is not tracked by this run: its pixels stay
     np.testing.assert_array_equal(kept, mine)
+
+
+def test_a_click_composites_like_all_objects_with_fewer_resized(model, frames, monkeypatch):
+    """A click resizes only the logits of objects that can be positive where the clicked one
+    is or was; the labels are those of compositing with every object on the frame."""
+    from napari_sam2.engine import tracker as tracker_module
+    from napari_sam2.engine.labels import LabelVolume
+
+    tracker = Tracker(model, frames, fill_hole_area=0)
+    tracker.add_mask(0, 1, np.pad(np.ones((8, 8), bool), ((4, H - 12), (4, W - 12))))
+    tracker.add_mask(0, 2, np.pad(np.ones((8, 8), bool), ((40, H - 48), (60, W - 68))))
+    tracker.add_mask(0, 3, np.pad(np.ones((10, 10), bool), ((8, H - 18), (8, W - 18))))
+    before = tracker.labels()[0].copy()
+    everyone = {i: tracker._frame_logits(tracker.objects[i].latest_result(0)) for i in (1, 2, 3)}
+    resized = []
+    to_frame = tracker_module.to_frame_resolution
+    monkeypatch.setattr(
+        tracker_module,
+        "to_frame_resolution",
+        lambda logits, h, w: resized.append(1) or to_frame(logits, h, w),
+    )
+    new = tracker.add_mask(0, 1, np.pad(np.ones((6, 6), bool), ((5, H - 11), (5, W - 11))))
+    assert len(resized) == 2, "object 2, far away, is not resized"
+    expected = LabelVolume(1, H, W)
+    expected.array[0] = before
+    expected.write_object(0, 1, new, {2: everyone[2], 3: everyone[3]})
+    np.testing.assert_array_equal(tracker.labels()[0], expected.array[0])

@@ -131,7 +131,9 @@ class LabelVolume:
         """Update one object on frame t from its (H, W) logits.
 
         Its pixels are redrawn; where `others` (logits of other objects on this frame) are
-        known, the higher logit wins, otherwise the updated object takes the pixel.
+        known, the higher logit wins, otherwise the updated object takes the pixel. Only
+        pixels the object holds or held change: those it gives up go to the other object
+        claiming them most.
         """
         self._fit([obj_id])
         self._remember(t)
@@ -142,7 +144,8 @@ class LabelVolume:
             claim &= ~foreign
         for other_logits in (others or {}).values():
             claim &= logits >= other_logits
-        frame = np.where(frame == obj_id, 0, frame)
+        was = frame == obj_id
+        frame = np.where(was, 0, frame)
         frame = np.where(claim, obj_id, frame)
         if others:
             # pixels the object gave up go to the best other object still claiming them
@@ -150,7 +153,7 @@ class LabelVolume:
             stacked = np.stack([others[i] for i in ids])
             best = np.argmax(stacked, axis=0)
             best_logit = np.take_along_axis(stacked, best[None], axis=0)[0]
-            freed = (frame == 0) & (best_logit > 0) & ~claim
+            freed = was & (best_logit > 0) & ~claim
             frame = np.where(freed, np.asarray(ids, dtype=self.array.dtype)[best], frame)
         self.array[t] = frame
 

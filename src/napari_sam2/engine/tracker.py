@@ -22,7 +22,7 @@ from .feature_cache import FeatureCache, disk_store_for
 from .frames import FrameSource
 from .freed_memory import release_freed_memory
 from .labels import LabelVolume
-from .masks import fill_holes, to_frame_resolution
+from .masks import boxes_meet, fill_holes, positive_box, reach, to_frame_resolution
 from .object_batches import batches_by_layout, default_batch_size
 from .precision import PRECISIONS, autocast, uses_bfloat16
 from .prompt_inputs import to_model_xy
@@ -342,10 +342,17 @@ class Tracker:
     def _show(self, obj: ObjectState, t: int, result: FrameResult) -> np.ndarray:
         """Write one object's new result on frame t into the labels; its logits (H, W)."""
         logits = self._frame_logits(result)
+        # only objects that can be positive where this one is or was compete for pixels;
+        # resizing every other object's logits would cost a click ~1 ms per object
+        boxes = [positive_box(logits > 0), positive_box(self.volume.array[t] == obj.obj_id)]
+        boxes = [b for b in boxes if b is not None]
         others = {}
         for other in self.objects.values():
             other_result = other.latest_result(t) if other is not obj else None
-            if other_result is not None:
+            if other_result is None or not boxes:
+                continue
+            box = reach(other_result.low_res_logits, self.height, self.width)
+            if box is not None and any(boxes_meet(box, b) for b in boxes):
                 others[other.obj_id] = self._frame_logits(other_result)
         self.volume.write_object(t, obj.obj_id, logits, others)
         return logits
