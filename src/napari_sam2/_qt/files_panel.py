@@ -147,7 +147,7 @@ class FilesPanel(Panel):
             return
         # replayed on a label array of its own: the current session stays as it is until
         # the replay succeeds
-        session = host.new_session(labels_out=None)
+        session = host.new_session(labels_out=None, normalization=prompts.normalization)
         if prompts.reappear is not None:
             session.reappear = prompts.reappear
 

@@ -285,16 +285,23 @@ class SAM2Widget(QWidget):
             self.sync_prompts()
         return self.session
 
-    def new_session(self, labels_out: np.ndarray | None = None) -> Session:
+    def new_session(
+        self, labels_out: np.ndarray | None = None, normalization: Normalization | None = None
+    ) -> Session:
         """A session on the current image view and model, writing into `labels_out` (the
-        labels layer's frames) or, with None, into a label array of its own."""
+        labels layer's frames) or, with None, into a label array of its own; intensities
+        mapped by `normalization` (a saved session's), else the layer's contrast limits."""
         image = self.image
         limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
+        percentiles = None
+        if normalization is not None:
+            limits, percentiles = normalization.contrast_limits, normalization.percentiles
         along_z = axis_name(image, self.view.video_axis) == "Z"
         tracker = Tracker(
             self.model,
             self.view,
             contrast_limits=limits,
+            **({} if percentiles is None else {"percentiles": percentiles}),
             labels_out=labels_out,
             # through z a nucleus spans one run of slices: once lost it is not found again
             reappear=not along_z,
@@ -306,7 +313,8 @@ class SAM2Widget(QWidget):
             checkpoint=checkpoint,
             video_axis=self.view.video_axis,
             fixed=tuple(self.view.fixed),
-            normalization=None if limits is None else Normalization(contrast_limits=limits),
+            normalization=normalization
+            or (None if limits is None else Normalization(contrast_limits=limits)),
         )
 
     def adopt_session(self, session: Session) -> None:
