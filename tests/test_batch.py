@@ -235,10 +235,13 @@ def test_worker_killed_mid_stack_is_retried_elsewhere(tmp_path, long_stacks, tar
             client.wait_for_workers(2, timeout=120)
             pids = client.run(os.getpid)
             out = tmp_path / "out"
-            argv = [shutil.which("napari-sam2"), "batch", *map(str, stacks)]
-            argv += ["--out", str(out), "--prompts", str(prompts), *DEMO]
+            # paths relative to the batch's folder, which is not the workers'
+            here = stacks[0].parent
+            argv = [shutil.which("napari-sam2"), "batch", *(s.name for s in stacks)]
+            argv += ["--out", os.path.relpath(out, here), *DEMO]
+            argv += ["--prompts", os.path.relpath(prompts, here)]
             argv += ["--scheduler", str(address_file)]  # a scheduler file works as an address
-            batch = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+            batch = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=here)
             victim = _busy_worker(client, batch, time.monotonic() + 120)
             time.sleep(2.0)  # well inside the stack: the worker is tracking, not starting
             assert client.processing()[victim], "the stack finished before the kill"

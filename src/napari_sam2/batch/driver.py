@@ -61,7 +61,8 @@ def run(
     "failed" row; raises SAM2Error only for mistakes that concern the whole batch.
     """
     say = _teller(progress)
-    folder = _output_folder(out)
+    # workers may run in another folder (or on another machine): they get absolute paths
+    folder = _output_folder(out).absolute()
     jobs = plan_jobs(stacks, folder, prompts, seeds, model, ctc, axis, device, segment_options)
     results = {job.stack: _known_result(job, overwrite) for job in jobs}
     write_summary(folder, list(results.values()))
@@ -110,6 +111,8 @@ def plan_jobs(
         source = Path(source)
     if isinstance(source, Path) and not source.exists():
         raise SAM2Error(f"{option} {source}: no such file or folder")
+    if isinstance(source, Path):
+        source = source.absolute()
     common = ["--overwrite", "--quiet"]  # completeness was judged here; a rerun replaces
     common += ["--model", model] if model else []
     common += ["--axis", str(axis)] if axis is not None else []
@@ -120,7 +123,8 @@ def plan_jobs(
         given = _per_stack(source, stem, suffix)
         labels = labels_path(folder, stem)
         ctc_folder = ctc_path(folder, stem) if ctc else None
-        argv = ["segment", stack, "--out", str(labels), option, str(given), *common]
+        path = str(Path(stack).absolute())
+        argv = ["segment", path, "--out", str(labels), option, str(given), *common]
         argv += ["--ctc", str(ctc_folder)] if ctc_folder else []
         argv += list(segment_options)
         problem = ""

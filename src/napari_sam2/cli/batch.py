@@ -3,10 +3,12 @@ cluster; resumable, with DIR/summary.csv (napari_sam2.batch does the work)."""
 
 import argparse
 import sys
+from pathlib import Path
 
 from .common import PROG, add_axis_options, add_device_option
 from .segment import add_model_options
 
+PATHS = ("--checkpoint", "--cache-dir")
 # segment options a batch passes on unchanged to every stack; segment's parser checks them
 FORWARDED = {
     "--checkpoint": "FILE",
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     extra = []
     for option in FORWARDED:
         value = getattr(args, option[2:].replace("-", "_"))
+        if value is not None and option in PATHS:  # workers may run in another folder
+            value = Path(value).absolute()
         extra += [option, str(value)] if value is not None else []
     extra += ["--compile"] if args.compile else []
     for fix in args.fix:
