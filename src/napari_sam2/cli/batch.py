@@ -19,6 +19,7 @@ FORWARDED = {
     "--reappear": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
+    "--reseed-every": "K",
 }
 
 
