@@ -40,10 +40,11 @@ class DivisionRule:
     must be seen on `persistence` of the `window` frames from the first one it is seen on;
     the division frame is that first one. A masklet that follows one daughter only (it keeps
     less than `max_kept` of its area from one frame to the next) divides at once when a click
-    in the middle of what it left finds a daughter-sized cell that no object holds.
+    in the middle of what it left finds a daughter-sized cell that no object holds. A
+    daughter is not checked for `min_cycle` frames after her birth (a cell cycle is longer).
     """
 
-    min_fraction: float = 0.2
+    min_fraction: float = 0.3
     min_area: int = 20
     persistence: int = 2
     window: int = 3
@@ -51,6 +52,7 @@ class DivisionRule:
     max_neck: float = 0.8
     max_click_iou: float = 0.3
     max_kept: float = 0.7
+    min_cycle: int = 5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_fraction <= 0.5:
@@ -136,7 +138,7 @@ def abandoned_daughter(
         parts, count = ndimage.label(other)
         if count > 1:
             other = parts == np.bincount(parts.ravel())[1:].argmax() + 1
-        if other.sum() >= rule.min_area:
+        if other.sum() >= max(rule.min_area, rule.min_fraction * before):
             return [mask, other]
     return []
 
@@ -247,6 +249,7 @@ class CellTracker:
         self.division_events: list[tuple[int, int, int, int]] = []
         self.spans: dict[int, ObjectSpan] = {}
         self.ended: dict[int, int] = {}  # object -> its last frame (a divided mother)
+        self.births: dict[int, int] = {}  # daughter -> her division frame
         self.review = ReviewRecorder()
         self.seed_frame: int | None = None
         self._next_id = 1
@@ -372,6 +375,9 @@ class CellTracker:
         free = self.volume[t] == 0
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
             mask = obj_logits > 0
+            born = self.births.get(obj_id)
+            if born is not None and t - born < self.rule.min_cycle:
+                continue
             found = split_pieces(self.tracker, t, mask, self.rule) if mask.any() else []
             before = previous.get(obj_id)
             previous[obj_id] = mask
@@ -409,6 +415,7 @@ class CellTracker:
                 daughter = self._new_id()
                 self._add(d, daughter, piece)
                 self.lineage[daughter] = obj_id
+                self.births[daughter] = d
                 daughters.append(daughter)
             self.division_events.append((obj_id, *daughters, d))
         return restart
