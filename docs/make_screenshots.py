@@ -30,15 +30,37 @@ def wait_until(app, condition, timeout: float = 600) -> None:
             raise TimeoutError("the widget did not finish in time")
 
 
+def every_cell(viewer, widget, app) -> None:
+    """widget_cells.png: seeds from a Labels layer (the sample's true cells on frame 0, as
+    another plugin would give them), Track all with divisions, the Tracks layer and the
+    review list with its first entry chosen."""
+    from napari_sam2._qt.cells_panel import CellsPanel
+
+    panel = next(p for p in widget.panels if isinstance(p, CellsPanel))
+    truth = synthetic.timelapse().labels
+    seeds = viewer.add_labels(truth, name="labels from another plugin", visible=False)
+    viewer.dims.current_step = (0, 0, 0)
+    panel.seeds_from_layer(seeds.name)
+    wait_until(app, lambda: not widget.busy)
+    panel.track_all()
+    wait_until(app, lambda: not widget.busy)
+    viewer.layers.selection.active = widget.labels
+    panel.review.step(1)
+    HERE.mkdir(exist_ok=True)
+    viewer.screenshot(HERE / "widget_cells.png", canvas_only=False)
+    print(f"wrote {HERE / 'widget_cells.png'}")
+    viewer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--image-size", default="256")
-    parser.add_argument("--sample", choices=("timelapse", "zstack"), default="timelapse")
+    parser.add_argument("--sample", choices=("timelapse", "zstack", "cells"), default="timelapse")
     args = parser.parse_args()
     viewer = napari.Viewer()
     viewer.window.resize(1400, 900)
-    viewer.open_sample("napari-sam2", args.sample)
+    viewer.open_sample("napari-sam2", "timelapse" if args.sample == "cells" else args.sample)
     _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     app = QApplication.instance()
     if args.checkpoint is None:
@@ -49,6 +71,8 @@ def main() -> None:
         widget.size_combo.setCurrentText(args.image_size)
     widget.load_button.click()
     wait_until(app, lambda: widget.tracker is not None)
+    if args.sample == "cells":
+        return every_cell(viewer, widget, app)
 
     if args.sample == "timelapse":
         truth = synthetic.timelapse().labels

@@ -144,6 +144,52 @@ def test_a_click_does_not_wait_behind_a_background_encode(widget, qtbot, monkeyp
     idle(qtbot, widget)
 
 
+def slow_background_encodes(model, seconds=0.3):
+    """Background encodes (only) take `seconds` per image-encoder block; returns the hooks."""
+    import time
+
+    def slow(module, args):
+        if threading.current_thread().name == "sam2-background-encode":
+            time.sleep(seconds)
+
+    return [b.register_forward_pre_hook(slow) for b in model.image_encoder.trunk.blocks]
+
+
+def test_navigating_away_or_propagating_stops_a_background_encode(widget, qtbot):
+    from napari_sam2._qt import background_encoding
+    from napari_sam2._qt.background_encoding import SETTLE_MS
+
+    encoder = engine_panel(widget).encoder
+    encoder.neighbours = 0
+    tracker = widget.tracker
+    background_encoding.make_cancellable(widget.model)  # our check before the slow hook
+    start = widget.current_frame()
+    qtbot.waitUntil(lambda: tracker.is_encoded(start) and encoder.running is None)
+    qtbot.wait(SETTLE_MS * 2)  # its neighbours
+    qtbot.waitUntil(lambda: encoder.running is None)
+    tracker.features.clear()
+    hooks = slow_background_encodes(widget.model)
+    try:
+        widget.viewer.dims.set_point(0, 4)
+        qtbot.waitUntil(lambda: encoder.running == 4, timeout=10_000)
+        widget.viewer.dims.set_point(0, 2)  # away: frame 4 stops, frame 2 is encoded
+        qtbot.waitUntil(lambda: tracker.is_encoded(2), timeout=30_000)
+        assert encoder.cancelled == [4] and not tracker.is_encoded(4)
+
+        widget.viewer.dims.set_point(0, 0)
+        qtbot.waitUntil(lambda: encoder.running == 0, timeout=10_000)
+        widget.clicks.add([[2, 24, 31]])
+        idle(qtbot, widget)
+        widget.run_buttons["forward"].click()  # the propagation gets the processor
+        qtbot.waitUntil(lambda: encoder.cancelled == [4, 0], timeout=10_000)
+        idle(qtbot, widget)
+        assert "finished" in widget.status.text()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    qtbot.waitUntil(lambda: tracker.is_encoded(0), timeout=30_000)  # planned again after it
+
+
 def test_budgets_are_shown_and_set_on_the_tracker(widget, qtbot):
     panel = engine_panel(widget)
     tracker = widget.tracker

@@ -2,12 +2,15 @@
 worker thread before they click, then, while nothing else runs, its neighbours (as many as
 the feature budget holds), so that a first click on a frame costs only the decoder.
 
-Never on the GUI thread; never while a click or a propagation runs (it waits for them);
-navigating away drops the frames planned for the old position (an encode already running
-finishes, and its features stay cached).
+Never on the GUI thread; it stops (between two blocks of the image encoder) when a
+propagation or a slow click has run for YIELD_AFTER_MS and starts nothing while they run;
+navigating away drops the frames planned for the old position and stops an encode of
+another frame.
 """
 
 import threading
+import time
+import weakref
 from collections.abc import Callable
 
 from qtpy.QtCore import QObject, QTimer, Signal
@@ -18,6 +21,32 @@ from ..errors import SAM2Error
 # nothing), and how often to look again while the widget is busy
 SETTLE_MS = 150
 RETRY_MS = 100
+# a job (a click, a propagation) running this long cancels a background encode
+YIELD_AFTER_MS = 50
+
+
+class EncodeCancelled(Exception):
+    """A background encode stopped between two blocks of the image encoder."""
+
+
+_local = threading.local()  # the cancel event of the encode running in this thread
+_hooked: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _stop_if_cancelled(module, args) -> None:
+    cancel = getattr(_local, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise EncodeCancelled
+
+
+def make_cancellable(model) -> None:
+    """Let background encodes of `model` stop between its image encoder's blocks (a check
+    before each block, which only background encode threads ever trip)."""
+    if model in _hooked:
+        return
+    for block in model.image_encoder.trunk.blocks:
+        block.register_forward_pre_hook(_stop_if_cancelled)
+    _hooked.add(model)
 
 
 class BackgroundEncoder(QObject):
@@ -28,7 +57,7 @@ class BackgroundEncoder(QObject):
     fewer); on_encoded(frame, computed): called in the GUI thread after each encode.
     """
 
-    encoded = Signal(int, int, bool)  # generation, frame, computed now
+    encoded = Signal(int, int, object)  # generation, frame, computed now (None: stopped)
 
     def __init__(self, host, neighbours: int = 2, on_encoded: Callable | None = None) -> None:
         super().__init__()
@@ -38,6 +67,12 @@ class BackgroundEncoder(QObject):
         self.on_encoded = on_encoded
         self.threads: set[int] = set()  # ids of the threads encodes ran in (for tests)
         self.running: int | None = None  # the frame being encoded now
+        self.cancelled: list[int] = []  # frames whose encode was stopped (for tests)
+        self._cancel: threading.Event | None = None
+        self._busy_since: float | None = None
+        self._watch = QTimer(self)
+        self._watch.setInterval(YIELD_AFTER_MS // 2)
+        self._watch.timeout.connect(self._yield_to_jobs)
         self._plan: list[int] = []
         self._generation = 0
         self._planned: tuple[int, int] | None = None  # (generation, tracker) of the plan
@@ -48,17 +83,36 @@ class BackgroundEncoder(QObject):
         host.viewer.dims.events.current_step.connect(self.viewed)
 
     def viewed(self, event=None) -> None:
-        """The user looks at another frame: plan again from there, after SETTLE_MS."""
+        """The user looks at another frame: plan again from there, after SETTLE_MS; an
+        encode of another frame stops."""
         self._generation += 1
         self._plan = []
+        host = self.host
+        if self.running is not None and host.view is not None:
+            if host.current_frame() != self.running:
+                self.cancel()
         if self.enabled:
             self._settle.start(SETTLE_MS)
 
     def stop(self) -> None:
-        """Plan nothing more (an encode already running finishes)."""
+        """Plan nothing more, and stop the encode that runs."""
         self._generation += 1
         self._plan = []
         self._settle.stop()
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the running encode at the image encoder's next block."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def _yield_to_jobs(self) -> None:
+        if not self.host.busy:
+            self._busy_since = None
+        elif self._busy_since is None:
+            self._busy_since = time.perf_counter()
+        elif time.perf_counter() - self._busy_since >= YIELD_AFTER_MS / 1e3:
+            self.cancel()  # a propagation or a slow click: it gets the processor
 
     def plan(self, t: int) -> list[int]:
         """Frames to encode from frame t, nearest first: t, then its neighbours, as many
@@ -88,26 +142,40 @@ class BackgroundEncoder(QObject):
         if not self._plan:
             return
         frame, generation = self._plan.pop(0), self._generation
+        make_cancellable(tracker.model)
+        cancel = self._cancel = threading.Event()
         self.running = frame
+        self._busy_since = None
+        self._watch.start()
 
         def encode() -> None:
             self.threads.add(threading.get_ident())
+            _local.cancel = cancel
             try:
                 computed = tracker.encode(frame)
+            except EncodeCancelled:
+                computed = None
             except (SAM2Error, RuntimeError):
                 computed = False  # the click or propagation will say what is wrong
+            finally:
+                _local.cancel = None
             self.encoded.emit(generation, frame, computed)
 
         threading.Thread(target=encode, name="sam2-background-encode", daemon=True).start()
 
-    def _finished(self, generation: int, frame: int, computed: bool) -> None:
-        self.running = None
-        if self.on_encoded is not None:
+    def _finished(self, generation: int, frame: int, computed) -> None:
+        self.running = self._cancel = None
+        self._watch.stop()
+        if computed is None:
+            self.cancelled.append(frame)
+            if generation == self._generation:  # stopped for a job: plan again after it
+                self._planned = None
+        elif self.on_encoded is not None:
             self.on_encoded(frame, computed)
         if not self.enabled:
             return
         if generation == self._generation:
-            if self._plan:
-                self._settle.start(0)
+            if self._plan or self._planned is None:
+                self._settle.start(0 if self._plan else RETRY_MS)
         else:  # the user moved while it ran
             self._settle.start(SETTLE_MS)
