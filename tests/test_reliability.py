@@ -522,3 +522,18 @@ def test_things_that_are_not_file_names(value):
     for call in calls:
         with pytest.raises(SAM2Error, match="file name"):
             call()
+
+
+def test_channels_alone_are_not_taken_for_time(tmp_path):
+    path = tmp_path / "two_channels.tif"
+    channels = np.stack([STACK[0], STACK[1]])
+    tifffile.imwrite(path, channels, imagej=True, metadata={"axes": "CYX"})
+    stack = open_stack(path)
+    assert stack.axes == "CYX"
+    with pytest.raises(SAM2Error, match="has channels \\(C\\) but no T or Z axis"):
+        video_frames(stack)
+    one = video_frames(stack, fixed={"C": 1})  # one image of channel 1
+    assert one.shape == (1, 64, 80)
+    np.testing.assert_array_equal(one[0], STACK[1])
+    through = video_frames(stack, "C")  # asked for: the channels as frames
+    assert through.shape == (2, 64, 80)

@@ -17,7 +17,8 @@ class VideoAxisView:
 
     data: array-like of ndim >= 2 (+1 when `rgb`); the last two spatial axes are (Y, X), and
     with rgb the last axis is the channel. fixed: index of every other leading axis (one per
-    leading axis; the entry for the video axis is ignored). A 2-D image is a 1-frame video.
+    leading axis; the entry for the video axis is ignored). A 2-D image, or video_axis None
+    with every leading axis fixed, is a 1-frame video.
     """
 
     def __init__(self, data, video_axis: int | None, fixed: Sequence[int] = (), rgb: bool = False):
@@ -30,7 +31,7 @@ class VideoAxisView:
         self.leading = spatial_ndim - 2
         if self.leading == 0:
             video_axis = None
-        elif video_axis is None or not 0 <= video_axis < self.leading:
+        elif video_axis is not None and not 0 <= video_axis < self.leading:
             raise SAM2Error(
                 f"the video axis must be one of the leading axes 0..{self.leading - 1} "
                 f"of shape {shape}, got {video_axis}"

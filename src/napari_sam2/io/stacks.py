@@ -359,7 +359,10 @@ def _choose(
     stack: Stack, axis: str | int | None, fixed: Mapping[str | int, int] | None
 ) -> tuple[int | None, dict[int, int], tuple[int, ...]]:
     """(video axis, fixed index per other leading axis, axes fixed by default)."""
-    video = _default_video_axis(stack) if axis is None else _axis_index(stack, axis, "video")
+    if axis is None:
+        video = _default_video_axis(stack, fixed or {})
+    else:
+        video = _axis_index(stack, axis, "video")
     if video is not None and video >= _leading(stack):
         raise SAM2Error(
             f"axis {stack.axes[video]} of {stack.describe()} is part of the image; choose "
@@ -389,11 +392,20 @@ def _choices(stack: Stack) -> str:
     return ", ".join(options) if options else "none (it is a single image)"
 
 
-def _default_video_axis(stack: Stack) -> int | None:
+def _default_video_axis(stack: Stack, fixed: Mapping[str | int, int]) -> int | None:
     for letter in "TZ":
         if letter in stack.axes:
             return stack.axes.index(letter)
     others = [i for i, a in enumerate(stack.axes) if a not in PLANE + COLOUR]
+    if [stack.axes[i] for i in others] == ["C"]:
+        # channels are not a video: one image, unless the user asks to track through them
+        if any(_axis_index(stack, key, "fixed") == others[0] for key in fixed):
+            return None
+        if stack.shape[others[0]] > 1:
+            raise SAM2Error(
+                f"{stack.describe()} has channels (C) but no T or Z axis; choose a channel to "
+                "segment one image (--fix C=0), or track through the channels (--axis C)"
+            )
     if len(others) > 1:
         raise SAM2Error(
             f"cannot tell which axis of {stack.describe()} is the video; choose one of "
