@@ -156,7 +156,7 @@ def _count_batches(model, monkeypatch) -> list[int]:
 def test_four_objects_prompted_on_two_frames_run_in_batches(monkeypatch):
     frames, _ = moving_cells(num_frames=6)
     reference, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
-    tracker = Tracker(model, frames, fill_hole_area=0)
+    tracker = Tracker(model, frames, fill_hole_area=0, batch_size=8)
     state = _reference_state(reference, tracker, monkeypatch)
     _upcast_reference_memory(reference, monkeypatch)
     batches = _count_batches(model, monkeypatch)

@@ -61,7 +61,8 @@ class Tracker:
     nucleus at the same place deeper down is not it. Can be changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
-    None: `default_batch_size` of the device.
+    None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
+    slower).
     """
 
     def __init__(
