@@ -234,19 +234,23 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from napari_sam2.io.atomic import check_writable
+    from napari_sam2.io.atomic import _host, check_writable
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".labels.tif.{dead.pid}-0123abcd.napari-sam2-tmp"
-    alive = tmp_path / f".labels.tif.{os.getppid()}-0123abcd.napari-sam2-tmp"
-    probe = tmp_path / f".labels.tif.{dead.pid}-89abcdef.probe.napari-sam2-tmp"
+    here = _host()
+    other_host = "000000" if here != "000000" else "ffffff"
+    stale = tmp_path / f".labels.tif.{here}-{dead.pid}-0123abcd.napari-sam2-tmp"
+    probe = tmp_path / f".labels.tif.{here}-{dead.pid}-89abcdef.probe.napari-sam2-tmp"
+    alive = tmp_path / f".labels.tif.{here}-{os.getppid()}-0123abcd.napari-sam2-tmp"
+    # a run on another node of a cluster writing to a shared folder: its pid means nothing here
+    elsewhere = tmp_path / f".labels.tif.{other_host}-{dead.pid}-0123abcd.napari-sam2-tmp"
     foreign = tmp_path / ".labels.tif.1234.tmp"  # not ours: never touched
-    for path in (stale, alive, probe, foreign):
+    for path in (stale, probe, alive, elsewhere, foreign):
         path.write_bytes(b"x")
     check_writable(tmp_path / "other.tif")
     assert not stale.exists() and not probe.exists()
-    assert alive.exists() and foreign.exists()
+    assert alive.exists() and elsewhere.exists() and foreign.exists()
 
 
 def test_a_250_character_output_name_is_written(tmp_path):

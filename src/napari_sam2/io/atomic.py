@@ -2,14 +2,17 @@
 
 A crash, a full disk, Ctrl-C or SIGTERM while writing leaves the old file (or nothing) in place,
 never half a label volume, and an existing file is replaced only when the caller says so.
-Temporary files carry the writer's process id, so a later run removes those that a killed
-run (SIGKILL, power loss) left behind.
+Temporary files carry the writer's host and process id, so a later run on the same machine
+removes those that a killed run (SIGKILL, power loss) left behind, and never those of a run
+still writing from another node of a cluster.
 """
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -18,20 +21,28 @@ from ..errors import SAM2Error
 SUFFIX = ".napari-sam2-tmp"
 # most file systems allow 255 bytes per name; the temporary name must fit too
 NAME_BYTES = 255
-# ".<output name>.<pid>-<8 hex><SUFFIX>", the output name shortened to fit
-_TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}(\.probe)?" + re.escape(SUFFIX) + r"$", re.DOTALL)
+# ".<output name>.<host>-<pid>-<8 hex><SUFFIX>", the output name shortened to fit
+_TEMPORARY = re.compile(
+    r"^\..*\.([0-9a-f]{6})-(\d+)-[0-9a-f]{8}(\.probe)?" + re.escape(SUFFIX) + r"$", re.DOTALL
+)
+
+
+def _host() -> str:
+    """This machine, in six hex digits (host names can be long)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 
 def temporary_name(name: str, kind: str = "") -> str:
     """A fresh hidden name for a temporary file beside output `name`, within NAME_BYTES."""
-    tail = f".{os.getpid()}-{secrets.token_hex(4)}{kind}{SUFFIX}"
+    tail = f".{_host()}-{os.getpid()}-{secrets.token_hex(4)}{kind}{SUFFIX}"
     room = NAME_BYTES - 1 - len(tail.encode())
     stem = name.encode()[:room].decode(errors="ignore")  # never split a character
     return f".{stem}{tail}"
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove temporary files of ours in `folder` whose writing process no longer runs."""
+    """Remove temporary files of ours in `folder` written on this machine by a process that no
+    longer runs."""
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -39,7 +50,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or _process_alive(int(match.group(1))):
+        if match is None or match.group(1) != _host() or _process_alive(int(match.group(2))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry.path)
