@@ -296,8 +296,14 @@ def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
     assert all(labels[t].any() for t in range(8))
     tracks = viewer.layers["SAM2 tracks"]
     assert set(tracks.data[:, 0].astype(int)) == {int(i) for i in np.unique(labels) if i}
-    features = widget.labels.features
-    assert set(features["index"]) == set(tracks.data[:, 0].astype(int))
+    assert set(panel.measurements["object"]) == set(tracks.data[:, 0].astype(int))
+    for t in (0, 5):  # the labels' features: each object's measurements on the frame shown
+        viewer.dims.set_point(0, t)
+        features = widget.labels.features
+        ids, counts = np.unique(labels[t], return_counts=True)
+        assert list(features["index"]) == list(ids[1:])
+        np.testing.assert_allclose(features["area"], counts[1:])
+        assert {"intensity_mean", "eccentricity", "solidity", "parent"} <= set(features)
     for daughter, parents in tracks.graph.items():
         assert widget.session.objects[daughter].parent == parents[0]
     assert panel.review.list.count() == len(panel.review.items)

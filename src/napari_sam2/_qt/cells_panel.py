@@ -6,16 +6,18 @@ a Tracks layer, per-object features on the labels and a review list."""
 import threading
 
 import numpy as np
+import pandas as pd
 from qtpy.QtWidgets import QComboBox, QGridLayout, QLabel, QProgressBar, QPushButton
 
 from ..engine.automatic_masks import settings_for_model
 from ..engine.cell_tracking import CellTracker
 from ..errors import SAM2Error
+from ..io.measurements import measure
 from . import prompt_layers
 from .panel import Panel
 from .plane_refresh import show_frames
 from .review_list import ReviewList
-from .tracks_layer import show_tracks
+from .tracks_layer import features_on_frame, show_tracks
 from .workers import job
 
 DIVISIONS = ("auto", "on", "off")
@@ -65,7 +67,7 @@ class CellsPanel(Panel):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m frames")
+        self.progress.setFormat("")  # empty until a run
         self.progress.setValue(0)
         self.review = ReviewList(host)
         grid.addWidget(self.segment_all_button, 0, 0, 1, 3)
@@ -77,6 +79,9 @@ class CellsPanel(Panel):
         grid.addWidget(self.progress, 3, 0, 1, 2)
         grid.addWidget(self.cancel_button, 3, 2)
         grid.addWidget(self.review, 4, 0, 1, 3)
+        self.measurements: pd.DataFrame | None = None  # per object and frame, after Track all
+        self.lineage: dict[int, int] = {}
+        host.viewer.dims.events.current_step.connect(self._show_features)
         host.viewer.layers.events.inserted.connect(self._refresh_seed_layers)
         host.viewer.layers.events.removed.connect(self._refresh_seed_layers)
         self._refresh_seed_layers()
@@ -111,6 +116,18 @@ class CellsPanel(Panel):
             self.host.say("Busy: wait for the current step to finish.")
             return False
         return True
+
+    def session_started(self, session) -> None:
+        self.measurements, self.lineage = None, {}
+        self.review.show_items([])
+
+    def _show_features(self, event=None) -> None:
+        """The measurements of the frame on view become the labels layer's features."""
+        host = self.host
+        if self.measurements is None or host.labels is None or host.view is None:
+            return
+        features = features_on_frame(self.measurements, host.current_frame(), self.lineage)
+        host.labels.features = features
 
     # -- seeds --------------------------------------------------------------------------
 
@@ -237,15 +254,16 @@ class CellsPanel(Panel):
         self.progress.setRange(0, session.tracker.num_frames)
         self.progress.setValue(0)
         self.cancel_button.setEnabled(True)
-        worker = job(self._tracking, cells, t, seeds, frames, frames.copy())
+        spacing, unit = host.voxel_size()
+        worker = job(self._tracking, cells, t, seeds, frames, frames.copy(), spacing, unit)
         worker.yielded.connect(self._tracked_frame)
         worker.returned.connect(self._tracking_ended)
         host.say(f"Tracking every cell from frame {t}…")
         host.run_job(worker, done=lambda: self.cancel_button.setEnabled(False))
 
-    def _tracking(self, cells: CellTracker, t: int, seeds, frames, before):
+    def _tracking(self, cells: CellTracker, t: int, seeds, frames, before, spacing, unit):
         """In the worker: seed, track frame by frame (stopping on cancel), and put the labels
-        back as they were if it does not finish."""
+        back as they were if it does not finish; then measure every object on every frame."""
         try:
             cells.seed_from_labels(t, seeds)
             run = cells.run()
@@ -257,7 +275,8 @@ class CellsPanel(Panel):
                 yield frame, done, len(cells.tracker.object_ids)
             result = cells.result()
             frames[...] = result.labels
-            return result, cells.review.queue()
+            table = measure(result.labels, self.host.view, spacing, unit)
+            return result, cells.review.queue(), pd.DataFrame(table)
         except Exception as error:
             frames[...] = before
             raise _engine_error(error, "Tracking every cell") from error
@@ -276,7 +295,9 @@ class CellsPanel(Panel):
             self.progress.setValue(0)
             host.say("Tracking cancelled: the labels are as they were.")
             return
-        result, queue = outcome
+        result, queue, self.measurements = outcome
+        self.lineage = dict(result.lineage)
+        self._show_features()
         session = self.session
         for obj in result.spans:
             session.object(obj)

@@ -46,7 +46,7 @@ class PropagatePanel(Panel):
         self.cancel_button.setEnabled(False)
         buttons.addWidget(self.cancel_button, 2, 0, 1, 3)
         self.progress_bar = QProgressBar()  # in the dock, not only in napari's corner
-        self.progress_bar.setFormat("%v of %m frames")
+        self.progress_bar.setFormat("")  # empty until a run
         self.progress_bar.setValue(0)
         buttons.addWidget(self.progress_bar, 3, 0, 1, 3)
 
@@ -71,6 +71,7 @@ class PropagatePanel(Panel):
         self._progress = progress(total=total, desc=f"SAM 2: propagating {direction}")
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(0)
+        self.progress_bar.setFormat(f"{direction}: %v of %m frames")
         self._cancel_requested.clear()
         worker = job(self._propagation, run)
         worker.yielded.connect(self._propagated_frame)
