@@ -233,7 +233,7 @@ def test_a_2d_image_is_a_single_frame(make_napari_viewer, qtbot, widget, stack):
 
 
 def test_4d_data_propagates_along_the_chosen_axis_at_the_viewed_slice(
-    make_napari_viewer, qtbot, widget, stack
+    make_napari_viewer, qtbot, widget, stack, tmp_path
 ):
     volume = np.stack([stack, stack[:, ::-1]], axis=1)  # (T, Z, Y, X), two different z slices
     viewer = make_napari_viewer()
@@ -255,6 +255,21 @@ def test_4d_data_propagates_along_the_chosen_axis_at_the_viewed_slice(
         pass
     np.testing.assert_array_equal(nd.labels.data[:, 1], engine.labels())
     assert not nd.labels.data[:, 0].any()  # the other z slice is untouched
+
+    # a session made at z = 1 is replayed only there
+    nd.save_session(str(tmp_path / "tzyx.json"))
+    before = nd.labels.data.copy()
+    viewer.dims.current_step = (0, 0, 0, 0)
+    nd.start_session()
+    idle(qtbot, nd)
+    nd.load_session(str(tmp_path / "tzyx.json"))
+    idle(qtbot, nd)
+    assert "made on plane 1 of axis 1, the viewer shows plane 0" in nd.status.text()
+    viewer.dims.current_step = (0, 1, 0, 0)
+    nd.start_session()  # the click in the layer is sent to the new session ...
+    nd.load_session(str(tmp_path / "tzyx.json"))  # ... and the session loads after it
+    idle(qtbot, nd)
+    np.testing.assert_array_equal(nd.labels.data, before)
 
 
 def test_a_trained_checkpoint_loads_with_its_configuration(

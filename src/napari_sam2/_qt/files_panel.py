@@ -100,8 +100,9 @@ class FilesPanel(Panel):
         """Replace the session with a saved one. With no model loaded yet, the model the
         session names is loaded first."""
         host = self.host
-        if host.busy:
-            host.say("Busy: wait for the current step to finish.")
+        if host.busy:  # e.g. the model is still being loaded: load once it is done
+            host.say(f"Will load {Path(path).name} when the current step is done.")
+            host.when_idle(lambda: self.load_session(path))
             return
         try:
             prompts, ops = read_session(path)
@@ -125,6 +126,7 @@ class FilesPanel(Panel):
         source = Path(path).name
         tracker = host.session.tracker
         try:  # checked first: a session that does not fit replaces nothing
+            check_same_view(prompts, host.view, source)
             check_replay_fits(
                 prompts, ops or [], tracker.num_frames, tracker.height, tracker.width, source
             )
@@ -170,3 +172,27 @@ class FilesPanel(Panel):
         worker.finished.connect(lambda: self.frame_replayed.disconnect(progressed))
         worker.returned.connect(replayed)
         host.run_job(worker)
+
+
+def check_same_view(prompts, view, source: str) -> None:
+    """A SAM2Error when a session followed another axis of N-D data, or was made on other
+    planes of the fixed axes, than the widget shows now."""
+    axis = prompts.video_axis
+    if isinstance(axis, int) and view.video_axis is not None and axis != view.video_axis:
+        raise SAM2Error(
+            f"{source}: the session follows axis {axis}, this one axis {view.video_axis}; "
+            "choose it under Propagate along first"
+        )
+    if prompts.fixed is None or len(prompts.fixed) != len(view.fixed):
+        return
+    other = [
+        (i, saved, now)
+        for i, (saved, now) in enumerate(zip(prompts.fixed, view.fixed, strict=True))
+        if i != view.video_axis and saved != now
+    ]
+    if other:
+        i, saved, now = other[0]
+        raise SAM2Error(
+            f"{source}: the session was made on plane {saved} of axis {i}, the viewer shows "
+            f"plane {now}; move there first"
+        )

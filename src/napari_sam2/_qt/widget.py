@@ -51,6 +51,7 @@ class SAM2Widget(QWidget):
         self._applied: dict[tuple[int, int], FramePrompts] = {}
         self._worker = None
         self._sync_again = False
+        self._when_idle: list = []  # actions waiting for the current job to finish
         self._layout = QVBoxLayout(self)
         self.panels: list[Panel] = []
         for kind in self.PANELS:
@@ -213,10 +214,19 @@ class SAM2Widget(QWidget):
             if self._sync_again:
                 self._sync_again = False
                 self.sync_prompts()
+            while self._when_idle and not self.busy:
+                self._when_idle.pop(0)()
 
         worker.errored.connect(self.failed)
         worker.finished.connect(finish)
         worker.start()
+
+    def when_idle(self, action) -> None:
+        """Run `action()` now, or once the current job (and those it starts) finished."""
+        if self.busy:
+            self._when_idle.append(action)
+        else:
+            action()
 
     def failed(self, error: Exception) -> None:
         message = str(error) if isinstance(error, SAM2Error) else f"{type(error).__name__}: {error}"
