@@ -111,9 +111,10 @@ def abandoned_daughter(
     rule: DivisionRule,
 ) -> list[np.ndarray]:
     """A masklet that keeps one daughter and lets the other go: when its mask on frame t
-    holds between `min_fraction` and `max_kept` of its previous area, one click in the middle
-    of what it left; if SAM 2 finds a daughter-sized cell there, on pixels no object holds,
-    returns [the masklet's mask, that cell], else []."""
+    holds between `min_fraction` and `max_kept` of its previous area (and did not touch the
+    frame's edge, where cells leave), one click in the middle of what it left; if SAM 2 finds
+    a daughter-sized cell there, on pixels no object holds, returns [the masklet's mask, that
+    cell], else []."""
     before, now = int(previous.sum()), int(mask.sum())
     if (
         before < 2 * rule.min_area
@@ -121,8 +122,9 @@ def abandoned_daughter(
     ):
         return []
     left = previous & ~mask
-    if left.sum() < rule.min_area:
-        return []
+    touches_border = previous[0].any() or previous[-1].any() or previous[:, 0].any()
+    if left.sum() < rule.min_area or touches_border or previous[:, -1].any():
+        return []  # (a cell leaving the field shrinks too)
     distance = ndimage.distance_transform_edt(left)
     centre = np.unravel_index(int(distance.argmax()), distance.shape)
     candidates, _ = click_candidates(tracker, t, [centre])
