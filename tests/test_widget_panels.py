@@ -275,6 +275,7 @@ def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
 ):
     widget, panel = cells_widget, cells_panel(cells_widget)
     viewer = widget.viewer
+    assert panel.divisions()  # auto: on along time
     viewer.add_labels(dividing.labels, name="from another plugin")
     assert panel.seeds_combo.currentText() == "from another plugin"
     viewer.dims.set_point(0, 0)
@@ -309,8 +310,17 @@ def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
     assert panel.review.list.count() == len(panel.review.items)
 
 
-def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing):
+def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing, monkeypatch):
+    import napari_sam2._qt.cells_panel as cells_module
+
+    made = []
+    original = cells_module.CellTracker
+    monkeypatch.setattr(
+        cells_module, "CellTracker", lambda *a, **k: made.append(k) or original(*a, **k)
+    )
     widget, panel = cells_widget, cells_panel(cells_widget)
+    panel.reseed_box.setValue(3)
+    panel.divisions_combo.setCurrentText("off")
     widget.viewer.add_labels(dividing.labels, name="seeds")
     widget.viewer.dims.set_point(0, 3)
     panel.seeds_button.click()
@@ -322,6 +332,7 @@ def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing
     assert "cancelled" in widget.status.text()
     np.testing.assert_array_equal(widget.labels.data, before)
     assert "SAM2 tracks" not in widget.viewer.layers
+    assert made[-1]["reseed_every"] == 3 and made[-1]["divisions"] is False
 
 
 def test_review_entries_jump_and_clear_after_a_fix_and_a_propagation(cells_widget, qtbot):

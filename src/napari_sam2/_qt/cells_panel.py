@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import QComboBox, QGridLayout, QLabel, QProgressBar, QPushButton
+from qtpy.QtWidgets import QComboBox, QGridLayout, QLabel, QProgressBar, QPushButton, QSpinBox
 
 from ..engine.automatic_masks import settings_for_model
 from ..engine.cell_tracking import CellTracker
@@ -57,6 +57,15 @@ class CellsPanel(Panel):
         self.divisions_combo.setToolTip(
             "Detect divisions while tracking forward: auto = on along time, off along z"
         )
+        self.reseed_box = QSpinBox()
+        self.reseed_box.setRange(0, 10_000)
+        self.reseed_box.setSpecialValueText("off")
+        self.reseed_box.setPrefix("every ")
+        self.reseed_box.setSuffix(" frames")
+        self.reseed_box.setToolTip(
+            "Cells that enter later: while tracking forward, look for masks on area no "
+            "object covers every this many frames (automatic mask generator); off: never"
+        )
         self.track_button = QPushButton("Track all")
         self.track_button.setToolTip(
             "Track every object on the frame you look at, both ways, with divisions"
@@ -76,9 +85,11 @@ class CellsPanel(Panel):
         grid.addWidget(QLabel("Divisions"), 2, 0)
         grid.addWidget(self.divisions_combo, 2, 1)
         grid.addWidget(self.track_button, 2, 2)
-        grid.addWidget(self.progress, 3, 0, 1, 2)
-        grid.addWidget(self.cancel_button, 3, 2)
-        grid.addWidget(self.review, 4, 0, 1, 3)
+        grid.addWidget(QLabel("New cells"), 3, 0)
+        grid.addWidget(self.reseed_box, 3, 1, 1, 2)
+        grid.addWidget(self.progress, 4, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 4, 2)
+        grid.addWidget(self.review, 5, 0, 1, 3)
         self.measurements: pd.DataFrame | None = None  # per object and frame, after Track all
         self.lineage: dict[int, int] = {}
         host.viewer.dims.events.current_step.connect(self._show_features)
@@ -248,6 +259,7 @@ class CellsPanel(Panel):
         cells = CellTracker(
             session.tracker,
             divisions=self.divisions(),
+            reseed_every=self.reseed_box.value() or None,
             mask_settings=settings_for_model(host.model.config.name),
         )
         self._cancel.clear()
