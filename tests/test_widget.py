@@ -458,3 +458,38 @@ def test_a_version_1_prompts_file_loads_into_the_layers(widget, qtbot, tmp_path,
     engine.set_prompts(2, 3, box=[42, 38, 60, 54])
     np.testing.assert_array_equal(widget.labels.data, engine.labels())
     assert {1, 3} <= set(np.unique(widget.labels.data))
+
+
+def test_a_session_made_with_the_demo_model_loads_in_a_fresh_viewer(
+    make_napari_viewer, qtbot, stack, tmp_path
+):
+    """The widget's default offline model: its session names "demo", and a fresh viewer
+    loads that model from the name and replays the session to the same labels."""
+    import json
+
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="cells")
+    _, first = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    first.model_combo.setCurrentText("demo")
+    first.device_combo.setCurrentText("cpu")
+    first.load_button.click()
+    qtbot.waitUntil(lambda: first.tracker is not None, timeout=60_000)
+    first.clicks.add([[0, 20, 25]])
+    idle(qtbot, first)
+    first.run_buttons["forward"].click()
+    idle(qtbot, first)
+    assert (first.labels.data == 1).sum() > 100
+    first.save_session(str(tmp_path / "demo.json"))
+    document = json.loads((tmp_path / "demo.json").read_text())
+    assert (document["model"], document["checkpoint"]) == ("demo", None)
+
+    other_viewer = make_napari_viewer()
+    other_viewer.add_image(stack, name="cells")
+    _, fresh = other_viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    fresh.model_combo.setCurrentText("sam2.1_hiera_tiny")  # the session's model is loaded
+    fresh.device_combo.setCurrentText("cpu")
+    fresh.load_session(str(tmp_path / "demo.json"))
+    qtbot.waitUntil(lambda: fresh.model is not None, timeout=60_000)
+    idle(qtbot, fresh)
+    assert fresh.model_combo.currentText() == "demo"
+    np.testing.assert_array_equal(fresh.labels.data, first.labels.data)
