@@ -86,9 +86,9 @@ class CellsPanel(Panel):
         grid.addWidget(self.divisions_combo, 2, 1)
         grid.addWidget(self.track_button, 2, 2)
         grid.addWidget(QLabel("New cells"), 3, 0)
-        grid.addWidget(self.reseed_box, 3, 1, 1, 2)
-        grid.addWidget(self.progress, 4, 0, 1, 2)
-        grid.addWidget(self.cancel_button, 4, 2)
+        grid.addWidget(self.reseed_box, 3, 1)
+        grid.addWidget(self.cancel_button, 3, 2)
+        grid.addWidget(self.progress, 4, 0, 1, 3)
         grid.addWidget(self.review, 5, 0, 1, 3)
         self.measurements: pd.DataFrame | None = None  # per object and frame, after Track all
         self.lineage: dict[int, int] = {}
