@@ -92,7 +92,10 @@ class BackgroundEncoder(QObject):
             if host.current_frame() != self.running:
                 self.cancel()
         if self.enabled:
-            self._settle.start(SETTLE_MS)
+            try:
+                self._settle.start(SETTLE_MS)
+            except RuntimeError:  # the dock widget was closed: stop following the viewer
+                host.viewer.dims.events.current_step.disconnect(self.viewed)
 
     def stop(self) -> None:
         """Plan nothing more, and stop the encode that runs."""
