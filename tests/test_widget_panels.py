@@ -405,3 +405,52 @@ def test_a_quick_click_on_an_encoded_frame_runs_without_a_worker(widget, qtbot, 
     monkeypatch.setattr(quick_clicks, "BUDGET_MS", 0.0)
     widget.clicks.add([[2, 30, 60]])
     qtbot.waitUntil(lambda: len(started) == 1)
+
+
+def test_every_cell_on_a_single_2d_image(make_napari_viewer, qtbot, dividing):
+    viewer = make_napari_viewer()
+    viewer.add_image(dividing.frames[0], name="one frame")
+    viewer.add_labels(dividing.labels[0], name="seeds")
+    widget = add_widget(viewer)
+    engine_panel(widget).background.setChecked(False)
+    widget.model_combo.setCurrentText("demo")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    panel = cells_panel(widget)
+    panel.seeds_from_layer("seeds")
+    idle(qtbot, widget)
+    panel.track_button.click()
+    idle(qtbot, widget)
+    assert "Tracked" in widget.status.text(), widget.status.text()
+    seeds = [int(i) for i in np.unique(dividing.labels[0]) if i]
+    assert sorted(int(i) for i in np.unique(widget.labels.data) if i) == seeds
+    tracks = viewer.layers["SAM2 tracks"]
+    assert sorted(set(tracks.data[:, 0].astype(int))) == seeds and not tracks.data[:, 1].any()
+    assert list(widget.labels.features["index"]) == seeds
+
+
+def test_a_failed_track_all_is_an_error_and_puts_the_labels_back(
+    cells_widget, qtbot, dividing, monkeypatch
+):
+    widget, panel = cells_widget, cells_panel(cells_widget)
+    widget.viewer.add_labels(dividing.labels, name="seeds")
+    widget.viewer.dims.set_point(0, 0)
+    panel.seeds_button.click()
+    idle(qtbot, widget)
+    before = widget.labels.data.copy()
+    calls = {"n": 0}
+    track = widget.model.track_frame
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("simulated failure")
+        return track(*args, **kwargs)
+
+    monkeypatch.setattr(widget.model, "track_frame", failing)
+    panel.track_button.click()
+    idle(qtbot, widget)
+    assert widget.status.text().startswith("Error: Tracking every cell failed")
+    assert "simulated failure" in widget.status.text()
+    np.testing.assert_array_equal(widget.labels.data, before)
+    assert "SAM2 tracks" not in widget.viewer.layers and not panel.cancel_button.isEnabled()
