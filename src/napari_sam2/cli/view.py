@@ -51,17 +51,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         import napari
     except ImportError as exc:
-        raise SAM2Error("`napari-sam2 view` needs napari: pip install 'napari[all]'") from exc
+        raise SAM2Error(
+            "`napari-sam2 view` needs napari and a Qt binding: pip install 'napari-sam2[qt]'"
+        ) from exc
     viewer = napari.Viewer()
     if stack is not None:
         options = image_layer_options(stack)
+        axis_labels = list(options["axis_labels"])
         try:
             viewer.add_image(stack.data, **options)
         except ValueError:  # a unit napari does not know: show the stack in pixels
             options.pop("units", None)
             options["scale"] = [1.0] * len(options["axis_labels"])
             viewer.add_image(stack.data, **options)
-        viewer.dims.axis_labels = list(options["axis_labels"])
+        except TypeError:  # a napari without per-layer axis labels and units
+            for key in ("units", "axis_labels"):
+                options.pop(key, None)
+            viewer.add_image(stack.data, **options)
+        viewer.dims.axis_labels = axis_labels
     if args.sample:
         viewer.open_sample("napari-sam2", args.sample)
     viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
