@@ -267,3 +267,28 @@ def test_painted_labels_beyond_the_label_dtype_are_refused(model, frames):
     with pytest.raises(SAM2Error, match="painted label 70000 does not fit the labels"):
         session.replay([Paint(2, painted)])
     assert not labels.any()
+
+
+def test_edits_during_a_paused_propagation_are_refused_and_paint_is_logged_after_it(model, frames):
+    session = new_session(model, frames)
+    click(session, 1, 1, 20.5, 16.25)
+    click(session, 1, 2, 52.0, 36.0)
+    steps = session.propagate("forward")
+    next(steps)  # paused after one frame
+    for edit in (
+        lambda: session.remove_object(2),
+        lambda: session.reset(),
+        lambda: click(session, 3, 1, 20.0, 16.0),
+        lambda: session.propagate("backward"),
+    ):
+        with pytest.raises(SAM2Error, match="a propagation is running"):
+            edit()
+    session.tracker.labels()[0, 0:3, 0:3] = 9  # painted by hand meanwhile
+    session.record_paint([0])
+    for _ in steps:
+        pass
+    assert [type(op).__name__ for op in session.log[-2:]] == ["Propagation", "Paint"]
+    assert set(session.tracker.objects) == {1, 2}
+    again = new_session(model, frames)
+    again.replay(session.log)
+    np.testing.assert_array_equal(again.tracker.labels(), session.tracker.labels())

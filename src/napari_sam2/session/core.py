@@ -77,6 +77,10 @@ class Session:
         self.painted: set[int] = set()
         # directions each object was propagated in since its prompts last changed
         self._covered: dict[int, set[str]] = {}
+        # while a propagation runs (or is paused), edits would interleave with it in ways
+        # the log cannot replay: they are refused, and hand paint is logged after the run
+        self._running = False
+        self._paint_after_run: set[int] = set()
 
     # -- objects ----------------------------------------------------------------------
 
@@ -122,9 +126,17 @@ class Session:
 
     # -- prompts ----------------------------------------------------------------------
 
+    def _check_not_running(self) -> None:
+        if self._running:
+            raise SAM2Error(
+                "a propagation is running: cancel it or let it finish before changing prompts "
+                "or objects"
+            )
+
     def set_prompts(self, t: int, obj_id: int, prompts: FramePrompts) -> np.ndarray:
         """The prompts of one object on frame t become `prompts` (clicks and box, or a mask;
         empty clears them). Returns the object's logits on frame t, float32 (H, W)."""
+        self._check_not_running()
         if prompts.mask is not None:
             return self.add_mask(t, obj_id, prompts.mask)
         obj_id = self.object(obj_id).id
@@ -135,6 +147,7 @@ class Session:
 
     def add_mask(self, t: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
         """A mask (H, W) becomes the prompt of one object on frame t."""
+        self._check_not_running()
         obj_id = self.object(obj_id).id
         mask = np.asarray(mask, dtype=bool).copy()
         logits = self.tracker.add_mask(t, obj_id, mask)
@@ -143,6 +156,7 @@ class Session:
 
     def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
         """Candidate `index` of the last single click on frame t becomes the result there."""
+        self._check_not_running()
         logits = self.tracker.choose_candidate(t, obj_id, index)
         self._record(CandidateChoice(int(t), int(obj_id), int(index)))
         return logits
@@ -154,7 +168,11 @@ class Session:
 
     def record_paint(self, frames: Iterable[int]) -> None:
         """Log frames of the label volume as they are after a hand edit, so a replay paints
-        them the same (the edit itself went straight into the label array)."""
+        them the same (the edit itself went straight into the label array). During a
+        propagation they are logged when it ends, as they are then."""
+        if self._running:
+            self._paint_after_run.update(int(t) for t in frames)
+            return
         for t in sorted({int(t) for t in frames}):
             self._record(Paint(t, self.tracker.labels()[t].copy()))
             self.painted.add(t)
@@ -163,6 +181,7 @@ class Session:
         """Log frames of the label volume that a tool outside the session wrote (e.g. seeds
         or cell tracking), so a replay writes them the same; unlike `record_paint` they do
         not count as painted by hand."""
+        self._check_not_running()
         for t in sorted({int(t) for t in frames}):
             self._record(Paint(t, self.tracker.labels()[t].copy(), by_hand=False))
 
@@ -177,6 +196,7 @@ class Session:
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, results and labels."""
+        self._check_not_running()
         obj_id = int(obj_id)
         if obj_id not in self.objects and obj_id not in self.tracker.objects:
             raise SAM2Error(f"there is no object {obj_id}; objects: {sorted(self.objects)}")
@@ -187,6 +207,7 @@ class Session:
 
     def reset(self) -> None:
         """Forget every object and prompt."""
+        self._check_not_running()
         self.tracker.reset()
         self.objects.clear()
         self._record(Reset())
@@ -248,6 +269,7 @@ class Session:
         the iterator (cancel) or an error puts the labels back. Only objects whose prompts
         changed are re-tracked unless objects="all" (see `objects_to_propagate`), so the
         others keep their masks. Bad arguments raise here, before anything runs."""
+        self._check_not_running()
         if direction not in DIRECTIONS:
             raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         obj_ids = self.objects_to_propagate(direction, objects)
@@ -263,8 +285,10 @@ class Session:
     def _run(self, op: Propagation) -> Iterator[Progress]:
         """Run `op`; with op.frames set (a replayed cancel), stop after that many frames,
         before the next one is computed, as the cancelled run did."""
+        self._check_not_running()
         run = propagate_or_restore(self.tracker, op.direction, op.start_frame, op.objects)
         done, finished = 0, False
+        self._running = True
         try:
             while op.frames is None or done < op.frames:
                 step = next(run, None)
@@ -275,12 +299,15 @@ class Session:
                 yield step
         finally:
             run.close()
+            self._running = False
             self.log.append(replace(op, frames=None if finished else done))
             if finished:
                 ran = list(self.tracker.objects) if op.objects is None else op.objects
                 for i in ran:
                     self._covered.setdefault(i, set()).update(_COVERS[op.direction])
                 self.painted.clear()
+            painted, self._paint_after_run = self._paint_after_run, set()
+            self.record_paint(painted)
 
     # -- replay -----------------------------------------------------------------------
 
