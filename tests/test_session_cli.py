@@ -126,3 +126,19 @@ def test_a_session_made_with_a_checkpoint_file_replays_with_it(model, tmp_path):
     out.unlink()
     assert main(["segment", str(stack), "--prompts", str(path), "--out", str(out)]) == 1
     assert not out.exists()
+
+
+def test_a_session_without_normalization_saves_the_limits_it_used(model, tmp_path):
+    """A script's session on percentiles other than the default: the file holds the
+    contrast limits those percentiles gave, so `segment` maps intensities the same."""
+    frames, stack = _stack(tmp_path)
+    session = Session(Tracker(model, frames, percentiles=(10.0, 90.0)), model_name="demo")
+    session.set_prompts(1, 1, FramePrompts([(16.0, 14.0, 1)]))
+    for _ in session.propagate("forward"):
+        pass
+    path = write_session(tmp_path / "s.json", session)
+    limits = read_prompts(path).normalization.contrast_limits
+    assert limits == tuple(session.tracker.frames.limits[0])
+    out = tmp_path / "labels.tif"
+    assert main(["segment", str(stack), "--prompts", str(path), "--out", str(out)]) == 0
+    np.testing.assert_array_equal(read_labels(out)[0], session.tracker.labels())

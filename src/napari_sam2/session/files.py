@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
-from ..io.prompts import ObjectPrompts, Prompts, read_prompts, write_prompts
+from ..io.prompts import Normalization, ObjectPrompts, Prompts, read_prompts, write_prompts
 from .core import Session
 from .log import Operation, check_log_fits, operation_document, parse_log
 from .objects import SessionObject
@@ -33,7 +33,7 @@ def session_document(session: Session) -> Prompts:
         fixed=session.fixed,
         num_frames=tracker.num_frames,
         frame_shape=(tracker.height, tracker.width),
-        normalization=session.normalization,
+        normalization=session.normalization or _used_limits(tracker),
         reappear=tracker.reappear,
         lineage=session.lineage,
         log=[operation_document(op) for op in session.log],
@@ -46,6 +46,17 @@ def session_document(session: Session) -> Prompts:
     for (t, obj_id), frame in sorted(session.prompts.items()):
         prompts.object(obj_id).frames[t] = frame
     return prompts
+
+
+def _used_limits(tracker) -> Normalization | None:
+    """The contrast limits the tracker's frames were mapped with (e.g. from percentiles), so
+    a replay maps them the same without computing percentiles again; None for per-channel
+    limits, which a prompts file cannot hold."""
+    limits = np.asarray(tracker.frames.limits, dtype=np.float64)
+    if limits.ndim != 2 or not (limits == limits[0]).all():
+        return None
+    low, high = (float(v) for v in limits[0])
+    return Normalization(contrast_limits=(low, high)) if low < high else None
 
 
 def write_session(path: str | Path, session: Session, overwrite: bool = True) -> Path:
