@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
 
 from ..errors import SAM2Error
 from ..model.sam2 import NO_OBJECT_LOGIT
@@ -42,6 +43,9 @@ class DivisionRule:
     less than `max_kept` of its area from one frame to the next) divides at once when a click
     in the middle of what it left finds a daughter-sized cell that no object holds. A
     daughter is not checked for `min_cycle` frames after her birth (a cell cycle is longer).
+    A confirmed division moves back, up to `backtrack` frames, over frames where the masklet
+    already had two lobes and at least `backtrack_area` of its area on the division frame
+    (SAM 2 is sure of two cells a little after they separate).
     """
 
     min_fraction: float = 0.3
@@ -53,6 +57,8 @@ class DivisionRule:
     max_click_iou: float = 0.3
     max_kept: float = 0.7
     min_cycle: int = 5
+    backtrack: int = 4
+    backtrack_area: float = 0.85
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_fraction <= 0.5:
@@ -186,6 +192,15 @@ def click_split(
             p = parts == np.bincount(parts.ravel())[1:].argmax() + 1
         kept.append(p)
     return kept
+
+
+def lobe_pieces(mask: np.ndarray, centres) -> list[np.ndarray]:
+    """A mask cut in two by a watershed of its distance transform from two lobe centres."""
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    for k, (y, x) in enumerate(centres, start=1):
+        markers[int(y), int(x)] = k
+    regions = watershed(-ndimage.distance_transform_edt(mask), markers, mask=mask)
+    return [regions == 1, regions == 2]
 
 
 def split_pieces(tracker: Tracker, t: int, mask: np.ndarray, rule: DivisionRule):
@@ -349,11 +364,16 @@ class CellTracker:
         splits: dict[int, list[int]] = {}  # object -> frames a split was seen on
         pieces: dict[int, list[np.ndarray]] = {}  # object -> pieces on its first split frame
         previous: dict[int, np.ndarray] = {}  # object -> its mask on the frame before
+        history: dict[int, dict[int, np.ndarray]] = {}  # object -> recent frames' masks
         for t, obj_ids, logits in self.tracker.propagate("forward", start_frame=start):
             self._write(t, obj_ids, logits, reverse=False)
             if self.divisions:
-                confirmed = self._check_divisions(t, obj_ids, logits, splits, pieces, previous)
+                confirmed = self._check_divisions(
+                    t, obj_ids, logits, splits, pieces, previous, history
+                )
                 if confirmed:
+                    for obj_id in confirmed:
+                        self._backtrack(obj_id, splits, pieces, history.get(obj_id, {}))
                     return self._divide(confirmed, splits, pieces)
             if (
                 self.reseed_every is not None
@@ -369,10 +389,11 @@ class CellTracker:
             self.review.unconfirmed_division(obj_id, frames[0])
         return None
 
-    def _check_divisions(self, t, obj_ids, logits, splits, pieces, previous) -> list[int]:
+    def _check_divisions(self, t, obj_ids, logits, splits, pieces, previous, history) -> list[int]:
         """Objects whose division is confirmed on frame t; `splits` holds, per object, the
         frames a split was seen on since the first, `pieces` the pieces on that first,
-        `previous` the masks of the frame before (updated here)."""
+        `previous` the masks of the frame before and `history` those of the last few frames
+        (both updated here)."""
         confirmed = []
         free = self.volume[t] == 0
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
@@ -383,6 +404,10 @@ class CellTracker:
             found = split_pieces(self.tracker, t, mask, self.rule) if mask.any() else []
             before = previous.get(obj_id)
             previous[obj_id] = mask
+            recent = history.setdefault(obj_id, {})
+            recent[t] = mask
+            for old in [k for k in recent if k < t - self.rule.backtrack - self.rule.window]:
+                del recent[old]
             if not found and before is not None and obj_id not in splits:
                 found = abandoned_daughter(self.tracker, t, mask, before, free, self.rule)
                 if found:
@@ -399,6 +424,26 @@ class CellTracker:
                 self.review.unconfirmed_division(obj_id, splits.pop(obj_id)[0])
                 pieces.pop(obj_id, None)
         return confirmed
+
+    def _backtrack(self, obj_id: int, splits, pieces, recent: dict[int, np.ndarray]) -> None:
+        """Move a confirmed division back over frames where the masklet already looked like
+        two cells (two lobes, nearly the area it has on the division frame)."""
+        first = splits[obj_id][0]
+        area = recent[first].sum() if first in recent else 0
+        born = self.births.get(obj_id, -1)
+        t = first - 1
+        while t >= first - self.rule.backtrack and t in recent and t > born:
+            mask = recent[t]
+            centres = lobes(mask, self.rule)
+            if centres is None or mask.sum() < self.rule.backtrack_area * area:
+                break
+            found = lobe_pieces(mask, centres)
+            if min(p.sum() for p in found) < max(
+                self.rule.min_area, self.rule.min_fraction * mask.sum()
+            ):
+                break
+            splits[obj_id][0], pieces[obj_id] = t, found
+            t -= 1
 
     def _divide(self, confirmed: list[int], splits, pieces) -> int:
         """End each confirmed mother before its split, prompt its daughters; the frame to
