@@ -160,14 +160,14 @@ def test_navigating_away_or_propagating_stops_a_background_encode(widget, qtbot)
     from napari_sam2._qt.background_encoding import SETTLE_MS
 
     encoder = engine_panel(widget).encoder
-    encoder.neighbours = 0
     tracker = widget.tracker
+    widget.clicks.add([[2, 24, 31]])
+    idle(qtbot, widget)
     background_encoding.make_cancellable(widget.model)  # our check before the slow hook
-    start = widget.current_frame()
-    qtbot.waitUntil(lambda: tracker.is_encoded(start) and encoder.running is None)
-    qtbot.wait(SETTLE_MS * 2)  # its neighbours
-    qtbot.waitUntil(lambda: encoder.running is None)
+    qtbot.wait(SETTLE_MS * 2)
+    qtbot.waitUntil(lambda: encoder.running is None, timeout=30_000)
     tracker.features.clear()
+    encoder.neighbours = 0
     hooks = slow_background_encodes(widget.model)
     try:
         widget.viewer.dims.set_point(0, 4)
@@ -176,18 +176,28 @@ def test_navigating_away_or_propagating_stops_a_background_encode(widget, qtbot)
         qtbot.waitUntil(lambda: tracker.is_encoded(2), timeout=30_000)
         assert encoder.cancelled == [4] and not tracker.is_encoded(4)
 
+        encoder.neighbours = 1  # frame 0, then its neighbour 1
         widget.viewer.dims.set_point(0, 0)
-        qtbot.waitUntil(lambda: encoder.running == 0, timeout=10_000)
-        widget.clicks.add([[2, 24, 31]])
-        idle(qtbot, widget)
+        qtbot.waitUntil(lambda: encoder.running == 1, timeout=30_000)
         widget.run_buttons["forward"].click()  # the propagation gets the processor
-        qtbot.waitUntil(lambda: encoder.cancelled == [4, 0], timeout=10_000)
+        qtbot.waitUntil(lambda: encoder.cancelled == [4, 1], timeout=10_000)
         idle(qtbot, widget)
         assert "finished" in widget.status.text()
+
+        # a click on the frame on view waits for its encode, which goes on
+        encoder.neighbours = 0
+        tracker.features.clear()
+        widget.viewer.dims.set_point(0, 3)
+        qtbot.waitUntil(lambda: encoder.running == 3, timeout=10_000)
+        misses, stopped = tracker.features.misses, list(encoder.cancelled)
+        widget.clicks.add([[3, 40, 50]])
+        idle(qtbot, widget)
+        assert encoder.cancelled == stopped and tracker.features.misses == misses
+        assert (widget.labels.data[3] == 1).any()
     finally:
         for hook in hooks:
             hook.remove()
-    qtbot.waitUntil(lambda: tracker.is_encoded(0), timeout=30_000)  # planned again after it
+    qtbot.waitUntil(lambda: encoder.running is None, timeout=30_000)
 
 
 def test_budgets_are_shown_and_set_on_the_tracker(widget, qtbot):

@@ -2,10 +2,10 @@
 worker thread before they click, then, while nothing else runs, its neighbours (as many as
 the feature budget holds), so that a first click on a frame costs only the decoder.
 
-Never on the GUI thread; it stops (between two blocks of the image encoder) when a
-propagation or a slow click has run for YIELD_AFTER_MS and starts nothing while they run;
-navigating away drops the frames planned for the old position and stops an encode of
-another frame.
+Never on the GUI thread. An encode of a frame other than the one on view stops (between two
+blocks of the image encoder) when a propagation or a slow click has run for YIELD_AFTER_MS,
+and nothing starts while they run; navigating away drops the frames planned for the old
+position and stops an encode of another frame.
 """
 
 import threading
@@ -115,7 +115,10 @@ class BackgroundEncoder(QObject):
         elif self._busy_since is None:
             self._busy_since = time.perf_counter()
         elif time.perf_counter() - self._busy_since >= YIELD_AFTER_MS / 1e3:
-            self.cancel()  # a propagation or a slow click: it gets the processor
+            # a propagation or a slow click gets the processor, unless this encode is of the
+            # frame on view: a click there waits for it rather than encoding it again
+            if self.host.view is None or self.running != self.host.current_frame():
+                self.cancel()
 
     def plan(self, t: int) -> list[int]:
         """Frames to encode from frame t, nearest first: t, then its neighbours, as many
