@@ -259,7 +259,7 @@ def test_a_250_character_output_name_is_written(tmp_path):
     assert read_labels(path)[0].shape == (2, 4, 4)
     assert [p.name for p in tmp_path.iterdir()] == [name]
     with pytest.raises(SAM2Error, match="bytes long"):
-        write_labels(tmp_path / ("y" * 256), np.ones((2, 4, 4), np.uint16))
+        write_labels(tmp_path / ("y" * 252 + ".tif"), np.ones((2, 4, 4), np.uint16))
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -541,3 +541,13 @@ def test_channels_alone_are_not_taken_for_time(tmp_path):
     np.testing.assert_array_equal(one[0], STACK[1])
     through = video_frames(stack, "C")  # asked for: the channels as frames
     assert through.shape == (2, 64, 80)
+
+
+@pytest.mark.parametrize("name", ["labels.png", "labels", "labels.tif.bak"])
+def test_label_output_that_is_no_tiff_name(tmp_path, timelapse, capsys, name):
+    with pytest.raises(SAM2Error, match="must end in .tif or .tiff"):
+        write_labels(tmp_path / name, np.ones((1, 4, 4), np.uint16))
+    assert _segment(*timelapse, tmp_path / name) == 1  # refused before any work
+    _one_error_line(capsys, "must end in .tif or .tiff")
+    assert not (tmp_path / name).exists()
+    write_labels(tmp_path / "LABELS.TIFF", np.ones((1, 4, 4), np.uint16))

@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         video_frames,
         write_labels,
     )
+    from ..io.label_files import LABEL_SUFFIXES
     from ..model.devices import resolve_device
     from ..session.headless import replay_log, session_fixes, session_log, session_model
 
@@ -141,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     check_model_name(args.model)
     check_image_size(args.image_size)
     fixed = parse_fixes(args.fix)
-    out = check_writable(args.out, args.overwrite, inputs=(args.stack, args.prompts))
+    out = check_writable(
+        args.out, args.overwrite, inputs=(args.stack, args.prompts), suffixes=LABEL_SUFFIXES
+    )
     check_exports(args, inputs=(args.stack, args.prompts))
     stack = open_stack(args.stack)
     prompts_name = Path(args.prompts).name

@@ -78,12 +78,16 @@ def as_path(path: object, what: str) -> Path:
 
 
 def check_writable(
-    path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()
+    path: str | Path,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    suffixes: tuple[str, ...] = (),
 ) -> Path:
     """Raise a SAM2Error unless `path` can be written now; checked before long work starts.
 
     inputs: files the run reads (the stack, the prompts); writing over one of them is refused
-    even with overwrite, as the input would be lost.
+    even with overwrite, as the input would be lost. suffixes: the endings the file's format
+    allows (e.g. ".tif", ".tiff"), so that no TIFF is written under a name that says PNG.
     """
     path = as_path(path, "output")
     folder = path.parent
@@ -102,6 +106,11 @@ def check_writable(
             )
     if path.is_dir():
         raise SAM2Error(f"the output {path} is a folder; give a file name")
+    if suffixes and not path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise SAM2Error(
+            f"the output {path.name} must end in {' or '.join(suffixes)}: that is the format "
+            "written"
+        )
     if path.exists() and not overwrite:
         raise SAM2Error(f"the output {path} exists; choose another name or allow overwriting")
     if not folder.is_dir():
@@ -131,14 +140,17 @@ def _same_file(a: Path, b: Path) -> bool:
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()
+    path: str | Path,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    suffixes: tuple[str, ...] = (),
 ) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it becomes `path`, on error or
     interruption it is removed.
 
     The temporary file sits in the same folder, so the final rename is atomic.
     """
-    path = check_writable(path, overwrite, inputs)
+    path = check_writable(path, overwrite, inputs, suffixes)
     # created with open(), not mkstemp, so the result gets the user's usual permissions
     temporary = path.parent / temporary_name(path.name)
     try:

@@ -16,6 +16,7 @@ from .atomic import as_path, atomic_output
 from .voxel_size import MICRON, imagej_unit
 
 IMAGEJ_ORDER = "TZCYXS"
+LABEL_SUFFIXES = (".tif", ".tiff")
 AXES_KEY = "napari_sam2_axes"
 
 
@@ -83,7 +84,7 @@ def write_labels(
             metadata[f"PhysicalSize{axis}"] = size
             metadata[f"PhysicalSize{axis}Unit"] = unit
         options.update(ome=True, metadata=metadata)
-    with atomic_output(path, overwrite) as temporary:
+    with atomic_output(path, overwrite, suffixes=LABEL_SUFFIXES) as temporary:
         tifffile.imwrite(temporary, labels, **options)
     return Path(path)
 
