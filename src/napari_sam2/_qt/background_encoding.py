@@ -19,7 +19,7 @@ from ..errors import SAM2Error
 
 # how long a frame must stay in view before it is encoded (scrubbing through a stack encodes
 # nothing), and how often to look again while the widget is busy
-SETTLE_MS = 150
+SETTLE_MS = 50
 RETRY_MS = 100
 # a job (a click, a propagation) running this long cancels a background encode
 YIELD_AFTER_MS = 50
