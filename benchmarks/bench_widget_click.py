@@ -9,6 +9,7 @@ a temporary folder and loaded through the widget's checkpoint option.
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -145,7 +146,8 @@ def main() -> None:
     name = widget.model.config.name
     print(
         f"{name} at {widget.model.image_size}, {args.shape}x{args.shape} frames, "
-        f"{'full refresh' if args.full_refresh else 'plane refresh'}"
+        f"{'full refresh' if args.full_refresh else 'plane refresh'}, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(f"first click on frame 0 viewed {args.view_seconds:.0f} s: {first[0]:.0f} ms to labels")
     for label, index in (("labels update", 0), ("canvas drawn", 1)):
