@@ -551,3 +551,21 @@ def test_label_output_that_is_no_tiff_name(tmp_path, timelapse, capsys, name):
     _one_error_line(capsys, "must end in .tif or .tiff")
     assert not (tmp_path / name).exists()
     write_labels(tmp_path / "LABELS.TIFF", np.ones((1, 4, 4), np.uint16))
+
+
+@pytest.mark.parametrize(
+    "multiscales",
+    [
+        [{"datasets": [{"path": "missing"}]}],
+        [{"datasets": []}],
+        ["not a table"],
+        [{"axes": [{"no name": 1}], "datasets": [{"path": "0"}]}],
+    ],
+)
+def test_broken_ome_zarr_metadata(tmp_path, multiscales):
+    zarr = pytest.importorskip("zarr")
+    root = zarr.open_group(str(tmp_path / "image.zarr"), mode="w", zarr_format=2)
+    root.create_array("0", data=STACK)
+    root.attrs["multiscales"] = multiscales
+    with pytest.raises(SAM2Error, match="OME-Zarr metadata is broken"):
+        open_stack(tmp_path / "image.zarr")

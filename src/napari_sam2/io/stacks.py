@@ -297,9 +297,15 @@ def _open_zarr(path: Path) -> tuple[object, str, Spacing]:
         multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
         if multiscales:
             # OME-Zarr: the first dataset is the full resolution
-            image = multiscale = multiscales[0]
-            names = [a["name"] if isinstance(a, Mapping) else a for a in image.get("axes", [])]
-            node = node[image["datasets"][0]["path"]]
+            try:
+                image = multiscale = multiscales[0]
+                axes_meta = image.get("axes", [])
+                names = [a["name"] if isinstance(a, Mapping) else a for a in axes_meta]
+                node = node[image["datasets"][0]["path"]]
+            except Exception as exc:  # metadata of the wrong shape, or a missing dataset
+                raise SAM2Error(
+                    f"{path.name}: its OME-Zarr metadata is broken ({_reason(exc)})"
+                ) from exc
         else:
             keys = sorted(node.array_keys())
             if len(keys) != 1:
