@@ -182,8 +182,11 @@ def trace(args: argparse.Namespace) -> int:
     """Resident memory per frame over one long propagation in fresh processes: the default
     Tracker as shipped, the same without releasing freed memory, and (tuned) with glibc's
     mmap threshold fixed; budgets from --feature-budget-mb / --result-budget-mb when given."""
-    runs = [("ours as shipped (default process)", True, None)]
-    runs.append(("ours without malloc_trim (default process)", False, None))
+    runs = []
+    if "shipped" in args.trace_runs:
+        runs.append(("ours as shipped (default process)", True, None))
+    if "no-trim" in args.trace_runs:
+        runs.append(("ours without malloc_trim (default process)", False, None))
     if args.mmap_threshold is not None:
         tuned = f"tuned: MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
         runs.append((tuned, True, args.mmap_threshold))
@@ -215,7 +218,12 @@ def trace(args: argparse.Namespace) -> int:
                 result_budget_mb=args.result_budget_mb,
             )
             traces[name] = measure(spec, threshold)
-            print(f"  {name}: {traces[name]['seconds']:.0f} s", flush=True)
+            rss = traces[name]["rss_mib"]
+            print(
+                f"  {name}: {traces[name]['seconds']:.0f} s; RSS per frame (MiB): "
+                + " ".join(f"{v:.0f}" for v in rss),
+                flush=True,
+            )
     first = next(iter(traces.values()))
     print(
         f"\nbudgets: features {first['feature_budget_mib']:.0f} MiB, results "
@@ -351,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: resident memory after every frame of one propagation through FRAMES "
         "frames, ours as shipped and without malloc_trim (and tuned with --mmap-threshold); "
         "the Tracker's default budgets unless --feature-budget-mb/--result-budget-mb are given",
+    )
+    parser.add_argument(
+        "--trace-runs",
+        default="shipped,no-trim",
+        help="with --trace: shipped (as the Tracker runs) and/or no-trim (without malloc_trim)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
