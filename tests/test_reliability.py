@@ -258,7 +258,7 @@ def test_a_250_character_output_name_is_written(tmp_path):
     path = write_labels(tmp_path / name, np.ones((2, 4, 4), np.uint16))
     assert read_labels(path)[0].shape == (2, 4, 4)
     assert [p.name for p in tmp_path.iterdir()] == [name]
-    with pytest.raises(SAM2Error, match="bytes long"):
+    with pytest.raises(SAM2Error, match="too long"):
         write_labels(tmp_path / ("y" * 252 + ".tif"), np.ones((2, 4, 4), np.uint16))
 
 
@@ -569,3 +569,23 @@ def test_broken_ome_zarr_metadata(tmp_path, multiscales):
     root.attrs["multiscales"] = multiscales
     with pytest.raises(SAM2Error, match="OME-Zarr metadata is broken"):
         open_stack(tmp_path / "image.zarr")
+
+
+def test_names_too_long_for_the_file_system(tmp_path, timelapse, capsys):
+    from napari_sam2.io import check_writable
+    from napari_sam2.model import build_model_from_checkpoint
+
+    long_name = "a" * 300 + ".tif"
+    deep = tmp_path.joinpath(*["d" * 200] * 25) / "x.tif"  # each name legal, the path not
+    for call in (
+        lambda: open_stack(tmp_path / long_name),
+        lambda: read_labels(tmp_path / long_name),
+        lambda: check_writable(tmp_path / ("b" * 300) / "x.tif"),
+        lambda: open_stack(deep),
+        lambda: build_model_from_checkpoint(tmp_path / ("c" * 300 + ".pt")),
+    ):
+        with pytest.raises(SAM2Error, match="too long"):
+            call()
+    _, prompts = timelapse
+    assert _segment(tmp_path / long_name, prompts, tmp_path / "labels.tif") == 1
+    _one_error_line(capsys, "too long")

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the file system said no (permissions, a full disk, a bad path)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except Terminated:
         print(f"{PROG}: terminated; existing outputs were left as they were", file=sys.stderr)
         return 143

@@ -21,6 +21,7 @@ from ..errors import SAM2Error
 SUFFIX = ".napari-sam2-tmp"
 # most file systems allow 255 bytes per name; the temporary name must fit too
 NAME_BYTES = 255
+PATH_BYTES = 4095
 # ".<output name>.<host>-<pid>-<8 hex><SUFFIX>", the output name shortened to fit
 _TEMPORARY = re.compile(
     r"^\..*\.([0-9a-f]{6})-(\d+)-[0-9a-f]{8}(\.probe)?" + re.escape(SUFFIX) + r"$", re.DOTALL
@@ -72,9 +73,21 @@ def _process_alive(pid: int) -> bool:
 
 def as_path(path: object, what: str) -> Path:
     """`path` as a Path, or a SAM2Error saying a file name was expected (None, a number)."""
-    if isinstance(path, str | os.PathLike) and str(path) != "":
-        return Path(os.fsdecode(path)).expanduser()
-    raise SAM2Error(f"the {what} must be a file name, got {path!r}")
+    if not isinstance(path, str | os.PathLike) or str(path) == "":
+        raise SAM2Error(f"the {what} must be a file name, got {path!r}")
+    path = Path(os.fsdecode(path)).expanduser()
+    check_name_lengths(path, what)
+    return path
+
+
+def check_name_lengths(path: Path, what: str) -> None:
+    """A SAM2Error for a name the file system cannot hold (instead of OSError ENAMETOOLONG)."""
+    longest = max((len(part.encode()) for part in path.parts), default=0)
+    if longest > NAME_BYTES or len(str(path).encode()) > PATH_BYTES:
+        raise SAM2Error(
+            f"the {what} {str(path)[:60]}... is too long for the file system (a name may have "
+            f"{NAME_BYTES} bytes, a path {PATH_BYTES})"
+        )
 
 
 def check_writable(

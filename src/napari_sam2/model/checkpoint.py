@@ -27,7 +27,11 @@ def checkpoint_path(value: object) -> Path:
     """A checkpoint argument as a Path, or a SAM2Error for anything that names no file."""
     if not isinstance(value, str | os.PathLike) or str(value) == "":
         raise SAM2Error(f"the checkpoint must be a file name, got {value!r}")
-    return Path(os.fsdecode(value)).expanduser()
+    path = Path(os.fsdecode(value)).expanduser()
+    # most file systems hold 255 bytes per name: longer fails in os.stat with ENAMETOOLONG
+    if max((len(part.encode()) for part in path.parts), default=0) > 255:
+        raise SAM2Error(f"the checkpoint name {str(path)[:60]}... is too long for a file system")
+    return path
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], SAM2Config | None]:
