@@ -31,7 +31,8 @@ def upsample_2x2(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
     out = conv.out_channels
     blocks = x.permute(0, 2, 3, 1).reshape(b * h * w, c) @ conv.weight.reshape(c, out * 4)
     blocks = blocks.view(b, h, w, out, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    return blocks.reshape(b, out, 2 * h, 2 * w) + conv.bias.view(1, -1, 1, 1)
+    # reshape copies the permuted blocks; the bias goes onto that copy in place
+    return blocks.reshape(b, out, 2 * h, 2 * w).add_(conv.bias.view(1, -1, 1, 1))
 
 
 class MaskDecoder(nn.Module):
@@ -198,8 +199,8 @@ class MaskDecoder(nn.Module):
                 raise ValueError("this decoder needs the backbone's high-resolution features")
             upconv1, norm1, act1, upconv2, act2 = self.output_upscaling
             feat_s0, feat_s1 = high_res_features
-            upscaled = act1(norm1(upsample_2x2(upconv1, src) + feat_s1))
-            upscaled = act2(upsample_2x2(upconv2, upscaled) + feat_s0)
+            upscaled = act1(norm1(upsample_2x2(upconv1, src).add_(feat_s1)))
+            upscaled = act2(upsample_2x2(upconv2, upscaled).add_(feat_s0))
         else:
             upscaled = self.output_upscaling(src)
 
