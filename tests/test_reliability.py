@@ -589,3 +589,16 @@ def test_names_too_long_for_the_file_system(tmp_path, timelapse, capsys):
     _, prompts = timelapse
     assert _segment(tmp_path / long_name, prompts, tmp_path / "labels.tif") == 1
     _one_error_line(capsys, "too long")
+
+
+def test_a_file_system_error_left_over_is_one_line(tmp_path, timelapse, monkeypatch, capsys):
+    import errno
+
+    import napari_sam2.io as io
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(io, "open_stack", unreadable)
+    assert _segment(*timelapse, tmp_path / "labels.tif") == 1
+    _one_error_line(capsys, "Permission denied \\(.*cells.tif\\)")
