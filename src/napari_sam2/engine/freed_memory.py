@@ -9,6 +9,7 @@ heap pages; elsewhere (macOS, Windows, musl) this is a no-op.
 import ctypes
 import ctypes.util
 import sys
+import time
 from collections.abc import Callable
 from functools import cache
 
@@ -27,10 +28,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def release_freed_memory() -> bool:
-    """Return free heap memory to the system; True where the C library can (glibc)."""
+_last_release = -float("inf")
+
+
+def release_freed_memory(min_interval: float = 0.5) -> bool:
+    """Return free heap memory to the system, at most once per `min_interval` seconds (a
+    trim costs ~20 ms: nothing beside a 1024 frame on a CPU, much beside a GPU's); True when
+    it did, False where the C library cannot (not glibc) or it is too soon."""
+    global _last_release
     trim = _malloc_trim()
-    if trim is None:
+    now = time.monotonic()
+    if trim is None or now - _last_release < min_interval:
         return False
     trim(0)
+    _last_release = time.monotonic()
     return True
