@@ -362,10 +362,15 @@ def test_review_entries_jump_and_clear_after_a_fix_and_a_propagation(cells_widge
     assert widget.objects_panel.active == 1 and widget.labels.selected_label == 1
     review.step(-1)
     assert widget.viewer.dims.current_step[0] == 5 and widget.objects_panel.active == 2
-    widget.viewer.window._qt_viewer.canvas.native.setFocus()
-    review.step(1)
-    review.step(1)
-    assert review.list.currentRow() == 2
+    from app_model.types import KeyBinding
+
+    keymap = widget.viewer.keymap  # the viewer's keys walk the list
+    keymap[KeyBinding.from_str("Shift-J")](widget.viewer)
+    keymap[KeyBinding.from_str("Shift-J")](widget.viewer)
+    assert review.list.currentRow() == 2 and widget.viewer.dims.current_step[0] == 5
+    keymap[KeyBinding.from_str("Shift-K")](widget.viewer)
+    assert review.list.currentRow() == 1 and widget.viewer.dims.current_step[0] == 3
+    review.list.setCurrentRow(2)
 
     # a click on frame 5 alone does not clear it; propagating after it does
     widget.clicks.add([[5, 40, 40]])
