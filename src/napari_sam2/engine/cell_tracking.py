@@ -251,6 +251,7 @@ class CellTracker:
         reseed_every: int | None = None,
         mask_settings: MaskGeneratorSettings | None = None,
         min_new_area: int = 20,
+        recover_shrinking: bool = True,
     ) -> None:
         if reseed_every is not None and reseed_every < 1:
             raise SAM2Error(f"reseed_every must be 1 or more, got {reseed_every}")
@@ -260,6 +261,9 @@ class CellTracker:
         self.reseed_every = reseed_every
         self.mask_settings = mask_settings or MaskGeneratorSettings()
         self.min_new_area = min_new_area
+        self.recover_shrinking = recover_shrinking
+        self.prompt_areas: dict[int, int] = {}  # object -> area of its mask prompt
+        self._recovered: set[tuple[int, int]] = set()
         shape = (tracker.num_frames, tracker.height, tracker.width)
         self.volume = np.zeros(shape, dtype=np.int32)
         self.lineage: dict[int, int] = {}
@@ -280,6 +284,7 @@ class CellTracker:
 
     def _add(self, t: int, obj_id: int, mask: np.ndarray) -> None:
         self.tracker.add_mask(t, obj_id, mask)
+        self.prompt_areas[obj_id] = int(np.asarray(mask).sum())
         self.spans.setdefault(obj_id, ObjectSpan())
         self._next_id = max(self._next_id, obj_id + 1)
 
@@ -375,6 +380,8 @@ class CellTracker:
                     for obj_id in confirmed:
                         self._backtrack(obj_id, splits, pieces, history.get(obj_id, {}))
                     return self._divide(confirmed, splits, pieces)
+            if self.recover_shrinking and self._recover(t, obj_ids, logits):
+                return t
             if (
                 self.reseed_every is not None
                 and t > self.seed_frame
@@ -466,6 +473,39 @@ class CellTracker:
                 daughters.append(daughter)
             self.division_events.append((obj_id, *daughters, d))
         return restart
+
+    def _recover(self, t: int, obj_ids: list[int], logits: np.ndarray) -> bool:
+        """Masklets that shrank to part of their cell (below 60 % of their prompt's area):
+        one click at the centre of what is left; a candidate holding it, about the cell's
+        size and on pixels no other object holds, becomes a mask prompt on frame t. Whether
+        any did (tracking then resumes from t)."""
+        fixed = False
+        for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
+            mask = obj_logits > 0
+            area, reference = int(mask.sum()), self.prompt_areas.get(obj_id, 0)
+            if not area or area >= 0.6 * reference or (obj_id, t) in self._recovered:
+                continue
+            if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+                continue  # leaving the field
+            self._recovered.add((obj_id, t))
+            centre = ndimage.center_of_mass(mask)
+            if not mask[int(round(centre[0])), int(round(centre[1]))]:
+                centre = np.unravel_index(
+                    int(ndimage.distance_transform_edt(mask).argmax()), mask.shape
+                )
+            candidates, _ = click_candidates(self.tracker, t, [centre])
+            others = (self.volume[t] != 0) & (self.volume[t] != obj_id)
+            for candidate in candidates[0] > 0:
+                size = int(candidate.sum())
+                if (
+                    (candidate & mask).sum() >= 0.8 * area
+                    and 0.7 * reference <= size <= 1.4 * reference
+                    and (candidate & others).sum() <= 0.1 * size
+                ):
+                    self.tracker.add_mask(t, obj_id, candidate)
+                    fixed = True
+                    break
+        return fixed
 
     def _reseed(self, t: int) -> bool:
         """New objects for masks on frame t that no object covers; whether any was added."""
