@@ -320,6 +320,32 @@ def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
     assert panel.review.list.count() == len(panel.review.items)
 
 
+def test_a_session_saved_after_track_all_replays_to_its_labels(
+    cells_widget, qtbot, dividing, tmp_path
+):
+    from napari_sam2.engine import Tracker
+    from napari_sam2.session.files import read_session, write_session
+    from napari_sam2.session.headless import replay_log, session_log
+
+    widget, panel = cells_widget, cells_panel(cells_widget)
+    widget.viewer.add_labels(dividing.labels, name="from another plugin")
+    widget.viewer.dims.set_point(0, 0)
+    panel.seeds_button.click()
+    idle(qtbot, widget)
+    panel.track_button.click()
+    idle(qtbot, widget, timeout=120_000)
+    saved = np.array(widget.labels.data)
+    assert len(np.unique(saved)) > 2
+    path = write_session(tmp_path / "cells.json", widget.session)
+    prompts, _ = read_session(path)
+    ops = session_log(prompts, "cells.json", prompts_only=False)
+    image = widget.viewer.layers["cells"]
+    fresh = Tracker(widget.model, dividing.frames, contrast_limits=tuple(image.contrast_limits))
+    session, same = replay_log(fresh, prompts, ops, "cells.json")
+    assert same
+    np.testing.assert_array_equal(session.tracker.labels(), saved)
+
+
 def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing, monkeypatch):
     import napari_sam2._qt.cells_panel as cells_module
 

@@ -315,6 +315,9 @@ class CellsPanel(Panel):
             session.object(obj)
         for daughter, parent in result.lineage.items():
             session.object(daughter).parent = parent
+        # the cell tracker drives the tracker outside the session's log: logging its frames
+        # lets a saved session replay to these labels
+        session.record_labels(range(session.tracker.num_frames))
         show_tracks(host.viewer, host.labels, host.view, result.lineage)
         self.review.show_items(queue)
         host.say(
