@@ -246,18 +246,18 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, timelapse, checkpoint,
 def test_failure_during_propagation_leaves_no_file(
     tmp_path, timelapse, checkpoint, capsys, monkeypatch
 ):
-    from napari_sam2.engine.tracker import Tracker
+    from napari_sam2.model import SAM2
 
-    track = Tracker._track
+    encode = SAM2.frame_memory
     calls = []
 
-    def failing(self, obj, t, reverse):
-        calls.append(t)
+    def failing(self, *args, **kwargs):  # the memory of a tracked frame, midway
+        calls.append(1)
         if len(calls) > 3:
             raise RuntimeError("simulated failure")
-        return track(self, obj, t, reverse)
+        return encode(self, *args, **kwargs)
 
-    monkeypatch.setattr(Tracker, "_track", failing)
+    monkeypatch.setattr(SAM2, "frame_memory", failing)
     out = tmp_path / "labels.tif"
     assert _segment(timelapse, out, checkpoint) == 1
     assert "simulated failure" in _error_line(capsys)
