@@ -263,6 +263,7 @@ class CellTracker:
         self.min_new_area = min_new_area
         self.recover_shrinking = recover_shrinking
         self.prompt_areas: dict[int, int] = {}  # object -> area of its mask prompt
+        self.prompt_masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> {object: mask}
         self._recovered: set[tuple[int, int]] = set()
         shape = (tracker.num_frames, tracker.height, tracker.width)
         self.volume = np.zeros(shape, dtype=np.int32)
@@ -283,8 +284,10 @@ class CellTracker:
         return self._next_id
 
     def _add(self, t: int, obj_id: int, mask: np.ndarray) -> None:
+        mask = np.asarray(mask, dtype=bool)
         self.tracker.add_mask(t, obj_id, mask)
-        self.prompt_areas[obj_id] = int(np.asarray(mask).sum())
+        self.prompt_areas[obj_id] = int(mask.sum())
+        self.prompt_masks.setdefault(t, {})[obj_id] = mask
         self.spans.setdefault(obj_id, ObjectSpan())
         self._next_id = max(self._next_id, obj_id + 1)
 
@@ -406,8 +409,8 @@ class CellTracker:
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
             mask = obj_logits > 0
             born = self.births.get(obj_id)
-            if born is not None and t - born < self.rule.min_cycle:
-                continue
+            if (born is not None and t - born < self.rule.min_cycle) or t == self.seed_frame:
+                continue  # (the seed frame's objects are as the user gave them)
             found = split_pieces(self.tracker, t, mask, self.rule) if mask.any() else []
             before = previous.get(obj_id)
             previous[obj_id] = mask
@@ -439,7 +442,7 @@ class CellTracker:
         area = recent[first].sum() if first in recent else 0
         born = self.births.get(obj_id, -1)
         t = first - 1
-        while t >= first - self.rule.backtrack and t in recent and t > born:
+        while t >= first - self.rule.backtrack and t in recent and t > max(born, self.seed_frame):
             mask = recent[t]
             centres = lobes(mask, self.rule)
             if centres is None or mask.sum() < self.rule.backtrack_area * area:
@@ -502,7 +505,8 @@ class CellTracker:
                     and 0.7 * reference <= size <= 1.4 * reference
                     and (candidate & others).sum() <= 0.1 * size
                 ):
-                    self.tracker.add_mask(t, obj_id, candidate)
+                    self._add(t, obj_id, candidate)
+                    self.prompt_areas[obj_id] = reference
                     fixed = True
                     break
         return fixed
@@ -530,6 +534,12 @@ class CellTracker:
             frame[positive] = ids[best[positive]]
             absent = (chosen <= NO_OBJECT_LOGIT).all(axis=(1, 2))
             self.review.record(t, list(ids), chosen, absent, reverse=reverse)
+        # a mask prompt is the object's mask on its frame, exactly (not the model's
+        # down- and up-sampled copy of it), so seeds come out as they went in
+        for obj_id, mask in self.prompt_masks.get(t, {}).items():
+            if obj_id in ids:
+                frame[(frame == obj_id) & ~mask] = 0
+                frame[mask] = obj_id
         self.volume[t] = frame
         for obj_id in np.unique(frame):
             if obj_id:
