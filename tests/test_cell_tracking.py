@@ -106,3 +106,17 @@ def test_bad_seeds_are_refused(model, frame, seeds, message):
     with pytest.raises(SAM2Error, match=message):
         CellTracker(tracker).seed_from_labels(frame, seeds)
     assert tracker.object_ids == []
+
+
+@pytest.mark.parametrize("recover", [False, True])
+def test_a_masklet_shrunk_to_its_nucleus_is_recovered(model, recover):
+    # with the demo model, cell 7 of this stack shrinks to its bright nucleus from frame 1 on
+    stack = synthetic.timelapse(seed=101, num_frames=12)
+    cells = CellTracker(Tracker(model, stack.frames), divisions=False, recover_shrinking=recover)
+    cells.seed_from_labels(0, stack.labels[0].astype(np.int32))
+    for _ in cells.run():
+        pass
+    labels = cells.result().labels
+    ours, truth = labels[9] == 7, stack.labels[9] == 7
+    iou = (ours & truth).sum() / (ours | truth).sum()
+    assert (iou > 0.7) if recover else (iou < 0.5)
