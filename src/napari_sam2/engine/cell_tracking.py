@@ -382,6 +382,10 @@ class CellTracker:
                 if confirmed:
                     for obj_id in confirmed:
                         self._backtrack(obj_id, splits, pieces, history.get(obj_id, {}))
+                    # tracking resumes at the earliest division; later ones are found again
+                    # then (daughters prompted later would be tracked before their birth)
+                    earliest = min(splits[obj_id][0] for obj_id in confirmed)
+                    confirmed = [o for o in confirmed if splits[o][0] == earliest]
                     return self._divide(confirmed, splits, pieces)
             if self.recover_shrinking and self._recover(t, obj_ids, logits):
                 return t
@@ -480,7 +484,8 @@ class CellTracker:
     def _recover(self, t: int, obj_ids: list[int], logits: np.ndarray) -> bool:
         """Masklets that shrank to part of their cell (below 60 % of their prompt's area):
         one click at the centre of what is left; a candidate holding it, about the cell's
-        size and on pixels no other object holds, becomes a mask prompt on frame t. Whether
+        size and mostly on pixels no other object holds, becomes (without those pixels) a
+        mask prompt on frame t. Whether
         any did (tracking then resumes from t)."""
         fixed = False
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
@@ -503,9 +508,9 @@ class CellTracker:
                 if (
                     (candidate & mask).sum() >= 0.8 * area
                     and 0.7 * reference <= size <= 1.4 * reference
-                    and (candidate & others).sum() <= 0.1 * size
+                    and (candidate & others).sum() <= 0.25 * size
                 ):
-                    self._add(t, obj_id, candidate)
+                    self._add(t, obj_id, candidate & ~others)
                     self.prompt_areas[obj_id] = reference
                     fixed = True
                     break
