@@ -17,3 +17,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def present_tiny_model():
+    """A random-weight sam2.1 tiny at input size 128 whose object-score head always says
+    "present", so its masks are never blanked: for tests of the tracker's bookkeeping."""
+    from napari_sam2.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("sam2.1_hiera_tiny", image_size=128)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
+    return model

@@ -11,19 +11,14 @@ from napari_sam2.engine import Tracker, budgets, freed_memory
 from napari_sam2.engine import tracker as tracker_module
 from napari_sam2.engine.budgets import MIB, CacheBudgets, default_budgets
 from napari_sam2.errors import SAM2Error
-from napari_sam2.model import build_model
 from napari_sam2.synthetic import moving_cells
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    model = build_model("sam2.1_hiera_tiny", image_size=128)
-    with torch.no_grad():
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
-    return model
+def model(present_tiny_model):
+    return present_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,20 @@ hold, and a given label array that already holds labels of its own."""
 
 import numpy as np
 import pytest
-import torch
 
 from napari_sam2.engine import Tracker
 from napari_sam2.errors import SAM2Error
-from napari_sam2.model import build_model
 from napari_sam2.synthetic import moving_cells
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-H, W = 48, 64
-
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    model = build_model("sam2.1_hiera_tiny", image_size=128)
-    with torch.no_grad():
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(8.0)
-    return model
+def model(present_tiny_model):
+    return present_tiny_model
+
+
+H, W = 48, 64
 
 
 @pytest.fixture(scope="module")
