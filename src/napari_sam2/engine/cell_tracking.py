@@ -48,9 +48,9 @@ class DivisionRule:
     (SAM 2 is sure of two cells a little after they separate).
     """
 
-    min_fraction: float = 0.3
+    min_fraction: float = 0.25
     min_area: int = 20
-    persistence: int = 2
+    persistence: int = 1
     window: int = 3
     min_lobe: float = 0.5
     max_neck: float = 0.8
