@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
 from napari_sam2 import synthetic
@@ -24,7 +23,7 @@ from napari_sam2.baseline import classical_tracking
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.automatic_masks import settings_for_model
 from napari_sam2.engine.cell_tracking import track_cells
-from napari_sam2.io.ctc import ctc_tracks, write_ctc
+from napari_sam2.io.ctc import write_ctc, write_ctc_ground_truth
 from napari_sam2.model import build_model
 
 METRICS = ("Valid", "DET", "SEG", "TRA", "BC(0)", "BC(1)", "BC(2)")
@@ -36,17 +35,6 @@ STACKS = (  # (seed, generator options): the sample's size, crowded, dimmer and 
     (105, {"num_frames": 30}),
     (106, {"num_cells": 10, "num_divisions": 3, "bleaching": 0.03}),
 )
-
-
-def write_ground_truth(folder: Path, labels: np.ndarray, lineage: dict[int, int]) -> None:
-    relabelled, tracks = ctc_tracks(labels, lineage)
-    (folder / "TRA").mkdir(parents=True)
-    (folder / "SEG").mkdir()
-    for t, plane in enumerate(relabelled):
-        tifffile.imwrite(folder / "TRA" / f"man_track{t:03d}.tif", plane)
-        tifffile.imwrite(folder / "SEG" / f"man_seg{t:03d}.tif", plane)
-    lines = "".join(f"{k.label} {k.begin} {k.end} {k.parent}\n" for k in tracks)
-    (folder / "TRA" / "man_track.txt").write_text(lines)
 
 
 def score(result: Path, truth: Path) -> dict:
@@ -74,7 +62,7 @@ def main() -> None:
         stack = synthetic.timelapse(seed=seed, **options)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            write_ground_truth(folder / "gt", stack.labels, stack.lineage)
+            write_ctc_ground_truth(folder / "gt", stack.labels, stack.lineage)
             start = time.perf_counter()
             write_ctc(folder / "baseline", *classical_tracking(stack.frames))
             runs = {"baseline": time.perf_counter() - start}

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ctc_helpers import score, write_ground_truth
+from ctc_helpers import score
 from napari_sam2 import synthetic
 from napari_sam2.baseline import classical_tracking
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.cell_tracking import CellTracker, DivisionRule, lobes, track_cells
 from napari_sam2.errors import SAM2Error
-from napari_sam2.io.ctc import write_ctc
+from napari_sam2.io.ctc import write_ctc, write_ctc_ground_truth
 from napari_sam2.model import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,7 +64,7 @@ def test_divisions_give_two_new_daughters_with_the_right_parent(dividing, tracke
 
 def test_ctc_export_scores_at_least_the_baseline(tmp_path, dividing, tracked):
     result, _ = tracked
-    write_ground_truth(tmp_path / "gt", dividing.labels, dividing.lineage)
+    write_ctc_ground_truth(tmp_path / "gt", dividing.labels, dividing.lineage)
     write_ctc(tmp_path / "ours", result.labels, result.lineage)
     write_ctc(tmp_path / "baseline", *classical_tracking(dividing.frames))
     ours, baseline = (

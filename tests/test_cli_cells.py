@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from ctc_helpers import score, write_ground_truth
+from ctc_helpers import score
 from napari_sam2 import synthetic
 from napari_sam2.cli import main
 from napari_sam2.io import read_labels
+from napari_sam2.io.ctc import write_ctc_ground_truth
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,7 +44,7 @@ def test_seeds_from_a_label_image_with_every_export(cells, tmp_path):
     labels, axes = read_labels(out)
     assert axes == "TYX" and labels.shape == stack.labels.shape
     assert (labels[2] == stack.labels[2]).all()
-    write_ground_truth(tmp_path / "gt", stack.labels, stack.lineage)
+    write_ctc_ground_truth(tmp_path / "gt", stack.labels, stack.lineage)
     metrics = score(tmp_path / "ctc", tmp_path / "gt")
     assert metrics["Valid"] == 1 and metrics["TRA"] > 0.9
     with open(tmp_path / "tracks.csv") as file:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from ctc_helpers import score, write_ground_truth
+from ctc_helpers import score
 from napari_sam2.errors import SAM2Error
-from napari_sam2.io.ctc import ctc_tracks, mask_name, write_ctc
+from napari_sam2.io.ctc import ctc_tracks, mask_name, write_ctc, write_ctc_ground_truth
 
 
 def _volume():
@@ -38,7 +38,7 @@ def test_parent_that_overlaps_its_daughter_is_dropped():
 def test_written_folder_is_valid_and_scores_perfectly_against_itself(tmp_path):
     labels, lineage = _volume(), {5: 1, 6: 1}
     tracks = write_ctc(tmp_path / "res", labels, lineage)
-    write_ground_truth(tmp_path / "gt", labels, lineage)
+    write_ctc_ground_truth(tmp_path / "gt", labels, lineage)
     lines = (tmp_path / "res" / "res_track.txt").read_text().splitlines()
     assert len(lines) == len(tracks) and lines[0] == "1 0 2 0"
     mask = tifffile.imread(tmp_path / "res" / "mask000.tif")

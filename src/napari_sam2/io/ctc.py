@@ -141,8 +141,7 @@ def write_ctc(
         temporary.mkdir()
         for t, plane in enumerate(relabelled):
             tifffile.imwrite(temporary / mask_name(t, len(relabelled)), plane)
-        text = "".join(f"{k.label} {k.begin} {k.end} {k.parent}\n" for k in tracks)
-        (temporary / TRACK_FILE).write_text(text)
+        (temporary / TRACK_FILE).write_text(track_lines(tracks))
         if folder.exists():
             check_ctc_folder(folder, overwrite)
             os.replace(folder, old)
@@ -158,3 +157,27 @@ def write_ctc(
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return tracks
+
+
+def track_lines(tracks: list[CTCTrack]) -> str:
+    """The `L B E P` lines of a CTC track file, single spaces."""
+    return "".join(f"{k.label} {k.begin} {k.end} {k.parent}\n" for k in tracks)
+
+
+def write_ctc_ground_truth(
+    folder: str | Path, labels: np.ndarray, lineage: dict[int, int] | None = None
+) -> Path:
+    """Known (T, H, W) labels and lineage (e.g. of a synthetic stack) as a CTC ground-truth
+    folder: TRA/man_track.txt, TRA/man_trackNNN.tif and SEG/man_segNNN.tif on every frame, so
+    an evaluator such as py-ctcmetrics can score a result folder against them."""
+    import tifffile
+
+    folder = Path(folder)
+    relabelled, tracks = ctc_tracks(labels, lineage)
+    (folder / "TRA").mkdir(parents=True)
+    (folder / "SEG").mkdir()
+    for t, plane in enumerate(relabelled):
+        tifffile.imwrite(folder / "TRA" / f"man_track{t:03d}.tif", plane)
+        tifffile.imwrite(folder / "SEG" / f"man_seg{t:03d}.tif", plane)
+    (folder / "TRA" / "man_track.txt").write_text(track_lines(tracks))
+    return folder
