@@ -35,6 +35,11 @@ class LabelVolume:
         self.ids: set[int] = set()  # labels the tracker has written (its objects)
         self._journal: dict[int, np.ndarray] | None = None
 
+    def keep_dtype(self) -> None:
+        """Treat the array from now on as one the caller gave: it never widens, and labels in
+        it that the tracker did not write survive its writes."""
+        self._owned = False
+
     @property
     def max_id(self) -> int:
         """The largest object id the volume can hold."""

@@ -11,7 +11,6 @@ from dataclasses import replace
 import numpy as np
 
 from ..engine import Tracker, propagate_or_restore
-from ..engine.labels import LabelVolume
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, Normalization
@@ -54,15 +53,10 @@ class Session:
         fixed: tuple[int, ...] | None = None,
         normalization: Normalization | None = None,
     ) -> None:
-        if tracker.volume._owned:
-            # a session's label array never widens behind its back, and labels it did not
-            # write survive propagation: the same in the widget (a napari layer's array), a
-            # script and a replay, so that a replay computes what the session computed
-            owned = tracker.volume
-            tracker.volume = LabelVolume(
-                tracker.num_frames, tracker.height, tracker.width, out=owned.array
-            )
-            tracker.volume.ids = set(getattr(owned, "ids", ()))  # the labels it wrote
+        # a session's label array never widens behind its back, and labels it did not write
+        # survive propagation: the same in the widget (a napari layer's array), a script and
+        # a replay, so that a replay computes what the session computed
+        tracker.volume.keep_dtype()
         self.tracker = tracker
         self.model_name = model_name
         self.checkpoint = checkpoint
