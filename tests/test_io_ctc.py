@@ -89,3 +89,18 @@ def test_a_failure_midway_leaves_the_old_folder_and_no_partial_one(tmp_path, mon
         write_ctc(tmp_path / "res", _volume(), overwrite=True)
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
+
+
+def test_a_killed_export_leaves_no_folder_behind_after_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from napari_sam2.io.atomic import _host
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".ctc.{_host()}-{dead.pid}-0123abcd.napari-sam2-tmp"
+    stale.mkdir()
+    (stale / "mask000.tif").write_bytes(b"half written")
+    write_ctc(tmp_path / "ctc", np.ones((2, 4, 4), dtype=np.uint16))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc"]

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ NAME_BYTES = 255
 PATH_BYTES = 4095
 # ".<output name>.<host>-<pid>-<8 hex><SUFFIX>", the output name shortened to fit
 _TEMPORARY = re.compile(
-    r"^\..*\.([0-9a-f]{6})-(\d+)-[0-9a-f]{8}(\.probe)?" + re.escape(SUFFIX) + r"$", re.DOTALL
+    r"^\..*\.([0-9a-f]{6})-(\d+)-[0-9a-f]{8}(\.[a-z]+)?" + re.escape(SUFFIX) + r"$", re.DOTALL
 )
 
 
@@ -54,7 +55,10 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
         if match is None or match.group(1) != _host() or _process_alive(int(match.group(2))):
             continue
         with contextlib.suppress(OSError):
-            os.unlink(entry.path)
+            if entry.is_dir(follow_symlinks=False):  # a folder output's (CTC) temporary
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
             removed.append(Path(entry.path))
     return removed
 

@@ -7,7 +7,6 @@ before it. Parents always end before their daughters begin.
 
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SAM2Error
+from .atomic import remove_stale_temporaries, temporary_name
 
 RESULT_FILE = re.compile(r"^mask\d{3,4}\.tif$")
 TRACK_FILE = "res_track.txt"
@@ -135,8 +135,9 @@ def write_ctc(
 
     folder = check_ctc_folder(folder, overwrite)
     relabelled, tracks = ctc_tracks(labels, lineage)
-    temporary = folder.parent / f".{folder.name}.{secrets.token_hex(4)}.tmp"
-    old = folder.parent / f".{folder.name}.{secrets.token_hex(4)}.old"
+    remove_stale_temporaries(folder.parent)
+    temporary = folder.parent / temporary_name(folder.name)
+    old = folder.parent / temporary_name(folder.name, ".old")
     try:
         temporary.mkdir()
         for t, plane in enumerate(relabelled):
