@@ -222,7 +222,13 @@ def test_a_signal_while_writing_keeps_the_old_output(
         os.kill(os.getpid(), getattr(signal, signal_name))
 
     monkeypatch.setattr(tifffile, "imwrite", killed_while_writing)
-    assert _segment(*timelapse, out, "--overwrite") == status
+    # A host process (napari, dask, Qt) may have changed SIGINT: Ctrl-C must still stop cleanly.
+    host_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert _segment(*timelapse, out, "--overwrite") == status
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the host's handler restored
+    finally:
+        signal.signal(signal.SIGINT, host_sigint)
     assert word in capsys.readouterr().err
     assert out.read_bytes() == b"the user's labels"
     assert _our_temporaries(tmp_path) == []

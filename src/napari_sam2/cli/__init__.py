@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already reported
         return exc.code if isinstance(exc.code, int) else 2
-    previous = _on_sigterm(_terminate)
+    previous = _install_stop_handlers()
     try:
         return args.command(args)
     except SAM2Error as exc:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted; existing outputs were left as they were", file=sys.stderr)
         return 130
     finally:
-        _on_sigterm(previous)
+        _restore_handlers(previous)
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,11 +52,21 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
-def _on_sigterm(handler):
-    """Install `handler` for SIGTERM (main thread only); returns the one it replaces."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
+def _install_stop_handlers() -> dict | None:
+    """SIGTERM raises Terminated and SIGINT KeyboardInterrupt while a command runs (main thread
+    only), whatever the host process had installed (napari, dask and Qt each change SIGINT);
+    returns the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, handler)
+    return {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
+
+
+def _restore_handlers(previous: dict | None) -> None:
+    for signum, handler in (previous or {}).items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _parser() -> argparse.ArgumentParser:
