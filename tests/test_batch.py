@@ -114,6 +114,47 @@ def test_outputs_equal_segment_alone_and_rerun_skips(tmp_path, data, scheduler):
     assert {row.status for row in _summary(out).values()} == {"done"}
 
 
+def test_rerun_redoes_stacks_whose_inputs_changed(tmp_path, data, scheduler, capsys):
+    """Complete outputs are skipped only if made from the same inputs: changed prompts, a
+    changed option, a replaced stack file or a missing record make the stack run again."""
+    stacks = [Path(shutil.copy(stack, tmp_path)) for stack in data[0][:2]]
+    clicks = Path(shutil.copy(data[1], tmp_path / "clicks.json"))
+    out = tmp_path / "out"
+
+    def statuses(*options: str) -> list[str]:
+        results = run(
+            stacks, out, prompts=clicks, model="demo", scheduler=scheduler, segment_options=options
+        )
+        return [result.status for result in results]
+
+    assert statuses() == ["done", "done"]
+    assert statuses() == ["skipped", "skipped"]
+    record = out / "s0.inputs.json"
+    assert record.is_file() and not list(out.glob(".*"))
+
+    # other clicks in the same prompts file: both stacks again, with the new clicks' labels
+    _write_prompts(clicks, [(44.0, 40.0)])
+    capsys.readouterr()
+    assert statuses() == ["done", "done"]
+    assert f"{stacks[0]}: segmenting again" in capsys.readouterr().err
+    alone = _segment_alone(stacks[0], clicks, tmp_path / "s0.alone.tif")
+    assert np.array_equal(read_labels(out / "s0.labels.tif")[0], alone)
+    assert statuses() == ["skipped", "skipped"]
+
+    # an option that changes the labels, the same again, and back
+    assert statuses("--direction", "forward") == ["done", "done"]
+    assert statuses("--direction", "forward") == ["skipped", "skipped"]
+    capsys.readouterr()
+    assert statuses() == ["done", "done"]
+    assert "the options (--direction)" in capsys.readouterr().err
+
+    # a stack file written again (same shape), and outputs without a record
+    os.utime(stacks[1], ns=(time.time_ns(), time.time_ns() + 10**9))
+    record.unlink()
+    assert statuses() == ["done", "done"]
+    assert statuses() == ["skipped", "skipped"]
+
+
 def test_python_entry_point_with_a_client_and_prompts_per_stack(tmp_path, data, scheduler):
     from distributed import Client
 

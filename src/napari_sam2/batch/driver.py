@@ -1,19 +1,21 @@
 """A batch from start to end: plan one `segment` run per stack, skip those whose outputs are
-complete, run the others as dask tasks, and keep summary.csv up to date as they finish."""
+complete and made from the same inputs, run the others as dask tasks, and keep summary.csv up
+to date as they finish."""
 
 import contextlib
 import importlib.util
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SAM2Error
 from ..io.atomic import remove_stale_temporaries
-from .outputs import ctc_path, finished_outputs, labels_path, stack_stem
-from .stack_task import parse_segment_arguments, segment_stack
+from .outputs import ctc_path, labels_path, stack_stem
+from .provenance import inputs_path, segment_and_record, stack_inputs
+from .resume import Decision, known_result
+from .stack_task import parse_segment_arguments
 from .summary import StackResult, one_line, write_summary
 
 # an unexpected error in a task (not a SAM2Error) is tried once more, perhaps on another
@@ -31,6 +33,11 @@ class StackJob:
     labels: Path
     ctc: Path | None
     problem: str = ""
+
+    @property
+    def record(self) -> Path:
+        """Where the inputs that made this stack's outputs are recorded."""
+        return inputs_path(self.labels.parent, stack_stem(self.stack))
 
 
 def run(
@@ -57,22 +64,33 @@ def run(
     "local" (a LocalCluster of `workers` processes, default from cores and memory), a
     scheduler address or scheduler file, or a `distributed.Client`. ctc: also write
     `out/<stem>.ctc/`. segment_options: further `segment` options, e.g. ["--fix", "C=1"].
-    Stacks whose outputs are complete are skipped unless `overwrite`. A stack that fails is a
-    "failed" row; raises SAM2Error only for mistakes that concern the whole batch.
+    Stacks whose outputs are complete and were made from the same inputs (stack file, prompts
+    or seeds, model, checkpoint, options; `<stem>.inputs.json`) are skipped unless `overwrite`.
+    A stack that fails is a "failed" row; raises SAM2Error only for mistakes that concern the
+    whole batch.
     """
     say = _teller(progress)
     # workers may run in another folder (or on another machine): they get absolute paths
     folder = _output_folder(out).absolute()
     jobs = plan_jobs(stacks, folder, prompts, seeds, model, ctc, axis, device, segment_options)
-    results = {job.stack: _known_result(job, overwrite) for job in jobs}
+    inputs = {job.stack: _inputs(job) for job in jobs}
+    results = {}
+    for job in jobs:
+        decision = _decide(job, inputs[job.stack], overwrite)
+        results[job.stack] = decision.result
+        if decision.reason:
+            say(f"{job.stack}: segmenting again, its outputs are not this run's: {decision.reason}")
     write_summary(folder, list(results.values()))
     todo = [job for job in jobs if results[job.stack].status == "pending"]
     if len(todo) < len(jobs):
         skipped = sum(result.status == "skipped" for result in results.values())
         say(f"{skipped} of {len(jobs)} stacks already done (skipped)")
+    for job in todo:
+        # outputs about to be replaced must never pass for this run's with the old record
+        _forget_inputs(job.record)
     if todo:
         with _client(scheduler, workers, len(todo), device, say) as client:
-            _run_jobs(client, todo, results, folder, progress)
+            _run_jobs(client, todo, inputs, results, folder, progress)
     # a worker killed while writing leaves its temporary file; none is being written now
     remove_stale_temporaries(folder)
     return list(results.values())
@@ -153,41 +171,29 @@ def _output_folder(out: str | Path) -> Path:
     return folder
 
 
-def _known_result(job: StackJob, overwrite: bool) -> StackResult:
-    """The stack's row before running: failed, skipped (complete outputs), or pending."""
+def _inputs(job: StackJob) -> dict | None:
+    """This run's record of the stack's inputs, or None if they cannot be read (the stack then
+    runs, and `segment` says what is wrong)."""
     if job.problem:
-        return StackResult(job.stack, "failed", error=job.problem)
-    if overwrite:
-        return StackResult(job.stack, "pending")
-    start = time.perf_counter()
-    shape = _video_shape(job.argv)
-    objects = None if shape is None else finished_outputs(job.labels, job.ctc, shape)
-    if objects is None:
-        return StackResult(job.stack, "pending")
-    return StackResult(job.stack, "skipped", shape[0], objects, time.perf_counter() - start)
-
-
-def _video_shape(argv: Sequence[str]) -> tuple[int, int, int] | None:
-    """(frames, height, width) that `segment` with `argv` reads, or None if it cannot tell.
-
-    The video axis and fixed planes are chosen as `segment` chooses them: the options, else
-    the prompts (or session) file's.
-    """
-    from ..cli.common import parse_fixes
-    from ..io import open_stack, read_prompts, video_frames
-    from ..session.headless import session_fixes
-
+        return None
     try:
-        args = parse_segment_arguments(argv)
-        axis, fixed = args.axis, parse_fixes(args.fix)
-        if getattr(args, "prompts", None):
-            prompts = read_prompts(args.prompts)
-            axis = axis if axis is not None else prompts.video_axis
-            fixed = fixed or session_fixes(prompts)
-        frames = video_frames(open_stack(args.stack), axis, fixed)
+        return stack_inputs(job.argv)
     except SAM2Error:
         return None
-    return len(frames), int(frames.shape[1]), int(frames.shape[2])
+
+
+def _decide(job: StackJob, inputs: Mapping | None, overwrite: bool):
+    """The stack's row before running: failed (known problem), skipped or pending."""
+    if job.problem:
+        return Decision(StackResult(job.stack, "failed", error=job.problem))
+    return known_result(job.stack, job.argv, job.labels, job.ctc, job.record, inputs, overwrite)
+
+
+def _forget_inputs(record: Path) -> None:
+    try:
+        record.unlink(missing_ok=True)
+    except OSError as exc:
+        raise SAM2Error(f"cannot replace {record} ({exc.strerror or exc})") from exc
 
 
 def _client(scheduler, workers, stacks, device, say):
@@ -201,7 +207,9 @@ def _client(scheduler, workers, stacks, device, say):
     return batch_client(scheduler, count, say)
 
 
-def _run_jobs(client, jobs: list[StackJob], results: dict, folder: Path, progress: bool):
+def _run_jobs(
+    client, jobs: list[StackJob], inputs: dict, results: dict, folder: Path, progress: bool
+):
     from distributed import as_completed
 
     from .cluster import threads_per_host
@@ -210,7 +218,9 @@ def _run_jobs(client, jobs: list[StackJob], results: dict, folder: Path, progres
     futures = {}
     for job in jobs:
         future = client.submit(
-            segment_stack,
+            segment_and_record,
+            str(job.record),
+            inputs[job.stack],
             job.stack,
             list(job.argv),
             str(job.labels),
