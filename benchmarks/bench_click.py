@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench_propagation import CellStack, StepClock, build_pair, reference_frames
-from napari_sam2.engine import Tracker
+from napari_sam2.engine import Tracker, compositing
 from napari_sam2.engine import tracker as tracker_module
 from napari_sam2.engine.labels import LabelVolume
 
@@ -30,7 +30,7 @@ MODEL_STEPS = {
 }
 ENGINE_STEPS = {
     "hole filling": (tracker_module, "fill_holes"),
-    "resize to the frame": (tracker_module, "to_frame_resolution"),
+    "resize to the frame": (compositing, "to_frame_resolution"),
     "label compositing": (LabelVolume, "write_object"),
 }
 

@@ -139,7 +139,7 @@ def trace_ours(spec: dict, stack: CellStack) -> dict:
     """Resident memory after every frame of one propagation, as a user's process meets it;
     spec["trim"] False turns off the tracker's release of freed memory, to see its effect,
     and its time per frame is measured when on."""
-    from napari_sam2.engine import tracker as tracker_module
+    from napari_sam2.engine import propagation as propagation_module
 
     model = build_model(spec["model"], image_size=spec["image_size"])
     model.load_state_dict(torch.load(spec["weights"], weights_only=True), strict=True)
@@ -149,7 +149,7 @@ def trace_ours(spec: dict, stack: CellStack) -> dict:
     if spec["result_budget_mb"] is not None:
         budget["result_budget_bytes"] = int(spec["result_budget_mb"] * MIB)
     trim_seconds = []
-    release = tracker_module.release_freed_memory
+    release = propagation_module.release_freed_memory
 
     def timed_release() -> bool:
         start = time.perf_counter()
@@ -158,7 +158,7 @@ def trace_ours(spec: dict, stack: CellStack) -> dict:
         finally:
             trim_seconds.append(time.perf_counter() - start)
 
-    tracker_module.release_freed_memory = timed_release if spec["trim"] else (lambda: False)
+    propagation_module.release_freed_memory = timed_release if spec["trim"] else (lambda: False)
     gc.collect()
     baseline = current_rss_mib()
     rss = []

@@ -619,6 +619,16 @@ def test_frame_tensor_is_the_frame_sources(model):
     assert tracker.frame_tensor(1).shape == (3, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def test_normalized_frame_is_the_frame_sources_and_checks_the_frame(model):
+    stack = np.random.default_rng(1).integers(0, 5000, (3, 40, 50)).astype(np.uint16)
+    tracker = Tracker(model, stack, contrast_limits=(100, 4000))
+    expected = FrameSource(stack, IMAGE_SIZE, contrast_limits=(100, 4000)).normalized(2)
+    assert tracker.normalized_frame(2).shape == (40, 50, 3)
+    np.testing.assert_array_equal(tracker.normalized_frame(2), expected)
+    with pytest.raises(SAM2Error, match="frame 3 does not exist"):
+        tracker.normalized_frame(3)
+
+
 class CountingFrames:
     """An array-like recording which frames are read; refuses whole conversion."""
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_sam2.engine import Tracker, budgets, freed_memory
-from napari_sam2.engine import tracker as tracker_module
+from napari_sam2.engine import propagation as propagation_module
 from napari_sam2.engine.budgets import MIB, CacheBudgets, default_budgets
 from napari_sam2.errors import SAM2Error
 from napari_sam2.synthetic import moving_cells
@@ -66,7 +66,7 @@ def test_a_smaller_feature_budget_drops_features_at_once(model, frames):
 
 def test_propagation_gives_freed_memory_back_after_each_frame(model, frames, monkeypatch):
     calls = []
-    monkeypatch.setattr(tracker_module, "release_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(propagation_module, "release_freed_memory", lambda: calls.append(1))
     tracker = Tracker(model, frames)
     tracker.add_points(0, 1, [[30.0, 20.0]], [1])
     steps = sum(1 for _ in tracker.propagate())

@@ -173,7 +173,7 @@ def test_an_object_added_while_paused_keeps_its_pixels(model, frames):
 def test_a_click_composites_like_all_objects_with_fewer_resized(model, frames, monkeypatch):
     """A click resizes only the logits of objects that can be positive where the clicked one
     is or was; the labels are those of compositing with every object on the frame."""
-    from napari_sam2.engine import tracker as tracker_module
+    from napari_sam2.engine import compositing as compositing_module
     from napari_sam2.engine.labels import LabelVolume
 
     tracker = Tracker(model, frames, fill_hole_area=0)
@@ -183,9 +183,9 @@ def test_a_click_composites_like_all_objects_with_fewer_resized(model, frames, m
     before = tracker.labels()[0].copy()
     everyone = {i: tracker._frame_logits(tracker.objects[i].latest_result(0)) for i in (1, 2, 3)}
     resized = []
-    to_frame = tracker_module.to_frame_resolution
+    to_frame = compositing_module.to_frame_resolution
     monkeypatch.setattr(
-        tracker_module,
+        compositing_module,
         "to_frame_resolution",
         lambda logits, h, w: resized.append(1) or to_frame(logits, h, w),
     )

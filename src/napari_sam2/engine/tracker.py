@@ -4,7 +4,8 @@ One engine for the widget, the CLI and Python users (numpy in, numpy out). It fo
 reference video predictor's semantics, with two deliberate differences: a correction on a
 frame already tracked becomes a prompted (conditioning) frame, so it sticks when propagating
 again; and memory stays bounded, since only what later frames can attend to (plus a byte
-budget of recent results, for corrections) is kept.
+budget of recent results, for corrections) is kept. This module holds the state and the
+public methods; `frame_prompts`, `propagation` and `compositing` do the work.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,21 +14,21 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
-from ..model import SAM2, FrameFeatures, FrameMemory, select_memories
-from ..model.memory_bank import MemoryInputs
+from ..model import SAM2, FrameFeatures, select_memories
 from ..model.sam2 import NO_OBJECT_LOGIT
+from . import propagation
 from .budgets import CacheBudgets, default_budgets
-from .eviction import evict_results
+from .compositing import frame_logits, show_latest, show_result
 from .feature_cache import FeatureCache, disk_store_for
+from .frame_prompts import mask_prompt, points_prompt, predict
 from .frames import FrameSource
-from .freed_memory import release_freed_memory
 from .labels import LabelVolume
-from .masks import boxes_meet, fill_holes, positive_box, reach, to_frame_resolution
-from .object_batches import batches_by_layout, default_batch_size
+from .masks import fill_holes, to_frame_resolution
+from .object_batches import default_batch_size
 from .precision import PRECISIONS, autocast, uses_bfloat16
 from .prompt_inputs import to_model_xy
-from .propagation_plan import DIRECTIONS, Pass, plan_passes
-from .state import BACKWARD, FORWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
+from .propagation_plan import DIRECTIONS
+from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 __all__ = ["DIRECTIONS", "PRECISIONS", "Tracker"]
 
@@ -131,6 +132,10 @@ class Tracker:
         """The exact model input for frame t: float32 (3, S, S)."""
         return self.frames.frame_tensor(self._check_frame(t))
 
+    def normalized_frame(self, t: int) -> np.ndarray:
+        """Frame t as the model's normalization sees it: float32 in [0, 1], (H, W, 3)."""
+        return self.frames.normalized(self._check_frame(t))
+
     def _check_frame(self, t: int) -> int:
         if (
             not isinstance(t, int | np.integer)
@@ -222,8 +227,7 @@ class Tracker:
         return fill_holes(low_res.float(), self.fill_hole_area)
 
     def _frame_logits(self, result: FrameResult) -> np.ndarray:
-        logits = to_frame_resolution(result.low_res_logits.float(), self.height, self.width)
-        return logits[0].cpu().numpy()
+        return frame_logits(result, self.height, self.width)
 
     # -- prompts --------------------------------------------------------------------
 
@@ -262,101 +266,21 @@ class Tracker:
         1 object / 0 background; box x0, y0, x1, y1). With neither, the frame's prompts are
         cleared. Returns the object's logits on frame t, float32 (H, W)."""
         t = self._check_frame(t)
-        labels = np.asarray(labels).reshape(-1)
-        points = self._to_model_xy(points_xy, "point")
-        if len(labels) != len(points):
-            raise SAM2Error(f"{len(points)} points but {len(labels)} labels")
-        if not np.isin(labels, (0, 1)).all():
-            raise SAM2Error("point labels must be 1 (object) or 0 (background)")
-        if box is not None and not box_in_model_units:
-            corners = self._to_model_xy(box, "box corner")
-            box = torch.stack([corners.min(0).values, corners.max(0).values]).reshape(4)
+        prompt = points_prompt(self, points_xy, labels, box, box_in_model_units)
         obj = self._object(obj_id)
-        if len(points) == 0 and box is None:
+        if prompt is None:
             self.clear_frame(t, obj.obj_id)
             self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
             return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
-        prompt = FramePrompt(box=box)
-        if len(points):
-            prompt.point_coords = points
-            prompt.point_labels = torch.as_tensor(labels, dtype=torch.int32)
-        return self._prompt(t, obj.obj_id, prompt)
+        return show_result(self, obj, t, predict(self, t, obj, prompt))
 
     def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
         """A mask (H, W) for one object on frame t; it replaces every other prompt there.
         Returns the object's logits on frame t, float32 (H, W)."""
-        mask = np.asarray(mask)
-        if mask.shape != (self.height, self.width):
-            raise SAM2Error(
-                f"the mask has shape {mask.shape}, the frames are {(self.height, self.width)}"
-            )
+        prompt = mask_prompt(mask, self.height, self.width, self.model.image_size)
         t = self._check_frame(t)
-        size = self.model.image_size
-        resized = torch.from_numpy(mask.astype(bool, copy=False)).float()[None, None]
-        if resized.shape[-2:] != (size, size):
-            resized = torch.nn.functional.interpolate(
-                resized, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-            resized = (resized >= 0.5).float()
-        return self._prompt(t, obj_id, FramePrompt(mask=resized))
-
-    @torch.inference_mode()
-    def _prompt(self, t: int, obj_id: int, prompt: FramePrompt) -> np.ndarray:
         obj = self._object(obj_id)
-        reverse = obj.direction[t] == BACKWARD
-        first_prompt = obj.direction[t] == NOT_TRACKED
-        features = self.frame_features(t)
-        with self._autocast():
-            if prompt.mask is not None:
-                prediction = self.model.track_frame(
-                    features, None, mask=prompt.mask.to(self.device)
-                )
-            else:
-                coords, labels = prompt.model_points()
-                previous = obj.latest_result(t)
-                prev_logits = (
-                    None
-                    if previous is None
-                    else previous.low_res_logits.to(self.device).clamp(-32.0, 32.0)
-                )
-                memory = None if first_prompt else self._memory_for(obj, t, reverse)
-                prediction = self.model.track_frame(
-                    features,
-                    memory,
-                    coords.to(self.device),
-                    labels.to(self.device),
-                    prev_mask_logits=prev_logits,
-                    high_res_masks=False,  # the memory encoder upscales at propagation
-                )
-        obj.prompts[t] = prompt
-        result = FrameResult(
-            self._finish(prediction.low_res_masks),
-            float(prediction.object_score_logits),
-            prediction.obj_ptr,
-        )
-        if prediction.candidate_obj_ptrs is not None:
-            result.candidates = prediction.low_res_multimasks
-            result.candidate_ptrs = prediction.candidate_obj_ptrs
-        obj.pending[t] = result
-        return self._show(obj, t, result)
-
-    def _show(self, obj: ObjectState, t: int, result: FrameResult) -> np.ndarray:
-        """Write one object's new result on frame t into the labels; its logits (H, W)."""
-        logits = self._frame_logits(result)
-        # only objects that can be positive where this one is or was compete for pixels;
-        # resizing every other object's logits would cost a click ~1 ms per object
-        boxes = [positive_box(logits > 0), positive_box(self.volume.array[t] == obj.obj_id)]
-        boxes = [b for b in boxes if b is not None]
-        others = {}
-        for other in self.objects.values():
-            other_result = other.latest_result(t) if other is not obj else None
-            if other_result is None or not boxes:
-                continue
-            box = reach(other_result.low_res_logits, self.height, self.width)
-            if box is not None and any(boxes_meet(box, b) for b in boxes):
-                others[other.obj_id] = self._frame_logits(other_result)
-        self.volume.write_object(t, obj.obj_id, logits, others)
-        return logits
+        return show_result(self, obj, t, predict(self, t, obj, prompt))
 
     def candidate_logits(self, t: int, obj_id: int) -> np.ndarray:
         """The three candidate masks of the last single click on frame t, as logits
@@ -380,7 +304,7 @@ class Tracker:
             raise SAM2Error(f"there are {count} candidate masks on frame {t}")
         result.low_res_logits = self._finish(result.candidates[:, index : index + 1])
         result.obj_ptr = result.candidate_ptrs[:, index]
-        return self._show(obj, t, result)
+        return show_result(self, obj, t, result)
 
     def clear_frame(self, t: int, obj_id: int | None = None) -> None:
         """Remove the prompts on frame t, of one object or of all; the frame is then tracked
@@ -394,11 +318,7 @@ class Tracker:
             if result is not None:
                 obj.tracked[t] = result
                 obj.direction[t] = NOT_TRACKED
-            remaining = obj.latest_result(t)
-            if remaining is None:
-                self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
-            else:
-                self.volume.write_object(t, obj.obj_id, self._frame_logits(remaining))
+            show_latest(self, obj, t)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object and erase it from the labels."""
@@ -421,39 +341,6 @@ class Tracker:
 
     # -- propagation ----------------------------------------------------------------
 
-    @torch.inference_mode()
-    def _consolidate(self, objs: list[ObjectState]) -> None:
-        """Encode the memory of frames prompted since the last propagation."""
-        for obj in objs:
-            for t, result in sorted(obj.pending.items()):
-                features = self.frame_features(t)
-                high_res = self.model.upscale(result.low_res_logits.to(self.device))
-                score = torch.tensor([[result.object_score]], device=self.device)
-                with self._autocast():
-                    result.memory = self.model.frame_memory(
-                        features, high_res, score, result.obj_ptr, from_clicks=True
-                    )
-                obj.conditioning[t] = result
-                obj.tracked.pop(t, None)
-            obj.pending.clear()
-
-    def _selection(self, obj_ids: Iterable[int] | None) -> list[ObjectState]:
-        """The objects a propagation runs: all of them, or exactly `obj_ids`."""
-        if obj_ids is None:
-            return list(self.objects.values())
-        if isinstance(obj_ids, int | np.integer):
-            obj_ids = [obj_ids]
-        selected = [self._object(i, create=False) for i in obj_ids]
-        if not selected:
-            raise SAM2Error("obj_ids is empty: name at least one object to propagate")
-        unprompted = [o.obj_id for o in selected if not o.conditioning and not o.pending]
-        if unprompted:
-            raise SAM2Error(
-                f"objects {unprompted} have no prompts to propagate from: add a click, box or "
-                "mask first"
-            )
-        return list({o.obj_id: o for o in selected}.values())
-
     def propagate(
         self,
         direction: str = "forward",
@@ -471,26 +358,10 @@ class Tracker:
         Stopping the generator between frames leaves a consistent state; an object removed
         (or a `reset`) while the generator is paused is not tracked further.
         """
-        objs = self._selection(obj_ids)
-        passes = self._passes(direction, start_frame, objs)
+        objs = propagation.selection(self, obj_ids)
+        planned = propagation.passes(self, direction, start_frame, objs)
         prompted = [obj for obj in objs if obj.conditioning]
-        return self._run_passes(prompted, passes, partial=obj_ids is not None)
-
-    def _run_passes(self, objs, passes, partial) -> Iterator[tuple[int, list[int], np.ndarray]]:
-        for order, reverse in passes:
-            yield from self._run(objs, order, reverse, partial)
-
-    def _passes(
-        self, direction: str, start_frame: int | None, objs: list[ObjectState]
-    ) -> list[Pass]:
-        """The passes propagation makes, after encoding new prompts into memory."""
-        if direction not in DIRECTIONS:
-            raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        if start_frame is not None:
-            start_frame = self._check_frame(start_frame)
-        self._consolidate(objs)
-        prompted = [list(obj.conditioning) for obj in objs]
-        return plan_passes(direction, start_frame, prompted, self.num_frames)
+        return propagation.run_passes(self, prompted, planned, partial=obj_ids is not None)
 
     def propagation_length(
         self,
@@ -499,115 +370,6 @@ class Tracker:
         obj_ids: Iterable[int] | None = None,
     ) -> int:
         """How many frame steps `propagate` with these arguments yields."""
-        objs = self._selection(obj_ids)
-        return sum(len(order) for order, _ in self._passes(direction, start_frame, objs))
-
-    def _write_frame(self, t: int, objs: list[ObjectState], logits: np.ndarray, partial: bool):
-        """Composite frame t. When only some objects were tracked, the others keep their
-        pixels, and take back those the tracked ones give up where their stored logits on
-        t claim them."""
-        ids = [o.obj_id for o in objs]
-        if not partial:
-            self.volume.write_frame(t, ids, logits)
-            return
-        tracked = set(ids)
-        others = {}
-        for other in self.objects.values():
-            result = None if other.obj_id in tracked else other.latest_result(t)
-            if result is not None:
-                others[other.obj_id] = self._frame_logits(result)
-        self.volume.write_some(t, ids, logits, others)
-
-    def _run(
-        self, objs: list[ObjectState], order: range, reverse: bool, partial: bool = False
-    ) -> Iterator[tuple[int, list[int], np.ndarray]]:
-        seen, lost = set(), set()  # in this pass, when lost objects may not return
-        for t in order:
-            # objects removed (or a reset) while the generator was paused stay gone
-            objs = [o for o in objs if self.objects.get(o.obj_id) is o]
-            if not objs:
-                return
-            partial = partial or len(objs) < len(self.objects)
-            obj_ids = [o.obj_id for o in objs]
-            with torch.inference_mode():
-                logits = self._track_objects(objs, t, reverse, lost)
-            if not self.reappear:
-                for obj, obj_logits in zip(objs, logits, strict=True):
-                    # lost: an empty mask (an absent object's mask is empty too)
-                    if (obj_logits > 0).any():
-                        seen.add(obj.obj_id)
-                        lost.discard(obj.obj_id)
-                    elif obj.obj_id in seen:
-                        lost.add(obj.obj_id)
-            self._write_frame(t, objs, logits, partial)
-            # the frame's activations are freed: give them back to the system now, so the
-            # process's resident memory stays near what the caches hold
-            release_freed_memory()
-            yield t, obj_ids, logits
-
-    def _track_objects(
-        self, objs: list[ObjectState], t: int, reverse: bool, lost: set[int]
-    ) -> np.ndarray:
-        """Every object's logits on frame t, (N, H, W). Objects tracked from memory run in
-        batches of objects whose memories have the same layout."""
-        logits = np.empty((len(objs), self.height, self.width), dtype=np.float32)
-        to_track: list[tuple[int, ObjectState, MemoryInputs]] = []
-        for i, obj in enumerate(objs):
-            if obj.obj_id in lost and t not in obj.conditioning:
-                logits[i] = self._untrack(obj, t)
-                continue
-            obj.direction[t] = BACKWARD if reverse else FORWARD
-            if t in obj.conditioning:
-                logits[i] = self._frame_logits(obj.conditioning[t])
-                continue
-            to_track.append((i, obj, self._memory_for(obj, t, reverse)))
-        layouts = [memory.layout for _, _, memory in to_track]
-        for batch in batches_by_layout(to_track, layouts, self.batch_size):
-            rows = [i for i, _, _ in batch]
-            logits[rows] = self._track_batch(
-                [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse
-            )
-        return logits
-
-    def _untrack(self, obj: ObjectState, t: int) -> np.ndarray:
-        """An object that may not return, past the frame where it was lost: empty, and the
-        frame counts as never tracked (a click there starts afresh)."""
-        obj.tracked.pop(t, None)
-        obj.direction[t] = NOT_TRACKED
-        return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
-
-    def _track_batch(
-        self, objs: list[ObjectState], memories: list[MemoryInputs], t: int, reverse: bool
-    ) -> np.ndarray:
-        """Track objects on frame t in one batch; their logits (B, H, W)."""
-        features = self.frame_features(t)
-        with self._autocast():
-            prediction = self.model.track_frames(features, memories)
-            memory = self.model.frame_memory(
-                features,
-                prediction.high_res_masks,
-                prediction.object_score_logits,
-                prediction.obj_ptr,
-            )
-        low_res = self._finish(prediction.low_res_masks)
-        scores = prediction.object_score_logits.float().cpu().view(-1).tolist()
-        for i, obj in enumerate(objs):
-            # copies, so that each result holds its own rows and not the whole batch
-            row = slice(i, i + 1)
-            obj_ptr = memory.obj_ptr[row].clone()
-            own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
-            result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory)
-            obj.tracked.pop(t, None)
-            obj.tracked[t] = result  # newest last, for eviction order
-            self._evict(obj, t, reverse)
-        return to_frame_resolution(low_res, self.height, self.width).cpu().numpy()
-
-    def _evict(self, obj: ObjectState, t: int, reverse: bool) -> None:
-        evict_results(
-            obj,
-            t,
-            reverse,
-            self.result_budget_bytes // max(1, len(self.objects)),
-            self._memory_options["num_maskmem"],
-            self._memory_options["max_obj_ptrs"],
-        )
+        objs = propagation.selection(self, obj_ids)
+        planned = propagation.passes(self, direction, start_frame, objs)
+        return sum(len(order) for order, _ in planned)

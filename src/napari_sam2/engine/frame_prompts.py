@@ -1,0 +1,91 @@
+"""From a user's clicks, box or mask on one frame to one object's result there: the prompt
+checked and put on the model's grid, then one pass of the SAM heads (a click)."""
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..errors import SAM2Error
+from .state import BACKWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+
+def points_prompt(tracker: "Tracker", points_xy, labels, box, box_in_model_units: bool):
+    """The prompt of clicks (frame pixels, labels 1/0) and a box (x0, y0, x1, y1 in frame
+    pixels, or already on the model's grid); None when there are neither."""
+    labels = np.asarray(labels).reshape(-1)
+    points = tracker._to_model_xy(points_xy, "point")
+    if len(labels) != len(points):
+        raise SAM2Error(f"{len(points)} points but {len(labels)} labels")
+    if not np.isin(labels, (0, 1)).all():
+        raise SAM2Error("point labels must be 1 (object) or 0 (background)")
+    if box is not None and not box_in_model_units:
+        corners = tracker._to_model_xy(box, "box corner")
+        box = torch.stack([corners.min(0).values, corners.max(0).values]).reshape(4)
+    if len(points) == 0 and box is None:
+        return None
+    prompt = FramePrompt(box=box)
+    if len(points):
+        prompt.point_coords = points
+        prompt.point_labels = torch.as_tensor(labels, dtype=torch.int32)
+    return prompt
+
+
+def mask_prompt(mask, height: int, width: int, image_size: int) -> FramePrompt:
+    """The prompt of a (H, W) mask, resized to the model's input grid."""
+    mask = np.asarray(mask)
+    if mask.shape != (height, width):
+        raise SAM2Error(f"the mask has shape {mask.shape}, the frames are {(height, width)}")
+    resized = torch.from_numpy(mask.astype(bool, copy=False)).float()[None, None]
+    if resized.shape[-2:] != (image_size, image_size):
+        resized = torch.nn.functional.interpolate(
+            resized,
+            size=(image_size, image_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        resized = (resized >= 0.5).float()
+    return FramePrompt(mask=resized)
+
+
+@torch.inference_mode()
+def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -> FrameResult:
+    """The object's result on frame t from this prompt, kept as pending (it becomes a
+    conditioning frame's memory when propagation starts)."""
+    model, device = tracker.model, tracker.device
+    reverse = obj.direction[t] == BACKWARD
+    first_prompt = obj.direction[t] == NOT_TRACKED
+    features = tracker.frame_features(t)
+    with tracker._autocast():
+        if prompt.mask is not None:
+            prediction = model.track_frame(features, None, mask=prompt.mask.to(device))
+        else:
+            coords, labels = prompt.model_points()
+            previous = obj.latest_result(t)
+            prev_logits = (
+                None if previous is None else previous.low_res_logits.to(device).clamp(-32.0, 32.0)
+            )
+            memory = None if first_prompt else tracker._memory_for(obj, t, reverse)
+            prediction = model.track_frame(
+                features,
+                memory,
+                coords.to(device),
+                labels.to(device),
+                prev_mask_logits=prev_logits,
+                high_res_masks=False,  # the memory encoder upscales at propagation
+            )
+    obj.prompts[t] = prompt
+    result = FrameResult(
+        tracker._finish(prediction.low_res_masks),
+        float(prediction.object_score_logits),
+        prediction.obj_ptr,
+    )
+    if prediction.candidate_obj_ptrs is not None:
+        result.candidates = prediction.low_res_multimasks
+        result.candidate_ptrs = prediction.candidate_obj_ptrs
+    obj.pending[t] = result
+    return result

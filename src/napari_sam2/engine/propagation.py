@@ -1,0 +1,181 @@
+"""Propagation through the stack: prompted frames encoded into memory, then every frame of a
+pass tracked from memory, object batch by object batch, and written into the labels."""
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..errors import SAM2Error
+from ..model import FrameMemory
+from ..model.memory_bank import MemoryInputs
+from ..model.sam2 import NO_OBJECT_LOGIT
+from .compositing import write_tracked_frame
+from .eviction import evict_results
+from .freed_memory import release_freed_memory
+from .masks import to_frame_resolution
+from .object_batches import batches_by_layout
+from .propagation_plan import DIRECTIONS, Pass, plan_passes
+from .state import BACKWARD, FORWARD, NOT_TRACKED, FrameResult, ObjectState
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+Step = tuple[int, list[int], np.ndarray]
+
+
+def selection(tracker: "Tracker", obj_ids: Iterable[int] | None) -> list[ObjectState]:
+    """The objects a propagation runs: all of them, or exactly `obj_ids`."""
+    if obj_ids is None:
+        return list(tracker.objects.values())
+    if isinstance(obj_ids, int | np.integer):
+        obj_ids = [obj_ids]
+    selected = [tracker._object(i, create=False) for i in obj_ids]
+    if not selected:
+        raise SAM2Error("obj_ids is empty: name at least one object to propagate")
+    unprompted = [o.obj_id for o in selected if not o.conditioning and not o.pending]
+    if unprompted:
+        raise SAM2Error(
+            f"objects {unprompted} have no prompts to propagate from: add a click, box or "
+            "mask first"
+        )
+    return list({o.obj_id: o for o in selected}.values())
+
+
+@torch.inference_mode()
+def consolidate(tracker: "Tracker", objs: list[ObjectState]) -> None:
+    """Encode the memory of frames prompted since the last propagation."""
+    model, device = tracker.model, tracker.device
+    for obj in objs:
+        for t, result in sorted(obj.pending.items()):
+            features = tracker.frame_features(t)
+            high_res = model.upscale(result.low_res_logits.to(device))
+            score = torch.tensor([[result.object_score]], device=device)
+            with tracker._autocast():
+                result.memory = model.frame_memory(
+                    features, high_res, score, result.obj_ptr, from_clicks=True
+                )
+            obj.conditioning[t] = result
+            obj.tracked.pop(t, None)
+        obj.pending.clear()
+
+
+def passes(
+    tracker: "Tracker", direction: str, start_frame: int | None, objs: list[ObjectState]
+) -> list[Pass]:
+    """The passes propagation makes, after encoding new prompts into memory."""
+    if direction not in DIRECTIONS:
+        raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if start_frame is not None:
+        start_frame = tracker._check_frame(start_frame)
+    consolidate(tracker, objs)
+    prompted = [list(obj.conditioning) for obj in objs]
+    return plan_passes(direction, start_frame, prompted, tracker.num_frames)
+
+
+def run_passes(
+    tracker: "Tracker", objs: list[ObjectState], planned: list[Pass], partial: bool
+) -> Iterator[Step]:
+    for order, reverse in planned:
+        yield from run_pass(tracker, objs, order, reverse, partial)
+
+
+def run_pass(
+    tracker: "Tracker",
+    objs: list[ObjectState],
+    order: range,
+    reverse: bool,
+    partial: bool = False,
+) -> Iterator[Step]:
+    """Track `objs` over the frames of `order`, yielding (t, obj_ids, logits) per frame."""
+    seen, lost = set(), set()  # in this pass, when lost objects may not return
+    for t in order:
+        # objects removed (or a reset) while the generator was paused stay gone
+        objs = [o for o in objs if tracker.objects.get(o.obj_id) is o]
+        if not objs:
+            return
+        partial = partial or len(objs) < len(tracker.objects)
+        obj_ids = [o.obj_id for o in objs]
+        with torch.inference_mode():
+            logits = track_objects(tracker, objs, t, reverse, lost)
+        if not tracker.reappear:
+            for obj, obj_logits in zip(objs, logits, strict=True):
+                # lost: an empty mask (an absent object's mask is empty too)
+                if (obj_logits > 0).any():
+                    seen.add(obj.obj_id)
+                    lost.discard(obj.obj_id)
+                elif obj.obj_id in seen:
+                    lost.add(obj.obj_id)
+        write_tracked_frame(tracker, t, objs, logits, partial)
+        # the frame's activations are freed: give them back to the system now, so the
+        # process's resident memory stays near what the caches hold
+        release_freed_memory()
+        yield t, obj_ids, logits
+
+
+def track_objects(
+    tracker: "Tracker", objs: list[ObjectState], t: int, reverse: bool, lost: set[int]
+) -> np.ndarray:
+    """Every object's logits on frame t, (N, H, W). Objects tracked from memory run in
+    batches of objects whose memories have the same layout."""
+    logits = np.empty((len(objs), tracker.height, tracker.width), dtype=np.float32)
+    to_track: list[tuple[int, ObjectState, MemoryInputs]] = []
+    for i, obj in enumerate(objs):
+        if obj.obj_id in lost and t not in obj.conditioning:
+            logits[i] = untrack(tracker, obj, t)
+            continue
+        obj.direction[t] = BACKWARD if reverse else FORWARD
+        if t in obj.conditioning:
+            logits[i] = tracker._frame_logits(obj.conditioning[t])
+            continue
+        to_track.append((i, obj, tracker._memory_for(obj, t, reverse)))
+    layouts = [memory.layout for _, _, memory in to_track]
+    for batch in batches_by_layout(to_track, layouts, tracker.batch_size):
+        rows = [i for i, _, _ in batch]
+        logits[rows] = track_batch(
+            tracker, [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse
+        )
+    return logits
+
+
+def untrack(tracker: "Tracker", obj: ObjectState, t: int) -> np.ndarray:
+    """An object that may not return, past the frame where it was lost: empty, and the
+    frame counts as never tracked (a click there starts afresh)."""
+    obj.tracked.pop(t, None)
+    obj.direction[t] = NOT_TRACKED
+    return np.full((tracker.height, tracker.width), NO_OBJECT_LOGIT, dtype=np.float32)
+
+
+def track_batch(
+    tracker: "Tracker",
+    objs: list[ObjectState],
+    memories: list[MemoryInputs],
+    t: int,
+    reverse: bool,
+) -> np.ndarray:
+    """Track objects on frame t in one batch; their logits (B, H, W)."""
+    model = tracker.model
+    features = tracker.frame_features(t)
+    with tracker._autocast():
+        prediction = model.track_frames(features, memories)
+        memory = model.frame_memory(
+            features,
+            prediction.high_res_masks,
+            prediction.object_score_logits,
+            prediction.obj_ptr,
+        )
+    low_res = tracker._finish(prediction.low_res_masks)
+    scores = prediction.object_score_logits.float().cpu().view(-1).tolist()
+    options = tracker._memory_options
+    budget = tracker.result_budget_bytes // max(1, len(tracker.objects))
+    for i, obj in enumerate(objs):
+        # copies, so that each result holds its own rows and not the whole batch
+        row = slice(i, i + 1)
+        obj_ptr = memory.obj_ptr[row].clone()
+        own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
+        result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory)
+        obj.tracked.pop(t, None)
+        obj.tracked[t] = result  # newest last, for eviction order
+        evict_results(obj, t, reverse, budget, options["num_maskmem"], options["max_obj_ptrs"])
+    return to_frame_resolution(low_res, tracker.height, tracker.width).cpu().numpy()
