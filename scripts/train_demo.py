@@ -3,6 +3,7 @@
     python scripts/train_demo.py --out runs/demo            # train (resumes if interrupted)
     python scripts/train_demo.py --out runs/demo --install  # ... and ship the weights
     python scripts/train_demo.py --out runs/demo --eval-only   # scores runs/demo/model.pt
+    python scripts/train_demo.py --out runs/demo --from-shipped-v2   # phase 4 only, from v2
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -10,6 +11,7 @@ default because on a shared CPU several threads mostly wait for each other.
 """
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -47,6 +49,11 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src/napari_sam2/model/weights_d
 PHASE2_FILE = "phase2_fp16.pt"
 # the shipped weights are phase 3 stopped here (its schedule is --widen-steps long)
 SHIPPED_WIDEN_STEPS = 1000
+# phase 3 ends here (float16, as shipped as v2); a run folder holding it resumes at phase 4
+PHASE3_FILE = "phase3_fp16.pt"
+# SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
+# from the shipped weights only while they are still v2, so a rerun never starts from v3
+V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
 
 
 def random_timelapse(seed: int, num_frames: int) -> LabelledStack:
@@ -161,6 +168,66 @@ def widened_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     ]
 
 
+def focus_zstack(seed: int, depth: int) -> LabelledStack:
+    """A nuclei z-stack for phase 4: radius 8-30 px, half-depth 2.5-9 slices, axial blur
+    1-3 slices, so nuclei of many sizes rise, shrink and end within one clip."""
+    rng = np.random.default_rng([seed, 5])
+    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
+    radius = float(np.exp(rng.uniform(np.log(8), np.log(30))))
+    nuclei = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.3), 2, 24))
+    stack = zstack(
+        depth,
+        height,
+        width,
+        nuclei,
+        seed=seed,
+        nucleus_radius=radius,
+        z_radius=rng.uniform(2.5, 9),
+        brightness=rng.uniform(150, 800),
+        background=rng.uniform(10, 80),
+        attenuation=rng.uniform(0.0, 0.7),
+        psf_sigma=(rng.uniform(1.0, 3.0), rng.uniform(0.8, 1.5), rng.uniform(0.8, 1.5)),
+        read_noise=rng.uniform(2, 8),
+    )
+    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def long_timelapse(seed: int, num_frames: int) -> LabelledStack:
+    """A longer fluorescence time-lapse for phase 4: cells that mostly stay in view, little
+    bleaching, slow stage drift in some, divisions; clips of it start anywhere, so the model
+    sees cells far from where they began."""
+    rng = np.random.default_rng([seed, 6])
+    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
+    radius = rng.uniform(8, 20)
+    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.25), 2, 16))
+    stack = timelapse(
+        num_frames,
+        height,
+        width,
+        cells,
+        seed=seed,
+        cell_radius=radius,
+        num_divisions=int(rng.integers(0, 4)),
+        brightness=rng.uniform(80, 600),
+        background=rng.uniform(10, 60),
+        bleaching=rng.uniform(0.0, 0.01),
+        psf_sigma=rng.uniform(0.8, 2.0),
+        read_noise=rng.uniform(2, 8),
+        leaving=bool(rng.random() < 0.5),
+        drift=tuple(rng.uniform(-0.3, 0.3, 2) * (rng.random() < 0.5)),
+    )
+    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def focus_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 4's extra data: two z-stacks for every long time-lapse, aimed at the goals v2
+    missed (z-stack volume J, long runs)."""
+    return [
+        long_timelapse(seed, 96) if seed % 3 == 2 else focus_zstack(seed, 32)
+        for seed in range(first_seed, first_seed + count)
+    ]
+
+
 def training_stacks(count: int) -> list[LabelledStack]:
     """Two time-lapses for every z-stack."""
     return [
@@ -246,6 +313,42 @@ def widen_phase(steps: int, seed: int, lr: float, stop_at: int | None = None) ->
     )
 
 
+def focus_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None = None):
+    """Phase 4: the phase-3 recipe (absent-frame loss included) from the v2 weights, on all
+    earlier stacks plus the phase-4 ones, at a lower peak rate, so what v2 does well is kept
+    while z-stacks and long runs improve."""
+    return TrainOptions(
+        steps=steps,
+        stop_at=stop_at,
+        lr=lr,
+        weight_decay=0.01,
+        warmup_steps=25,
+        final_lr_fraction=0.1,
+        dropout=0.0,
+        clip_length=clip_length,
+        recipe=Recipe(correction_clicks=2, weights=WIDEN_WEIGHTS),
+        seed=seed + 3,
+        checkpoint_every=25,
+        validate_every=0,
+        log_every=25,
+    )
+
+
+def snapshot_every(model, out: Path, every: int):
+    """An on_step callback that keeps the model's float16 weights every `every` steps (a
+    partial run is usable, and the best of them can be picked afterwards)."""
+
+    def on_step(step: int, record: dict) -> None:
+        if step % every == 0:
+            save_model(model, out / f"step_{step:05d}.pt", half=True)
+
+    return on_step
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def evaluation_zstacks(first_seed: int, count: int) -> list[LabelledStack]:
     """Held-out default-parameter nuclei z-stacks."""
     out = []
@@ -305,6 +408,17 @@ def main() -> int:
         default=SHIPPED_WIDEN_STEPS,
         help="end phase 3 after this many of its steps (default: as shipped)",
     )
+    parser.add_argument("--focus-steps", type=int, default=0, help="phase 4 steps (0: none)")
+    parser.add_argument("--focus-stacks", type=int, default=36, help="phase 4 extra stacks")
+    parser.add_argument("--focus-lr", type=float, default=2e-4)
+    parser.add_argument("--focus-clip-length", type=int, default=8)
+    parser.add_argument("--focus-stop", type=int, default=None, help="end phase 4 early")
+    parser.add_argument(
+        "--from-shipped-v2",
+        action="store_true",
+        help="start phase 4 from the shipped weights (only while they are v2) when the run "
+        f"folder has no {PHASE3_FILE}",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -326,45 +440,78 @@ def main() -> int:
             f"{len(stacks)} training stacks ready in {time.monotonic() - began:.0f} s", flush=True
         )
         history = {}
-        phase2 = args.out / PHASE2_FILE
-        if not phase2.is_file():
-            torch.manual_seed(args.seed)
-            model = build_model(DEMO_CONFIG)
-            init_from_scratch(model)
-            images = train(
-                model,
-                stacks,
-                args.out / "images",
-                image_phase(args.image_steps, args.seed, args.lr),
-            )
-            print(f"image phase done after {(time.monotonic() - began) / 60:.1f} min", flush=True)
-            # one-frame clips never use the memory: it is still as initialized (resumed runs
-            # load their own state over this)
-            model = init_memory_attention(load_trained(images.model_path))
-            video = train(
-                model,
-                stacks,
-                args.out / "video",
-                video_phase(args.steps, args.seed, args.lr),
+        phase3 = args.out / PHASE3_FILE
+        if args.from_shipped_v2 and not phase3.is_file():
+            if sha256(WEIGHTS) != V2_SHA256:
+                parser.error(f"{WEIGHTS} is no longer v2; run phases 1-3 instead")
+            shutil.copyfile(WEIGHTS, phase3)
+        if not phase3.is_file():
+            phase2 = args.out / PHASE2_FILE
+            if not phase2.is_file():
+                torch.manual_seed(args.seed)
+                model = build_model(DEMO_CONFIG)
+                init_from_scratch(model)
+                images = train(
+                    model,
+                    stacks,
+                    args.out / "images",
+                    image_phase(args.image_steps, args.seed, args.lr),
+                )
+                print(
+                    f"image phase done after {(time.monotonic() - began) / 60:.1f} min", flush=True
+                )
+                # one-frame clips never use the memory: it is still as initialized (resumed runs
+                # load their own state over this)
+                model = init_memory_attention(load_trained(images.model_path))
+                video = train(
+                    model,
+                    stacks,
+                    args.out / "video",
+                    video_phase(args.steps, args.seed, args.lr),
+                    validation,
+                )
+                # phase 3 starts from the float16 rounding, which is the first shipped demo.pt
+                save_model(load_trained(video.model_path), phase2, half=True)
+                history.update(images=images.history, video=video.history)
+            print(f"phase 2 weights: {phase2}", flush=True)
+            widened = widened_stacks(100_000, args.widened_stacks)
+            print(f"{len(widened)} widened stacks ready", flush=True)
+            widen = train(
+                load_trained(phase2),
+                stacks + widened,
+                args.out / "widen",
+                widen_phase(args.widen_steps, args.seed, args.widen_lr, args.widen_stop),
                 validation,
             )
-            # phase 3 starts from the float16 rounding, which is the first shipped demo.pt
-            save_model(load_trained(video.model_path), phase2, half=True)
-            history.update(images=images.history, video=video.history)
-        print(f"phase 2 weights: {phase2}", flush=True)
-        widened = widened_stacks(100_000, args.widened_stacks)
-        print(f"{len(widened)} widened stacks ready", flush=True)
-        widen = train(
-            load_trained(phase2),
-            stacks + widened,
-            args.out / "widen",
-            widen_phase(args.widen_steps, args.seed, args.widen_lr, args.widen_stop),
-            validation,
-        )
-        shutil.copyfile(widen.model_path, model_path)
+            last = min(args.widen_steps, args.widen_stop or args.widen_steps)
+            if widen.steps == last:
+                # phase 4 starts from the float16 rounding, which is the shipped v2 demo.pt
+                save_model(load_trained(widen.model_path), phase3, half=True)
+            shutil.copyfile(widen.model_path, model_path)
+            print(f"trained to {widen.steps} phase-3 steps", flush=True)
+            history["widen"] = widen.history
+        print(f"phase 3 weights: {phase3}", flush=True)
+        if args.focus_steps:
+            focus = focus_stacks(200_000, args.focus_stacks)
+            widened = widened_stacks(100_000, args.widened_stacks)
+            print(f"{len(focus)} phase-4 and {len(widened)} widened stacks ready", flush=True)
+            model = load_trained(phase3)
+            run = args.out / "focus"
+            options = focus_phase(
+                args.focus_steps, args.seed, args.focus_lr, args.focus_clip_length, args.focus_stop
+            )
+            result = train(
+                model,
+                stacks + widened + focus,
+                run,
+                options,
+                on_step=snapshot_every(model, run / "snapshots", 100),
+            )
+            shutil.copyfile(result.model_path, model_path)
+            print(f"trained to {result.steps} phase-4 steps", flush=True)
+            history["focus"] = result.history
         minutes = (time.monotonic() - began) / 60
-        print(f"trained to {widen.steps} phase-3 steps; this run took {minutes:.1f} min")
-        history["widen"] = widen.history
+        print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
 
     summary = evaluate(model_path, args.out, args.eval_stacks, args.eval_frames, args.eval_zstacks)
