@@ -20,6 +20,7 @@ FORWARDED = {
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
     "--reseed-every": "K",
+    "--tile": "SIZE|auto|off",
 }
 
 
@@ -73,7 +74,9 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch import run as run_batch
+    from .tiles import parse_tile
 
+    parse_tile(args.tile)  # a bad value is one error now, not a failed row per stack
     extra = []
     for option in FORWARDED:
         value = getattr(args, option[2:].replace("-", "_"))

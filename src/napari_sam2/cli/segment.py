@@ -15,6 +15,7 @@ from .common import (
     say,
 )
 from .segment_cells import add_cell_options, check_exports, export_results, run_cells
+from .tiles import add_tile_option, parse_tile, tile_size, track_prompts_in_tiles
 
 
 def add_parser(commands) -> None:
@@ -66,6 +67,7 @@ def add_parser(commands) -> None:
         help="model input size, a multiple of 32 (default: 1024, or the size a trained "
         "checkpoint was trained at; smaller is faster, coarser)",
     )
+    add_tile_option(segment)
     add_cache_option(segment)
     segment.add_argument("--quiet", action="store_true", help="no progress output")
     add_cell_options(segment, prompts_or_seeds)
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         return run_cells(args)
     check_model_name(args.model)
     check_image_size(args.image_size)
+    parse_tile(args.tile)
     fixed = parse_fixes(args.fix)
     out = check_writable(
         args.out, args.overwrite, inputs=(args.stack, args.prompts), suffixes=LABEL_SUFFIXES
@@ -169,6 +172,25 @@ def run(args: argparse.Namespace) -> int:
         options["contrast_limits"] = norm.contrast_limits
     elif norm is not None and norm.percentiles is not None:
         options["percentiles"] = norm.percentiles
+    size = tile_size(args, frames, model)
+    if size is not None:
+        if log is not None:
+            raise SAM2Error(
+                "--tile tracks a prompts file's final prompts; add --prompts-only to use a "
+                "session file's"
+            )
+        labels = track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, options)
+        write_labels(
+            out,
+            labels,
+            axes=label_axes(stack, frames),
+            overwrite=args.overwrite,
+            spacing=stack.spacing,
+            unit=stack.unit,
+        )
+        say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames, tiles)")
+        export_results(args, labels, {}, frames, stack)
+        return 0
     tracker = Tracker(model, frames, precision=args.precision, compile=args.compile, **options)
     try:
         if log is not None:  # a session: its log replayed, as the user made it

@@ -145,9 +145,11 @@ def run_cells(args: argparse.Namespace) -> int:
     )
     from ..model.devices import resolve_device
     from .segment import check_model_name, load_model
+    from .tiles import parse_tile, tile_size, track_seeds_in_tiles
 
     check_model_name(args.model)
     check_image_size(args.image_size)
+    parse_tile(args.tile)
     if args.reseed_every is not None and args.reseed_every < 1:
         raise SAM2Error(f"--reseed-every must be 1 or more, got {args.reseed_every}")
     fixed = parse_fixes(args.fix)
@@ -173,6 +175,15 @@ def run_cells(args: argparse.Namespace) -> int:
     reappear = args.reappear == "yes" or (args.reappear == "auto" and not along_z)
     device = resolve_device(args.device)
     model = load_model(args, device)
+    size = tile_size(args, frames, model)
+    if size is not None:
+        labels = track_seeds_in_tiles(args, model, frames, seeds, size, reappear)
+        write_labels(
+            out, labels, axes=axes, overwrite=args.overwrite, spacing=stack.spacing, unit=stack.unit
+        )
+        say(args, f"wrote {out} ({len(np.unique(labels)) - 1} objects, {num_frames} frames, tiles)")
+        export_results(args, labels, {}, frames, stack)
+        return 0
     tracker = Tracker(
         model, frames, precision=args.precision, compile=args.compile, reappear=reappear
     )

@@ -1,0 +1,101 @@
+"""`segment --tile`: frames larger than the model input tracked in overlapping tiles at native
+resolution (engine.tiled_tracking), for a prompts file or for seeds."""
+
+import argparse
+
+import numpy as np
+
+from ..errors import SAM2Error
+from .common import progress, say
+
+
+def add_tile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tile",
+        default="off",
+        metavar="SIZE|auto|off",
+        help="track in overlapping tiles of SIZE pixels at native resolution instead of "
+        "shrinking the frame into the model input; auto: tiles of the input size when the "
+        "frame is at least 1.5 times larger; off (default)",
+    )
+
+
+def parse_tile(value: str | None) -> str | int:
+    """The --tile value as "off", "auto" or a size in pixels; a clear error otherwise."""
+    from ..engine.tiles import check_tile_options
+
+    if value is None or value in ("off", "auto"):
+        return value or "off"
+    try:
+        size = int(value)
+    except ValueError:
+        raise SAM2Error(
+            f"--tile must be off, auto or a tile size in pixels (e.g. 1024), got {value!r}"
+        ) from None
+    try:
+        check_tile_options(size, 0)
+    except SAM2Error as exc:
+        raise SAM2Error(f"--tile {value}: {exc}") from None
+    return size
+
+
+def tile_size(args: argparse.Namespace, frames, model) -> int | None:
+    """The tile size this run uses, or None to track whole frames."""
+    from ..engine.tiles import resolve_tile
+
+    size = resolve_tile(parse_tile(args.tile), frames.shape[1], frames.shape[2], model.image_size)
+    if size is not None:
+        say(args, f"tracking in tiles of {size} pixels")
+    return size
+
+
+def track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, options) -> np.ndarray:
+    """`segment --prompts --tile`: the prompts file's objects tracked in tiles; the labels."""
+    from ..engine.tiled_tracking import TiledTracker
+    from ..io import apply_prompts
+
+    tracker = TiledTracker(
+        model, frames, size, precision=args.precision, compile=args.compile, **options
+    )
+    apply_prompts(tracker, prompts, prompts_name)
+    total = tracker.propagation_length(args.direction)
+    with progress(total, args.quiet) as advance:
+        for _ in tracker.propagate(args.direction):
+            advance()
+    return tracker.labels()
+
+
+def track_seeds_in_tiles(args, model, frames, seeds, size, reappear: bool) -> np.ndarray:
+    """`segment --seeds --tile`: every cell seeded on --seed-frame (automatic masks found tile
+    by tile, or a label image) tracked both ways in tiles, without divisions; the labels."""
+    from ..engine.automatic_masks import settings_for_model
+    from ..engine.tiled_tracking import TiledTracker
+
+    if args.divisions == "yes" or args.reseed_every is not None:
+        raise SAM2Error(
+            "--tile tracks seeds without divisions or reseeding; drop --divisions yes and "
+            "--reseed-every, or --tile"
+        )
+    tracker = TiledTracker(
+        model,
+        frames,
+        size,
+        precision=args.precision,
+        compile=args.compile,
+        reappear=reappear,
+    )
+    if isinstance(seeds, str):
+        settings = settings_for_model(model.config.name)
+        seeds = tracker.automatic_seed_labels(args.seed_frame, settings)
+        if not seeds.any():
+            raise SAM2Error(
+                f"the automatic mask generator found no object on frame {args.seed_frame}; "
+                "lower its thresholds or give seeds"
+            )
+        say(args, f"automatic masks: {int(seeds.max())} objects on frame {args.seed_frame}")
+    tracker.seed_from_labels(args.seed_frame, seeds)
+    total = tracker.propagation_length("both")
+    with progress(total, args.quiet) as advance:
+        for _ in tracker.propagate("both"):
+            advance()
+    return tracker.labels()

@@ -1,0 +1,491 @@
+"""Tracking in tiles: frames larger than the model input, tracked at native resolution in
+overlapping windows, each object in the window that holds it, stitched into one label volume.
+
+Every window has its own `Tracker` on a lazy crop of the stack. An object lives in one window
+at a time: its home (where its prompts are) at the start of a pass, and the window whose core
+holds its centroid once it moves: then its mask on that frame becomes a mask prompt in the new
+window, which tracks it from the next frame on (a hand-over). Each frame of the label volume
+is written from the owning windows only, so there is no seam and no duplicate id.
+"""
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import SAM2Error
+from ..model import SAM2
+from ..model.sam2 import NO_OBJECT_LOGIT
+from .automatic_masks import MaskGeneratorSettings, generate_masks
+from .budgets import default_budgets
+from .frames import FrameSource
+from .propagation_plan import DIRECTIONS, plan_passes
+from .tiles import SharedFrames, Window, default_overlap, tile_grid, window_of, window_source
+from .tracker import Tracker
+
+# automatic masks: a mask whose pixels are taken by better masks for more than this share of
+# its area is a duplicate (from an overlapping window) or a part of an object already found
+SEED_MAX_OVERLAP = 0.3
+
+
+class TiledTracker:
+    """Track objects through a (T, H, W[, C]) stack in tiles of `tile` x `tile` pixels.
+
+    overlap: pixels shared by neighbouring tiles (default a quarter of the tile); an object
+    is tracked whole when its diameter is at most the overlap. handover_margin: pixels the
+    centroid may stray past its window's core before the object is handed over (default an
+    eighth of the overlap), so that an object on a border does not change windows every
+    frame. channel, contrast_limits, percentiles: see `FrameSource` (the limits are the whole
+    stack's, for every window). Other keyword arguments go to each window's `Tracker`.
+
+    Prompts are given in frame pixels, as to a `Tracker`; all prompts of one object must lie
+    in one tile (its home).
+    """
+
+    def __init__(
+        self,
+        model: SAM2,
+        frames,
+        tile: int,
+        overlap: int | None = None,
+        handover_margin: float | None = None,
+        channel=None,
+        contrast_limits: tuple[float, float] | None = None,
+        percentiles: tuple[float, float] = (1.0, 99.8),
+        compile: bool = False,
+        **tracker_options,
+    ) -> None:
+        self.model = model.eval()
+        if compile:
+            model.compile_heavy_parts()  # once for every window
+        self.frames = (
+            frames
+            if isinstance(frames, FrameSource)
+            else FrameSource(frames, model.image_size, channel, contrast_limits, percentiles)
+        )
+        self.num_frames = self.frames.num_frames
+        self.height, self.width = self.frames.height, self.frames.width
+        self.tile = int(tile)
+        self.overlap = default_overlap(self.tile) if overlap is None else overlap
+        self.windows = tile_grid(self.height, self.width, self.tile, self.overlap)
+        self.handover_margin = self.overlap / 8 if handover_margin is None else handover_margin
+        self._shared = SharedFrames(self.frames)
+        budgets = default_budgets(model.device)
+        # the windows share the memory one tracker would have had
+        self._options = {
+            "feature_budget_bytes": budgets.features // len(self.windows),
+            "result_budget_bytes": budgets.results // len(self.windows),
+            **tracker_options,
+        }
+        self._trackers: dict[int, Tracker] = {}
+        self.home: dict[int, int] = {}  # object -> the window of its prompts
+        self.prompted: dict[int, set[int]] = {}  # object -> frames with prompts
+        self._handovers: list[tuple[int, int, int]] = []  # (window, object, frame) prompts
+        self.handovers = 0  # hand-overs in the last propagation
+        self.array = np.zeros((self.num_frames, self.height, self.width), dtype=np.uint16)
+
+    # -- windows ----------------------------------------------------------------------
+
+    def window_tracker(self, index: int) -> Tracker:
+        """The Tracker of window `index` (made when first needed)."""
+        if index not in self._trackers:
+            source = window_source(self._shared, self.windows[index])
+            self._trackers[index] = Tracker(self.model, source, **self._options)
+        return self._trackers[index]
+
+    def _home(self, obj_id: int, centre_yx, extent) -> Window:
+        """The window an object's prompt goes to; `extent` (y0, x0, y1, x1) must fit in it."""
+        if obj_id in self.home:
+            window = self.windows[self.home[obj_id]]
+        else:
+            window = window_of(self.windows, *centre_yx)
+        y0, x0, y1, x1 = extent
+        if y0 < window.y0 or x0 < window.x0 or y1 > window.y1 or x1 > window.x1:
+            where = (
+                f"the tile of its first prompt (rows {window.y0}-{window.y1 - 1}, columns "
+                f"{window.x0}-{window.x1 - 1})"
+                if obj_id in self.home
+                else f"one tile of {self.tile} pixels"
+            )
+            raise SAM2Error(
+                f"object {obj_id}'s prompt does not fit in {where}; give an object's prompts "
+                "within one tile, use a larger tile, or track without tiles"
+            )
+        return window
+
+    def _full_logits(self, window: Window, logits: np.ndarray) -> np.ndarray:
+        full = np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
+        window.crop(full)[...] = logits
+        return full
+
+    def _show(self, t: int, obj_id: int, window: Window, logits: np.ndarray) -> np.ndarray:
+        """Write one object's new mask on frame t; its logits over the whole frame."""
+        self._fit(obj_id)
+        frame = self.array[t]
+        frame[frame == obj_id] = 0
+        window.crop(frame)[logits > 0] = obj_id
+        return self._full_logits(window, logits)
+
+    def _fit(self, obj_id: int) -> None:
+        if obj_id > np.iinfo(self.array.dtype).max:
+            self.array = self.array.astype(np.uint32)
+
+    def _prompted(self, t: int, obj_id: int, window: Window, prompted: bool = True) -> None:
+        """Remember that the object's prompts on frame t are in `window` (or were cleared)."""
+        self.home[int(obj_id)] = window.index
+        frames = self.prompted.setdefault(int(obj_id), set())
+        if prompted:
+            frames.add(int(t))
+        else:
+            frames.discard(int(t))
+
+    # -- prompts (frame pixels) ---------------------------------------------------------
+
+    def _points(self, points_xy, labels) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+            labels = np.asarray(labels).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise SAM2Error(f"points must be (N, 2) pixel (x, y) coordinates ({exc})") from None
+        if not np.isfinite(points).all():
+            raise SAM2Error("points must be finite pixel coordinates")
+        return points, labels
+
+    def _point_geometry(self, points, labels, box):
+        """(centre y, x) and extent (y0, x0, y1, x1) of clicks and a box in frame pixels."""
+        corners = []
+        if box is not None:
+            try:
+                box = np.asarray(box, dtype=np.float64).reshape(4)
+            except (TypeError, ValueError):
+                raise SAM2Error(f"a box is (x0, y0, x1, y1), got {box!r}") from None
+            corners = [box[:2], box[2:]]
+        every = np.concatenate([points, np.array(corners).reshape(-1, 2)])
+        if len(every) == 0:
+            return (self.height / 2, self.width / 2), (0, 0, 0, 0), box
+        if box is not None:
+            centre = (box[1] + box[3]) / 2, (box[0] + box[2]) / 2
+        else:
+            positive = points[labels == 1] if (labels == 1).any() else points
+            centre = positive[:, 1].mean(), positive[:, 0].mean()
+        low, high = every.min(0), every.max(0)
+        # points on the frame's far edge (x == W) belong to the last pixel
+        extent = (low[1], low[0], min(high[1], self.height - 1e-6), min(high[0], self.width - 1e-6))
+        return centre, extent, box
+
+    def set_prompts(self, t: int, obj_id: int, points_xy=(), labels=(), box=None) -> np.ndarray:
+        """The clicks and box of one object on frame t become exactly these (frame pixels),
+        as `Tracker.set_prompts`. Returns the object's logits on frame t, float32 (H, W)."""
+        points, labels = self._points(points_xy, labels)
+        centre, extent, box = self._point_geometry(points, labels, box)
+        window = self._home(obj_id, centre, extent)
+        shifted_box = None if box is None else box - np.tile(window.offset_xy, 2)
+        logits = self.window_tracker(window.index).set_prompts(
+            t, obj_id, points - window.offset_xy, labels, box=shifted_box
+        )
+        self._prompted(t, obj_id, window, len(points) > 0 or box is not None)
+        return self._show(t, obj_id, window, logits)
+
+    def add_points(self, t: int, obj_id: int, points_xy, labels) -> np.ndarray:
+        """Clicks (frame pixels) for one object on frame t, as `Tracker.add_points`."""
+        points, labels = self._points(points_xy, labels)
+        centre, extent, _ = self._point_geometry(points, labels, None)
+        window = self._home(obj_id, centre, extent)
+        logits = self.window_tracker(window.index).add_points(
+            t, obj_id, points - window.offset_xy, labels
+        )
+        # clicks replace clicks; a box on the frame stays
+        earlier = int(t) in self.prompted.get(int(obj_id), ())
+        self._prompted(t, obj_id, window, len(points) > 0 or earlier)
+        return self._show(t, obj_id, window, logits)
+
+    def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
+        """A box (x0, y0, x1, y1, frame pixels) for one object on frame t."""
+        centre, extent, box = self._point_geometry(np.zeros((0, 2)), np.zeros(0), box_xyxy)
+        window = self._home(obj_id, centre, extent)
+        logits = self.window_tracker(window.index).add_box(
+            t, obj_id, box - np.tile(window.offset_xy, 2)
+        )
+        self._prompted(t, obj_id, window)
+        return self._show(t, obj_id, window, logits)
+
+    def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
+        """A mask (H, W) for one object on frame t; it must fit in one tile."""
+        mask = np.asarray(mask)
+        if mask.shape != (self.height, self.width):
+            raise SAM2Error(
+                f"the mask has shape {mask.shape}, the frames are {(self.height, self.width)}"
+            )
+        mask = mask.astype(bool, copy=False)
+        box = ndimage.find_objects(mask.view(np.uint8))
+        if box and box[0] is not None:
+            rows, cols = box[0]
+            ys, xs = np.nonzero(mask[rows, cols])
+            centre = ys.mean() + rows.start, xs.mean() + cols.start
+            extent = (rows.start, cols.start, rows.stop, cols.stop)
+        else:
+            centre, extent = (self.height / 2, self.width / 2), (0, 0, 0, 0)
+        window = self._home(obj_id, centre, extent)
+        logits = self.window_tracker(window.index).add_mask(t, obj_id, window.crop(mask))
+        self._prompted(t, obj_id, window)
+        return self._show(t, obj_id, window, logits)
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object and erase it from the labels."""
+        if obj_id not in self.home:
+            raise SAM2Error(f"there is no object {obj_id}; objects: {sorted(self.home)}")
+        for tracker in self._trackers.values():
+            if obj_id in tracker.object_ids:
+                tracker.remove_object(obj_id)
+        del self.home[obj_id]
+        self.prompted.pop(obj_id, None)
+        self._handovers = [h for h in self._handovers if h[1] != obj_id]
+        for t in range(self.num_frames):
+            frame = self.array[t]
+            frame[frame == obj_id] = 0
+
+    def reset(self) -> None:
+        """Forget every object and prompt."""
+        for tracker in self._trackers.values():
+            tracker.reset()
+        self.home.clear()
+        self.prompted.clear()
+        self._handovers.clear()
+        self.array[...] = 0
+
+    @property
+    def object_ids(self) -> list[int]:
+        return list(self.home)
+
+    def labels(self) -> np.ndarray:
+        """The (T, H, W) integer label volume: object ids, 0 = background."""
+        return self.array
+
+    # -- automatic seeds ------------------------------------------------------------------
+
+    def automatic_seed_labels(
+        self, t: int, settings: MaskGeneratorSettings | None = None, min_area: int = 20
+    ) -> np.ndarray:
+        """SAM 2's automatic masks on frame t, found window by window, as one (H, W) label
+        image (1..N). Masks cut by a window's inner edge are left to the neighbour that holds
+        them whole; duplicates from overlapping windows are merged (the best mask stays,
+        a mask mostly covered by better ones is dropped)."""
+        if not isinstance(t, int | np.integer) or not 0 <= t < self.num_frames:
+            raise SAM2Error(
+                f"frame {t} does not exist: the stack has frames 0 to {self.num_frames - 1}"
+            )
+        found = []  # (score, window, mask crop)
+        for window in self.windows:
+            tracker = self.window_tracker(window.index)
+            image = tracker.frames.normalized(int(t))
+            masks = generate_masks(self.model, image, settings, tracker.frame_features(int(t)))
+            for m in masks:
+                if self._cut_by_window(window, m.mask):
+                    continue
+                found.append((m.predicted_iou * m.stability_score, window, m.mask))
+        found.sort(key=lambda item: -item[0])
+        labels = np.zeros((self.height, self.width), dtype=np.int32)
+        next_id = 1
+        for _, window, mask in found:
+            area = int(mask.sum())
+            region = window.crop(labels)
+            free = mask & (region == 0)
+            if area == 0 or free.sum() < (1.0 - SEED_MAX_OVERLAP) * area:
+                continue
+            parts, count = ndimage.label(free)
+            if count > 1:
+                free = parts == np.bincount(parts.ravel())[1:].argmax() + 1
+            if free.sum() < min_area:
+                continue
+            region[free] = next_id
+            next_id += 1
+        return labels
+
+    def _cut_by_window(self, window: Window, mask: np.ndarray) -> bool:
+        """Whether a mask touches an edge of the window that is not the frame's edge."""
+        return bool(
+            (window.y0 > 0 and mask[0].any())
+            or (window.x0 > 0 and mask[:, 0].any())
+            or (window.y1 < self.height and mask[-1].any())
+            or (window.x1 < self.width and mask[:, -1].any())
+        )
+
+    def seed_from_labels(self, t: int, seeds: np.ndarray) -> list[int]:
+        """Every nonzero label of a (H, W) image becomes an object prompted with its mask on
+        frame t (id = label). Returns the ids."""
+        seeds = np.asarray(seeds)
+        if seeds.shape != (self.height, self.width):
+            raise SAM2Error(
+                f"the seeds have shape {seeds.shape}; a frame is {self.array.shape[1:]}"
+            )
+        values, compact = np.unique(seeds, return_inverse=True)
+        compact = compact.reshape(seeds.shape)  # labels renumbered 0..N, so boxes stay few
+        if values[0] != 0:  # no background pixel: 0 must still mean none
+            values, compact = np.concatenate([[0], values]), compact + 1
+        ids = []
+        for index, where in enumerate(ndimage.find_objects(compact), 1):
+            obj_id = int(values[index])
+            if where is None or obj_id <= 0:
+                continue
+            mask = np.zeros(seeds.shape, dtype=bool)
+            mask[where] = compact[where] == index
+            self.add_mask(t, obj_id, mask)
+            ids.append(obj_id)
+        if not ids:
+            raise SAM2Error(f"the seeds have no object on frame {t} (every pixel is 0)")
+        return ids
+
+    # -- propagation --------------------------------------------------------------------
+
+    def _selection(self, obj_ids: Iterable[int] | None) -> list[int]:
+        if obj_ids is None:
+            return [obj for obj, frames in self.prompted.items() if frames]
+        if isinstance(obj_ids, int | np.integer):
+            obj_ids = [obj_ids]
+        selected = list(dict.fromkeys(int(i) for i in obj_ids))
+        unknown = [i for i in selected if i not in self.home]
+        if unknown:
+            raise SAM2Error(f"there is no object {unknown[0]}; objects: {sorted(self.home)}")
+        unprompted = [i for i in selected if not self.prompted.get(i)]
+        if not selected or unprompted:
+            raise SAM2Error(
+                f"objects {unprompted} have no prompts to propagate from: add a click, box or "
+                "mask first"
+            )
+        return selected
+
+    def _passes(self, direction: str, start_frame: int | None, objs: list[int]):
+        if direction not in DIRECTIONS:
+            raise SAM2Error(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        if start_frame is not None and not (
+            isinstance(start_frame, int | np.integer) and 0 <= start_frame < self.num_frames
+        ):
+            raise SAM2Error(
+                f"frame {start_frame} does not exist: the stack has frames 0 to "
+                f"{self.num_frames - 1}"
+            )
+        return plan_passes(
+            direction, start_frame, [self.prompted[o] for o in objs], self.num_frames
+        )
+
+    def propagation_length(
+        self,
+        direction: str = "forward",
+        start_frame: int | None = None,
+        obj_ids: Iterable[int] | None = None,
+    ) -> int:
+        """How many frame steps `propagate` with these arguments yields."""
+        passes = self._passes(direction, start_frame, self._selection(obj_ids))
+        return sum(len(order) for order, _ in passes)
+
+    def propagate(
+        self,
+        direction: str = "forward",
+        start_frame: int | None = None,
+        obj_ids: Iterable[int] | None = None,
+    ) -> Iterator[tuple[int, list[int]]]:
+        """Track prompted objects through the stack, as `Tracker.propagate`, in tiles.
+
+        Yields (t, obj_ids) once frame t of the label volume is written (no logits: at
+        native resolution they would be the size of the frame for every object). Objects
+        not selected by `obj_ids` lose their pixels on the frames visited.
+        """
+        objs = self._selection(obj_ids)
+        passes = self._passes(direction, start_frame, objs)
+        self._forget_handovers()
+        self.handovers = 0
+        return self._run_passes(objs, passes)
+
+    def _run_passes(self, objs, passes) -> Iterator[tuple[int, list[int]]]:
+        for order, reverse in passes:
+            yield from self._run_pass(objs, order, reverse)
+
+    def _forget_handovers(self) -> None:
+        """Take back the prompts earlier hand-overs made, so that only the user's prompts
+        (in each object's home window) start a propagation."""
+        for index, obj_id, t in self._handovers:
+            tracker = self._trackers[index]
+            if obj_id not in tracker.object_ids:
+                continue
+            if index != self.home.get(obj_id):
+                tracker.remove_object(obj_id)
+            elif t not in self.prompted.get(obj_id, ()):
+                tracker.clear_frame(t, obj_id)
+        self._handovers.clear()
+
+    def _run_pass(self, objs: list[int], order: range, reverse: bool):
+        direction = "backward" if reverse else "forward"
+        owner = {obj: self.home[obj] for obj in objs}
+        running: dict[int, tuple[Iterator, tuple[int, ...]]] = {}
+        try:
+            for t in order:
+                for obj in objs:  # on a frame the user prompted, the object is at home
+                    if t in self.prompted[obj]:
+                        owner[obj] = self.home[obj]
+                groups: dict[int, list[int]] = {}
+                for obj in objs:
+                    groups.setdefault(owner[obj], []).append(obj)
+                for index in list(running):
+                    if tuple(groups.get(index, ())) != running[index][1]:
+                        running.pop(index)[0].close()
+                for index, ids in groups.items():
+                    if index not in running:
+                        steps = self.window_tracker(index).propagate(direction, t, ids)
+                        running[index] = (steps, tuple(ids))
+                masks = self._stitch(t, running)
+                if t != order[-1]:
+                    self._hand_over(t, masks, owner)
+                yield t, list(objs)
+        finally:
+            for steps, _ in running.values():
+                steps.close()
+
+    def _stitch(self, t: int, running) -> dict[int, tuple[Window, np.ndarray]]:
+        """Frame t from every window's next step: each object from its owning window, the
+        highest positive logit winning where two meet. Returns each object's mask."""
+        best = np.zeros((self.height, self.width), dtype=np.float32)
+        frame = np.zeros((self.height, self.width), dtype=self.array.dtype)
+        masks = {}
+        for index, (steps, _) in running.items():
+            step_t, ids, logits = next(steps)
+            if step_t != t:
+                raise SAM2Error(f"window {index} tracked frame {step_t} instead of {t}")
+            window = self.windows[index]
+            for obj in ids:
+                self._fit(obj)
+            if frame.dtype != self.array.dtype:
+                frame = frame.astype(self.array.dtype)
+            window_best = logits.max(axis=0)
+            window_ids = np.asarray(ids, dtype=frame.dtype)[logits.argmax(axis=0)]
+            region_best, region = window.crop(best), window.crop(frame)
+            take = window_best > region_best
+            region[take] = window_ids[take]
+            region_best[take] = window_best[take]
+            for obj, obj_logits in zip(ids, logits, strict=True):
+                masks[obj] = (window, obj_logits > 0)
+        self.array[t] = frame
+        return masks
+
+    def _hand_over(self, t: int, masks, owner: dict[int, int]) -> None:
+        """Objects whose centroid left their window's core (or whose mask meets an inner edge
+        of their window) on frame t move to the window whose core holds the centroid."""
+        for obj, (window, mask) in masks.items():
+            found = ndimage.find_objects(mask.view(np.uint8))
+            if not found or found[0] is None:
+                continue  # absent on this frame: it stays where it was
+            rows, cols = found[0]
+            ys, xs = np.nonzero(mask[rows, cols])
+            cy, cx = ys.mean() + rows.start + window.y0, xs.mean() + cols.start + window.x0
+            if window.core_holds(cy, cx, self.handover_margin) and not self._cut_by_window(
+                window, mask
+            ):
+                continue
+            target = window_of(self.windows, cy, cx)
+            if target.index == window.index:
+                continue
+            full = np.zeros((self.height, self.width), dtype=bool)
+            window.crop(full)[...] = mask
+            self.window_tracker(target.index).add_mask(t, obj, target.crop(full))
+            self._handovers.append((target.index, obj, t))
+            owner[obj] = target.index
+            self.handovers += 1

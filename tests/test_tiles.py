@@ -1,0 +1,227 @@
+"""Tracking in tiles (engine.tiles, engine.tiled_tracking, `segment --tile`): the grid covers the
+frame, one tile is the untiled tracker, an object crossing a border keeps one id, automatic
+seeds found twice in an overlap become one object, and the command line's option."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_sam2.cli import main
+from napari_sam2.engine import Tracker
+from napari_sam2.engine.automatic_masks import settings_for_model
+from napari_sam2.engine.tiled_tracking import TiledTracker
+from napari_sam2.engine.tiles import resolve_tile, tile_grid
+from napari_sam2.errors import SAM2Error
+from napari_sam2.io import read_labels
+from napari_sam2.model import build_model
+from napari_sam2.synthetic import moving_cells
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return build_model("demo")  # input size 256
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+@pytest.mark.parametrize(
+    "height, width, size, overlap",
+    [(2048, 2048, 256, 64), (700, 1000, 256, 0), (300, 257, 256, 100), (100, 90, 256, 64)],
+)
+def test_grid_covers_the_frame_and_cores_partition_it(height, width, size, overlap):
+    windows = tile_grid(height, width, size, overlap)
+    covered = np.zeros((height, width), dtype=int)
+    cores = np.zeros((height, width), dtype=int)
+    for w in windows:
+        assert w.height <= size and w.width <= size
+        covered[w.y0 : w.y1, w.x0 : w.x1] += 1
+        cores[w.cy0 : w.cy1, w.cx0 : w.cx1] += 1
+        assert w.y0 <= w.cy0 < w.cy1 <= w.y1 and w.x0 <= w.cx0 < w.cx1 <= w.x1
+        # an object whose centroid is in the core is inside the window up to overlap / 2
+        for edge, core_edge, frame_edge in (
+            (w.y0, w.cy0, 0),
+            (w.x0, w.cx0, 0),
+        ):
+            assert edge == frame_edge or core_edge - edge >= overlap // 2
+        for edge, core_edge, frame_edge in ((w.y1, w.cy1, height), (w.x1, w.cx1, width)):
+            assert edge == frame_edge or edge - core_edge >= overlap // 2
+    assert covered.min() >= 1
+    assert (cores == 1).all()
+    # neighbours overlap by at least `overlap`
+    starts_x = sorted({(w.x0, w.x1) for w in windows})
+    for (_, end), (start, _) in zip(starts_x, starts_x[1:], strict=False):
+        assert end - start >= overlap
+
+
+@pytest.mark.parametrize("bad", [(16, 0), (256, 200), (256, -1), ("256", 0)])
+def test_grid_rejects_bad_sizes(bad):
+    with pytest.raises(SAM2Error):
+        tile_grid(1000, 1000, *bad)
+
+
+def test_auto_tiles_only_frames_much_larger_than_the_input():
+    assert resolve_tile("auto", 300, 300, 256) is None
+    assert resolve_tile("auto", 384, 200, 256) == 256
+    assert resolve_tile("off", 5000, 5000, 256) is None
+    assert resolve_tile(512, 100, 100, 256) == 512
+    with pytest.raises(SAM2Error, match="off, auto or a size"):
+        resolve_tile("big", 100, 100, 256)
+
+
+def test_one_tile_tracks_as_the_untiled_tracker(demo):
+    frames, _ = moving_cells(
+        num_frames=5, height=200, width=240, centers=((60, 70), (130, 160)), radius=12
+    )
+    whole, tiled = Tracker(demo, frames), TiledTracker(demo, frames, tile=256)
+    assert len(tiled.windows) == 1
+    clicks = []
+    for tracker in (whole, tiled):
+        clicks.append(tracker.add_points(2, 1, [[76, 66]], [1]))
+        tracker.add_box(2, 2, [145, 115, 175, 145])
+        tracker.add_mask(4, 2, frames[4] > 700)
+    np.testing.assert_allclose(clicks[0], clicks[1], atol=1e-5)
+    list(whole.propagate("both"))
+    steps = list(tiled.propagate("both"))
+    assert len(steps) == whole.propagation_length("both")
+    assert np.array_equal(whole.labels(), tiled.labels())
+    assert set(np.unique(tiled.labels())) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_object_crossing_a_tile_border_keeps_its_id(demo, direction):
+    # windows x 0-255 and 128-383, cores split at x = 192; the cell moves from x 150 to 270
+    # (the demo model follows a cell at 8 pixels per frame for about 16 frames)
+    frames, truth = moving_cells(
+        num_frames=16, height=256, width=384, centers=((128, 150),), radius=12, velocity=(0, 8)
+    )
+    first, last = 0, 15
+    if direction == "backward":  # the same images, visited in the same order
+        frames, truth, first, last = frames[::-1].copy(), truth[::-1].copy(), 15, 0
+    tracker = TiledTracker(demo, frames, tile=256, overlap=64)
+    assert [(w.x0, w.x1) for w in tracker.windows] == [(0, 256), (128, 384)]
+    tracker.add_mask(first, 1, truth[first] == 1)
+    list(tracker.propagate(direction))
+    labels = tracker.labels()
+    assert tracker.handovers >= 1
+    assert set(np.unique(labels)) == {0, 1}  # one id, no duplicate
+    for t in range(16):
+        mask = labels[t] == 1
+        pieces, _ = ndimage.label(mask)
+        sizes = np.bincount(pieces.ravel())[1:]
+        # the model leaves a few stray pixels; a seam would cut the cell in two halves
+        assert sizes.max() >= 0.9 * sizes.sum(), f"frame {t}: the mask is in pieces {sizes}"
+        assert _iou(mask, truth[t] == 1) > 0.6, f"frame {t}"
+    # the cell ends partly outside the first window: only a hand-over follows it there
+    assert labels[last, :, 256:].any()
+
+
+def test_prompts_of_one_object_far_apart_are_refused(demo):
+    frames, _ = moving_cells(num_frames=2, height=256, width=640, centers=((128, 40),))
+    tracker = TiledTracker(demo, frames, tile=256)
+    tracker.add_points(0, 1, [[40, 128]], [1])
+    with pytest.raises(SAM2Error, match="does not fit in the tile of its first prompt"):
+        tracker.add_points(1, 1, [[600, 128]], [1])
+    assert tracker.prompted[1] == {0}
+
+
+def test_automatic_seeds_in_an_overlap_are_one_object(demo):
+    # cells at x 150, 200 and 230 lie where windows 0-255 and 128-383 overlap
+    centres = ((60, 60), (60, 150), (180, 200), (128, 230), (190, 330))
+    frames, truth = moving_cells(
+        num_frames=1, height=256, width=384, centers=centres, radius=11, velocity=(0, 0)
+    )
+    tracker = TiledTracker(demo, frames, tile=256, overlap=128)
+    seeds = tracker.automatic_seed_labels(0, settings_for_model("demo"))
+    found = 0
+    for cell in range(1, len(centres) + 1):
+        pixels = truth[0] == cell
+        covering = [
+            label
+            for label in np.unique(seeds[pixels])
+            if label and (seeds[pixels] == label).sum() > 0.3 * pixels.sum()
+        ]
+        assert len(covering) <= 1, f"cell {cell} was found {len(covering)} times"
+        found += bool(covering)
+    assert found >= 4
+    # the cells in the overlap are among those found
+    for cell in (2, 3, 4):
+        assert (seeds[truth[0] == cell] > 0).mean() > 0.5, f"cell {cell} missed"
+
+
+@pytest.fixture
+def wide_stack(tmp_path):
+    frames, truth = moving_cells(
+        num_frames=4, height=256, width=512, centers=((100, 60), (150, 400)), radius=12
+    )
+    stack = tmp_path / "wide.tif"
+    tifffile.imwrite(stack, frames, imagej=True, metadata={"axes": "TYX"})
+    prompts = tmp_path / "prompts.json"
+    document = {
+        "format": "napari-sam2 prompts",
+        "version": 1,
+        "objects": [
+            {"id": 1, "frames": {"0": {"points": [[60.0, 100.0, 1]]}}},
+            {"id": 2, "frames": {"0": {"points": [[400.0, 150.0, 1]]}}},
+        ],
+    }
+    prompts.write_text(json.dumps(document))
+    return stack, prompts, truth
+
+
+def test_cli_segment_with_tiles_writes_readable_labels(wide_stack, tmp_path):
+    stack, prompts, truth = wide_stack
+    out = tmp_path / "labels.tif"
+    argv = ["segment", str(stack), "--prompts", str(prompts), "--out", str(out)]
+    assert main([*argv, "--model", "demo", "--tile", "256", "--quiet"]) == 0
+    labels, axes = read_labels(out)
+    assert labels.shape == truth.shape and axes == "TYX"
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert _iou(labels[3] == 2, truth[3] == 2) > 0.5
+
+
+def test_cli_seeds_auto_with_tiles(wide_stack, tmp_path):
+    stack, _, truth = wide_stack
+    out = tmp_path / "labels.tif"
+    argv = ["segment", str(stack), "--seeds", "auto", "--out", str(out), "--model", "demo"]
+    assert main([*argv, "--tile", "auto", "--quiet"]) == 0
+    labels, _ = read_labels(out)
+    for cell in (1, 2):  # each cell is one object on every frame, found once
+        for t in range(len(truth)):
+            inside = labels[t][truth[t] == cell]
+            ids = [i for i in np.unique(inside) if i and (inside == i).mean() > 0.3]
+            assert len(ids) == 1, f"cell {cell} on frame {t}: objects {ids}"
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("abc", "--tile must be off, auto or a tile size"),
+        ("16", "at least 32 pixels"),
+        ("-5", "at least 32 pixels"),
+    ],
+)
+def test_cli_rejects_bad_tile_values(wide_stack, tmp_path, capsys, value, message):
+    stack, prompts, _ = wide_stack
+    out = tmp_path / "labels.tif"
+    for argv in (
+        ["segment", str(stack), "--prompts", str(prompts), "--out", str(out)],
+        ["batch", str(stack), "--prompts", str(prompts), "--out", str(tmp_path / "batch")],
+    ):
+        assert main([*argv, "--model", "demo", f"--tile={value}"]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("napari-sam2: error: ") and message in err[0]
+    assert not out.exists() and not (tmp_path / "batch").exists()
+
+
+def test_cli_refuses_divisions_with_tiles(wide_stack, tmp_path, capsys):
+    stack, _, _ = wide_stack
+    argv = ["segment", str(stack), "--seeds", "auto", "--out", str(tmp_path / "l.tif")]
+    assert main([*argv, "--model", "demo", "--tile", "256", "--divisions", "yes"]) != 0
+    assert "without divisions" in capsys.readouterr().err
