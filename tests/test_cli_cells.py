@@ -142,3 +142,32 @@ def test_division_options_need_seeds(cells, tmp_path, capsys):
     out = tmp_path / "labels.tif"
     code = _segment(folder, "--prompts", tmp_path / "p.json", "--out", out, "--divisions", "yes")
     assert code == 1 and "--seeds" in capsys.readouterr().err and not out.exists()
+
+
+def test_geff_export_holds_every_object_and_frame_with_the_lineage(cells, tmp_path, capsys):
+    geff = pytest.importorskip("geff")  # the optional extra; the testing extra installs it
+    folder, _ = cells
+    out, path = tmp_path / "labels.tif", tmp_path / "cells.geff"
+    options = ("--seeds", folder / "seeds.tif", "--seed-frame", 2, "--out", out)
+    assert _segment(folder, *options, "--geff", path, "--ctc", tmp_path / "ctc") == 0
+    graph, metadata = geff.read(str(path))
+    labels, _ = read_labels(out)
+    assert graph.number_of_nodes() == sum(len(np.unique(plane)) - 1 for plane in labels)
+    assert [a.name for a in metadata.axes] == ["t", "y", "x"]
+    # every CTC track with a parent is an edge from the parent's last node to its first
+    by_track = {}
+    for node, data in graph.nodes(data=True):
+        by_track.setdefault(data["track_id"], []).append((data["t"], node))
+    for line in (tmp_path / "ctc" / "res_track.txt").read_text().splitlines():
+        label, begin, end, parent = (int(v) for v in line.split())
+        assert sorted(by_track[label])[0][0] == begin and sorted(by_track[label])[-1][0] == end
+        if parent:
+            assert graph.has_edge(max(by_track[parent])[1], min(by_track[label])[1])
+    # an existing output is refused before any work, and kept
+    before = sorted(p.name for p in path.iterdir())
+    assert _segment(folder, *options, "--overwrite", "--geff", path) == 0
+    (tmp_path / "other").mkdir()
+    assert _segment(folder, *options, "--geff", tmp_path / "other", "--overwrite") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a GEFF" in err[-1]
+    assert sorted(p.name for p in path.iterdir()) == before

@@ -7,11 +7,20 @@ import threading
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import QComboBox, QGridLayout, QLabel, QProgressBar, QPushButton, QSpinBox
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
 
 from ..engine.automatic_masks import settings_for_model
 from ..engine.cell_tracking import CellTracker
 from ..errors import SAM2Error
+from ..io.geff import write_geff
 from ..io.measurements import measure
 from . import prompt_layers
 from .panel import Panel
@@ -79,6 +88,12 @@ class CellsPanel(Panel):
         self.progress.setFormat("")  # empty until a run
         self.progress.setValue(0)
         self.review = ReviewList(host)
+        self.geff_button = QPushButton("Export GEFF…")
+        self.geff_button.setToolTip(
+            "Write the labels' tracks and lineage as a GEFF graph (a zarr folder) for trackers "
+            "and viewers that read it"
+        )
+        self.geff_button.clicked.connect(lambda: self.export_geff())
         grid.addWidget(self.segment_all_button, 0, 0, 1, 3)
         grid.addWidget(self.seeds_combo, 1, 0, 1, 2)
         grid.addWidget(self.seeds_button, 1, 2)
@@ -90,6 +105,7 @@ class CellsPanel(Panel):
         grid.addWidget(self.cancel_button, 3, 2)
         grid.addWidget(self.progress, 4, 0, 1, 3)
         grid.addWidget(self.review, 5, 0, 1, 3)
+        grid.addWidget(self.geff_button, 6, 0, 1, 3)
         self.measurements: pd.DataFrame | None = None  # per object and frame, after Track all
         self.lineage: dict[int, int] = {}
         host.viewer.dims.events.current_step.connect(self._show_features)
@@ -324,6 +340,31 @@ class CellsPanel(Panel):
             f"Tracked {len(result.spans)} objects ({len(result.divisions)} divisions); "
             f"{len(queue)} entries to review."
         )
+
+    def export_geff(self, path: str | None = None) -> None:
+        """Write the labels (one node per object and frame) and the lineage of the last Track
+        all as a GEFF folder; asks where when no path is given."""
+        if self.session is None:
+            self.host.say("Load a model first.")
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "GEFF graph", "tracks.geff", "GEFF (*.geff)"
+            )
+            if not path:
+                return
+        host = self.host
+        labels = np.asarray(prompt_layers.label_frames(host.labels, host.view))
+        spacing, unit = host.voxel_size()
+        try:
+            # the dialog has asked before replacing an existing file
+            nodes = write_geff(
+                path, labels, self.lineage, host.axis_name() + "YX", spacing, unit, overwrite=True
+            )
+        except SAM2Error as error:
+            host.say(f"GEFF export failed: {error}")
+            return
+        host.say(f"Wrote {path} ({nodes} nodes).")
 
     def cancel(self) -> None:
         """Stop tracking after the current frame; the labels go back as they were."""

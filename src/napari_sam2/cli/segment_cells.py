@@ -40,6 +40,9 @@ def add_cell_options(parser: argparse.ArgumentParser, prompts_or_seeds) -> None:
     )
     parser.add_argument("--ctc", metavar="DIR", help="also write a Cell Tracking Challenge folder")
     parser.add_argument("--tracks", metavar="CSV", help="also write track_id,t,y,x,parent_track_id")
+    parser.add_argument(
+        "--geff", metavar="PATH", help="also write the tracks as a GEFF graph (a zarr folder)"
+    )
     parser.add_argument("--review", metavar="CSV", help="also write the ranked review queue")
     parser.add_argument(
         "--measurements", metavar="CSV", help="also write region properties per object and frame"
@@ -64,6 +67,10 @@ def check_exports(args: argparse.Namespace, inputs) -> None:
         check_writable(path, args.overwrite, inputs=inputs)
     if args.ctc:
         check_ctc_folder(args.ctc, args.overwrite)
+    if getattr(args, "geff", None):
+        from ..io.geff import check_geff_path
+
+        check_geff_path(args.geff, args.overwrite)
 
 
 def export_results(
@@ -87,6 +94,15 @@ def export_results(
     if args.tracks:
         write_tracks_csv(args.tracks, labels, lineage, overwrite=args.overwrite)
         say(args, f"wrote {args.tracks}")
+    if getattr(args, "geff", None):
+        from ..io import label_axes
+        from ..io.geff import write_geff
+
+        axes = label_axes(stack, frames)
+        nodes = write_geff(
+            args.geff, labels, lineage, axes, stack.spacing, stack.unit, args.overwrite
+        )
+        say(args, f"wrote {args.geff} ({nodes} nodes)")
     if args.review:
         items = review_items if review_items is not None else review_labels(labels).queue()
         write_review_csv(args.review, items, overwrite=args.overwrite)
