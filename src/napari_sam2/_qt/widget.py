@@ -2,36 +2,39 @@
 
 Panels (data and model, objects, propagate, files; see `panel.py` to add one) own their
 controls and talk to the session. This module keeps what they share: the session, the
-prompt layers and their sync to the session, one worker at a time, and the status line.
+prompt layers (kept in step with the session by `prompt_sync.py`), one worker at a time, and
+the status line.
 """
 
 from types import SimpleNamespace
 
 import napari
 import numpy as np
-import pandas as pd
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine import Tracker, VideoAxisView
 from ..errors import SAM2Error
 from ..io.prompts import FramePrompts, Normalization, Prompts
-from ..layer_prompts import changed_prompts
-from ..model.catalogue import is_known_model
 from ..session import Session
-from . import prompt_layers, quick_clicks
+from . import prompt_layers
 from .cells_panel import CellsPanel
 from .data_panel import CHECKPOINT_FILE, DataPanel, axis_name
 from .engine_panel import EnginePanel
 from .files_panel import FilesPanel
+from .layer_session import layer_session, layer_voxel_size
 from .objects_panel import ObjectsPanel
 from .panel import Panel
-from .plane_refresh import show_frames
+from .prompt_sync import PromptSync
 from .propagate_panel import PropagatePanel, ask_about_painted
 from .shortcuts import SHORTCUTS
 
 __all__ = ["CHECKPOINT_FILE", "SAM2Widget"]
+
+
+def _panel_control(panel: str, name: str) -> property:
+    """A read-only attribute of the widget that is a panel's control."""
+    return property(lambda widget: getattr(getattr(widget, panel), name))
 
 
 class SAM2Widget(QWidget):
@@ -47,10 +50,8 @@ class SAM2Widget(QWidget):
         self.session: Session | None = None
         self.view: VideoAxisView | None = None
         self.clicks = self.boxes = self.labels = None
-        # the layer prompts last sent to the session, per (frame, object)
-        self._applied: dict[tuple[int, int], FramePrompts] = {}
+        self.prompt_sync = PromptSync(self)
         self._worker = None
-        self._sync_again = False
         self._when_idle: list = []  # actions waiting for the current job to finish
         self._layout = QVBoxLayout(self)
         self.panels: list[Panel] = []
@@ -83,45 +84,16 @@ class SAM2Widget(QWidget):
         return panel
 
     # the controls tests and scripts drive, where users find them
-    @property
-    def model_combo(self):
-        return self.data_panel.model_combo
-
-    @property
-    def checkpoint_edit(self):
-        return self.data_panel.checkpoint_edit
-
-    @property
-    def size_combo(self):
-        return self.data_panel.size_combo
-
-    @property
-    def device_combo(self):
-        return self.data_panel.device_combo
-
-    @property
-    def load_button(self):
-        return self.data_panel.load_button
-
-    @property
-    def image_combo(self):
-        return self.data_panel.image_combo
-
-    @property
-    def axis_combo(self):
-        return self.data_panel.axis_combo
-
-    @property
-    def object_list(self):
-        return self.objects_panel.object_list
-
-    @property
-    def run_buttons(self):
-        return self.propagate_panel.run_buttons
-
-    @property
-    def cancel_button(self):
-        return self.propagate_panel.cancel_button
+    model_combo = _panel_control("data_panel", "model_combo")
+    checkpoint_edit = _panel_control("data_panel", "checkpoint_edit")
+    size_combo = _panel_control("data_panel", "size_combo")
+    device_combo = _panel_control("data_panel", "device_combo")
+    load_button = _panel_control("data_panel", "load_button")
+    image_combo = _panel_control("data_panel", "image_combo")
+    axis_combo = _panel_control("data_panel", "axis_combo")
+    object_list = _panel_control("objects_panel", "object_list")
+    run_buttons = _panel_control("propagate_panel", "run_buttons")
+    cancel_button = _panel_control("propagate_panel", "cancel_button")
 
     @property
     def tracker(self) -> Tracker | None:
@@ -211,9 +183,7 @@ class SAM2Widget(QWidget):
             if done is not None:
                 done()
             self.session_changed()
-            if self._sync_again:
-                self._sync_again = False
-                self.sync_prompts()
+            self.prompt_sync.after_job()
             while self._when_idle and not self.busy:
                 self._when_idle.pop(0)()
 
@@ -249,23 +219,9 @@ class SAM2Widget(QWidget):
     def voxel_size(self) -> tuple[dict[str, float] | None, str | None]:
         """The image's pixel/voxel size per label-file axis and its unit, where known (from
         the file `napari-sam2 view` opened, else the layer's scale when it has units)."""
-        image = self.image
-        if image is None or self.view is None:
+        if self.image is None or self.view is None:
             return None, None
-        name = self.axis_name()
-        metadata = image.metadata or {}
-        scale = [float(s) for s in image.scale]
-        if "spacing" in metadata:
-            spacing = {a: v for a, v in metadata["spacing"].items() if a in (name, "Y", "X")}
-            return spacing or None, metadata.get("unit")
-        units = [str(u) for u in getattr(image, "units", ())]
-        if not units or units[-1] in ("pixel", "") or all(s == 1.0 for s in scale):
-            return None, None
-        spacing = {"Y": scale[-2], "X": scale[-1]}
-        if self.view.video_axis is not None:
-            spacing[name] = scale[self.view.video_axis]
-        unit = "µm" if units[-1] == "micrometer" else units[-1]
-        return spacing, unit
+        return layer_voxel_size(self.image, self.view, self.axis_name())
 
     def start_session(self, clear_prompts: bool = False) -> Session | None:
         """A new session for the chosen image, axis and slice (labels cleared); prompts in
@@ -282,13 +238,13 @@ class SAM2Widget(QWidget):
         except SAM2Error as error:
             self.failed(error)
             return None
-        self._adopt_layers(image)
+        self.prompt_sync.adopt_layers(image)
         self.session = self.new_session(prompt_layers.label_frames(self.labels, self.view))
         self.labels.data[...] = 0
         self.labels.refresh()
-        self._applied = {}
+        self.prompt_sync.applied = {}
         if clear_prompts:
-            self._set_layer_prompts([], [])
+            self.prompt_sync.set_layer_prompts([], [])
         for panel in self.panels:
             panel.session_started(self.session)
         if not clear_prompts:
@@ -301,30 +257,8 @@ class SAM2Widget(QWidget):
         """A session on the current image view and model, writing into `labels_out` (the
         labels layer's frames) or, with None, into a label array of its own; intensities
         mapped by `normalization` (a saved session's), else the layer's contrast limits."""
-        image = self.image
-        limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
-        percentiles = None
-        if normalization is not None:
-            limits, percentiles = normalization.contrast_limits, normalization.percentiles
-        along_z = axis_name(image, self.view.video_axis) == "Z"
-        tracker = Tracker(
-            self.model,
-            self.view,
-            contrast_limits=limits,
-            **({} if percentiles is None else {"percentiles": percentiles}),
-            labels_out=labels_out,
-            # through z a nucleus spans one run of slices: once lost it is not found again
-            reappear=not along_z,
-        )
-        name, checkpoint = self.model_source
-        return Session(
-            tracker,
-            model_name=name if is_known_model(name) else None,
-            checkpoint=checkpoint,
-            video_axis=self.view.video_axis,
-            fixed=tuple(self.view.fixed),
-            normalization=normalization
-            or (None if limits is None else Normalization(contrast_limits=limits)),
+        return layer_session(
+            self.image, self.view, self.model, self.model_source, labels_out, normalization
         )
 
     def adopt_session(self, session: Session) -> None:
@@ -345,38 +279,6 @@ class SAM2Widget(QWidget):
         for panel in self.panels:
             panel.session_started(session)
 
-    def _adopt_layers(self, image) -> None:
-        layers = self.viewer.layers
-        wanted = (
-            ("clicks", prompt_layers.CLICKS, napari.layers.Points, prompt_layers.make_clicks),
-            ("boxes", prompt_layers.BOXES, napari.layers.Shapes, prompt_layers.make_boxes),
-            ("labels", prompt_layers.LABELS, napari.layers.Labels, prompt_layers.make_labels),
-        )
-        for attribute, name, kind, make in wanted:
-            layer = layers[name] if name in layers else None
-            if layer is None or not prompt_layers.fits(layer, image, kind):
-                if layer is not None:
-                    layers.remove(layer)
-                layer = make(image)
-                layers.append(layer)
-                self._connect(attribute, layer)
-            elif getattr(self, attribute) is not layer:
-                self._connect(attribute, layer)
-            setattr(self, attribute, layer)
-        self.viewer.layers.selection.active = self.clicks
-        self.clicks.mode = "add"
-
-    def _connect(self, attribute: str, layer) -> None:
-        if attribute in ("clicks", "boxes"):
-            layer.events.data.connect(self._prompts_edited)
-        if attribute == "clicks":
-            layer.bind_key(SHORTCUTS["toggle_sign"], lambda _: self.toggle_sign(), overwrite=True)
-            layer.bind_key(
-                SHORTCUTS["next_candidate"], lambda _: self.next_candidate(), overwrite=True
-            )
-        if attribute == "labels":
-            layer.events.paint.connect(self._painted)
-
     def label_colour(self, obj_id: int) -> str | None:
         """The colour the labels layer shows an object in, as "#rrggbb" (None if unknown)."""
         try:
@@ -391,132 +293,26 @@ class SAM2Widget(QWidget):
         axis = self.view.video_axis
         return 0 if axis is None else int(self.viewer.dims.current_step[axis])
 
-    # -- layers <-> session -----------------------------------------------------------
+    # -- layers <-> session (prompt_sync.py) ----------------------------------------------
 
-    def _prompts_edited(self, event) -> None:
-        action = str(getattr(event, "action", "")).lower()
-        if action.endswith("ing"):  # adding / removing / changing: wait for the result
-            return
-        QTimer.singleShot(0, self.sync_prompts)
+    @property
+    def _applied(self) -> dict[tuple[int, int], FramePrompts]:
+        """The layer prompts last sent to the session, per (frame, object)."""
+        return self.prompt_sync.applied
 
     def sync_prompts(self) -> None:
         """Send the prompts that changed in the layers to the session (in a worker)."""
-        session = self.session
-        if session is None or self.clicks is None:
-            return
-        if self.busy:
-            self._sync_again = True
-            return
-        current = prompt_layers.read_prompts(self.view, self.clicks, self.boxes)
-        changes = changed_prompts(self._applied, current)
-        if not changes:
-            return
-        try:
-            for _, obj in changes:
-                session.object(obj)
-        except SAM2Error as error:
-            self.failed(error)
-            return
-        self.session_changed()
-
-        def apply():
-            for (t, obj), prompts in changes.items():
-                session.set_prompts(t, obj, prompts)
-            return changes
-
-        def applied(done):
-            for key, prompts in done.items():
-                if prompts.is_empty():
-                    self._applied.pop(key, None)
-                else:
-                    self._applied[key] = prompts
-            single = [k for k, v in done.items() if len(v.points) == 1 and v.box is None]
-            self.objects_panel.clicked(single[-1] if single else None)
-            frames = sorted({t for t, _ in done})
-            show_frames(self.labels, self.view, frames)  # the displayed plane only
-            self.say(f"Segmented frame {', '.join(map(str, frames))}.")
-
-        self.say("Segmenting…")
-        from .workers import job
-
-        if quick_clicks.run_here(self, changes, apply, applied):  # under a frame: no worker
-            return
-        frames = {t for t, _ in changes}
-        worker = job(quick_clicks.timed(self.model, self.tracker, frames, apply))
-        worker.returned.connect(applied)
-        self.run_job(worker)
-
-    def _painted(self, event) -> None:
-        if self.session is not None:
-            self.session.record_paint(prompt_layers.painted_frames(event, self.view))
-
-    def _layer_coords(self, t: int, y: float, x: float) -> list[float]:
-        """Layer coordinates (leading axes..., y, x) of a point on frame t."""
-        leading = [float(i) for i in self.view.fixed]
-        if self.view.video_axis is not None:
-            leading[self.view.video_axis] = float(t)
-        return [*leading, float(y), float(x)]
-
-    def _set_layer_prompts(self, items, masks) -> None:
-        """Put (frame, object, FramePrompts) clicks and boxes in the layers without sending
-        them; what they hold then counts as sent."""
-        rows, signs, owners, rectangles, rect_owners = [], [], [], [], []
-        for t, obj, frame in items:
-            for x, y, label in frame.points:
-                rows.append(self._layer_coords(t, y, x))
-                signs.append(label)
-                owners.append(obj)
-            if frame.box is not None:
-                x0, y0, x1, y1 = frame.box
-                corners = ((y0, x0), (y0, x1), (y1, x1), (y1, x0))
-                rectangles.append([self._layer_coords(t, y, x) for y, x in corners])
-                rect_owners.append(obj)
-        with self.clicks.events.data.blocker(), self.boxes.events.data.blocker():
-            self.clicks.data = np.array(rows, dtype=float).reshape(-1, self.clicks.ndim)
-            self.clicks.features = pd.DataFrame({"sign": signs, "object": owners}, dtype=int)
-            self.boxes.data = []
-            if rectangles:
-                self.boxes.add_rectangles(np.array(rectangles, dtype=float))
-                self.boxes.features = pd.DataFrame({"object": rect_owners}, dtype=int)
-        self.clicks.refresh()
-        self.boxes.refresh()
+        self.prompt_sync.sync()
 
     def show_session_prompts(self) -> None:
         """Show the session's clicks and boxes in the layers (after a replay)."""
-        items = [
-            (t, obj, frame)
-            for (t, obj), frame in sorted(self.session.prompts.items())
-            if frame.mask is None
-        ]
-        self._set_layer_prompts(items, [])
-        self._applied = prompt_layers.read_prompts(self.view, self.clicks, self.boxes)
-        self.labels.refresh()
-        self.objects_panel.session_started(self.session)
+        self.prompt_sync.show_session()
 
     def show_prompts(self, prompts: Prompts) -> None:
         """A prompts file without a log: clicks and boxes go to the layers (and are segmented
         from there), masks straight to the session."""
-        session = self.session
-        items = []
-        for obj in prompts.objects:
-            session.object(obj.id).name = obj.name or f"object {obj.id}"
-            for t, frame in sorted(obj.frames.items()):
-                if frame.mask is not None:
-                    session.add_mask(t, obj.id, frame.mask)
-                else:
-                    items.append((t, obj.id, frame))
-        self._set_layer_prompts(items, [])
-        self.labels.refresh()
-        self.objects_panel.session_started(session)
-        self.sync_prompts()
+        self.prompt_sync.show_file(prompts)
 
     def remove_layer_prompts(self, obj: int) -> None:
         """Delete one object's clicks and boxes from the layers, without sending anything."""
-        if self.clicks is None:
-            return
-        for layer in (self.clicks, self.boxes):
-            keep = layer.features["object"].to_numpy() != obj
-            with layer.events.data.blocker():
-                layer.selected_data = set(np.flatnonzero(~keep).tolist())
-                layer.remove_selected()
-        self._applied = {k: v for k, v in self._applied.items() if k[1] != obj}
+        self.prompt_sync.remove_object(obj)
