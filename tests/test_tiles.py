@@ -225,3 +225,22 @@ def test_cli_refuses_divisions_with_tiles(wide_stack, tmp_path, capsys):
     argv = ["segment", str(stack), "--seeds", "auto", "--out", str(tmp_path / "l.tif")]
     assert main([*argv, "--model", "demo", "--tile", "256", "--divisions", "yes"]) != 0
     assert "without divisions" in capsys.readouterr().err
+
+
+def test_cli_tiles_a_session_file_only_with_prompts_only(demo, wide_stack, tmp_path, capsys):
+    from napari_sam2.io import FramePrompts
+    from napari_sam2.session import Session, write_session
+
+    stack, _, truth = wide_stack
+    frames = tifffile.imread(stack)
+    session = Session(Tracker(demo, frames), model_name="demo", video_axis=0)
+    session.set_prompts(0, 1, FramePrompts([(60.0, 100.0, 1)]))
+    path = write_session(tmp_path / "session.json", session)
+    out = tmp_path / "labels.tif"
+    argv = ["segment", str(stack), "--prompts", str(path), "--out", str(out), "--tile", "256"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "add --prompts-only" in err[0] and not out.exists()
+    assert main([*argv, "--prompts-only", "--quiet"]) == 0
+    labels, _ = read_labels(out)
+    assert _iou(labels[3] == 1, truth[3] == 1) > 0.5

@@ -43,10 +43,7 @@ def tile_size(args: argparse.Namespace, frames, model) -> int | None:
     """The tile size this run uses, or None to track whole frames."""
     from ..engine.tiles import resolve_tile
 
-    size = resolve_tile(parse_tile(args.tile), frames.shape[1], frames.shape[2], model.image_size)
-    if size is not None:
-        say(args, f"tracking in tiles of {size} pixels")
-    return size
+    return resolve_tile(parse_tile(args.tile), frames.shape[1], frames.shape[2], model.image_size)
 
 
 def track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, options) -> np.ndarray:
@@ -58,6 +55,7 @@ def track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, opt
         model, frames, size, precision=args.precision, compile=args.compile, **options
     )
     apply_prompts(tracker, prompts, prompts_name)
+    say(args, f"tracking in {len(tracker.windows)} tiles of up to {size} pixels")
     total = tracker.propagation_length(args.direction)
     with progress(total, args.quiet) as advance:
         for _ in tracker.propagate(args.direction):
@@ -94,6 +92,7 @@ def track_seeds_in_tiles(args, model, frames, seeds, size, reappear: bool) -> np
             )
         say(args, f"automatic masks: {int(seeds.max())} objects on frame {args.seed_frame}")
     tracker.seed_from_labels(args.seed_frame, seeds)
+    say(args, f"tracking in {len(tracker.windows)} tiles of up to {size} pixels")
     total = tracker.propagation_length("both")
     with progress(total, args.quiet) as advance:
         for _ in tracker.propagate("both"):
