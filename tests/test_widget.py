@@ -9,6 +9,7 @@ import torch
 from napari_sam2.engine import Tracker
 from napari_sam2.model import build_model
 from napari_sam2.synthetic import moving_cells
+from widget_helpers import fail_after
 
 SIZE = 256
 
@@ -116,17 +117,8 @@ def test_a_failed_propagation_is_an_error_and_loses_nothing(widget, qtbot, monke
     widget.clicks.add([[0, 24, 31]])
     idle(qtbot, widget)
     before = widget.labels.data.copy()
-    calls = {"n": 0}
     # every propagated frame (and the prompt it starts from) is encoded into memory
-    encode = widget.model.frame_memory
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise RuntimeError("simulated failure")
-        return encode(*args, **kwargs)
-
-    monkeypatch.setattr(widget.model, "frame_memory", failing)
+    fail_after(monkeypatch, widget.model, "frame_memory", calls=3)
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     assert "simulated failure" in widget.status.text()

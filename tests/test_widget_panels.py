@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.synthetic import moving_cells, timelapse
+from widget_helpers import fail_after
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -479,16 +480,7 @@ def test_a_failed_track_all_is_an_error_and_puts_the_labels_back(
     panel.seeds_button.click()
     idle(qtbot, widget)
     before = widget.labels.data.copy()
-    calls = {"n": 0}
-    track = widget.model.track_frame
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise RuntimeError("simulated failure")
-        return track(*args, **kwargs)
-
-    monkeypatch.setattr(widget.model, "track_frame", failing)
+    fail_after(monkeypatch, widget.model, "track_frame", calls=3)
     panel.track_button.click()
     idle(qtbot, widget)
     assert widget.status.text().startswith("Error: Tracking every cell failed")
