@@ -17,10 +17,11 @@ INPUTS_SUFFIX = ".inputs.json"
 RECORD_FORMAT = 1
 # `segment` options that say where outputs go or how the work runs, not what the labels are;
 # every other option (including ones added later) counts as an input. The prompts, seeds and
-# checkpoint files are recorded by content instead of by name.
+# checkpoint files are recorded by content instead of by name, the model on its own.
 NOT_INPUTS = frozenset(
     {
         "command",
+        "model",
         "stack",
         "out",
         "prompts",
@@ -30,6 +31,7 @@ NOT_INPUTS = frozenset(
         "tracks",
         "review",
         "measurements",
+        "geff",
         "quiet",
         "overwrite",
         "cache_dir",
