@@ -361,3 +361,22 @@ def test_unreachable_scheduler_is_one_line(tmp_path, data, capsys, monkeypatch):
         error == [error[0]] and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in error[0]
     )
     assert _summary(tmp_path)["s0.tif"].status == "pending"
+
+
+def test_recorded_inputs_name_what_changed_and_ignore_where_outputs_go(tmp_path, data):
+    from napari_sam2.batch.provenance import changed_inputs, stack_inputs
+
+    stacks, prompts, _ = data
+    checkpoint = tmp_path / "weights.pt"
+    checkpoint.write_bytes(b"first")
+
+    def inputs(out: str, *more: str) -> dict:
+        argv = ["segment", str(stacks[0]), "--out", out, "--prompts", str(prompts)]
+        return stack_inputs([*argv, "--checkpoint", str(checkpoint), *more])
+
+    first = inputs("a/x.labels.tif", "--ctc", "a/x.ctc", "--quiet", "--device", "cpu")
+    assert changed_inputs(first, inputs("b/x.labels.tif", "--overwrite")) == ""
+    checkpoint.write_bytes(b"second")  # same name, other weights
+    reason = changed_inputs(first, inputs("a/x.labels.tif", "--seed-frame", "2"))
+    assert reason == "the checkpoint and the options (--seed-frame)"
+    assert changed_inputs(None, first) == "no record of the inputs that made them"
