@@ -12,6 +12,7 @@ from ..errors import SAM2Error
 from .panel import Panel
 from .plane_refresh import show_frames
 from .shortcuts import SHORTCUTS
+from .tiles_option import TilesOption
 from .workers import job
 
 LABELS = {"backward": "◀ Backward", "both": "◀ Both ▶", "forward": "Forward ▶"}
@@ -49,6 +50,8 @@ class PropagatePanel(Panel):
         self.progress_bar.setFormat("")  # empty until a run
         self.progress_bar.setValue(0)
         buttons.addWidget(self.progress_bar, 3, 0, 1, 3)
+        self.tiles = TilesOption(host)  # large frames at their own resolution
+        buttons.addWidget(self.tiles, 4, 0, 1, 3)
 
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""
@@ -63,8 +66,12 @@ class PropagatePanel(Panel):
             return
         objects = "all" if self.all_objects.isChecked() else "changed"
         try:
-            total = session.propagation_length(direction, objects=objects)
-            run = session.propagate(direction, objects=objects)
+            tiled = self.tiles.tiled_run(direction)
+            if tiled is not None:  # every object, in tiles
+                run, total = tiled
+            else:
+                total = session.propagation_length(direction, objects=objects)
+                run = session.propagate(direction, objects=objects)
         except SAM2Error as error:
             host.failed(error)
             return

@@ -1,0 +1,64 @@
+"""The Propagate panel's Tiles option in a real napari viewer with the demo model: a frame
+wider than the model input is propagated in tiles into the Labels layer, as the headless
+tiled tracker does, and a failure leaves the labels as they were."""
+
+import numpy as np
+import pytest
+
+from napari_sam2._qt.tiles_option import propagate_in_tiles
+from napari_sam2.engine.tiled_tracking import TiledTracker
+from napari_sam2.synthetic import moving_cells
+from widget_helpers import fail_after
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    frames, _ = moving_cells(
+        num_frames=4, height=128, width=600, centers=((60, 100), (60, 450)), radius=12
+    )
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(frames, name="wide")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    widget.model_combo.setCurrentText("demo")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    widget.viewer.dims.set_point(0, 0)
+    widget.clicks.add([[0, 60, 106]])
+    idle(qtbot, widget)
+    return widget
+
+
+def idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def test_tiles_option_propagates_in_tiles_into_the_labels(widget, qtbot):
+    tiles = widget.propagate_panel.tiles
+    tiles.combo.setCurrentText("256")
+    assert tiles.size() == 256 and tiles.grid.text() == "3 tiles"
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    tracker = widget.tracker
+    expected = np.zeros_like(widget.labels.data)
+    run, total = propagate_in_tiles(tracker, 256, "forward", expected)
+    assert total == 4 and len(list(run)) == 4
+    assert (expected[1:] == 1).any(axis=(1, 2)).all()
+    np.testing.assert_array_equal(widget.labels.data, expected)
+    tiles.combo.setCurrentText("Off")
+    assert tiles.size() is None and tiles.grid.text() == ""
+
+
+def test_a_failed_tiled_propagation_leaves_the_labels(widget, qtbot, monkeypatch):
+    before = widget.labels.data.copy()
+    assert before[0].any()
+    widget.propagate_panel.tiles.combo.setCurrentText("Auto")  # 600 >= 1.5 x 256
+    fail_after(monkeypatch, TiledTracker, "_stitch", calls=2)  # fails on the third frame
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    np.testing.assert_array_equal(widget.labels.data, before)
+    assert "failed" in widget.status.text()
