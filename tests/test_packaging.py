@@ -12,7 +12,8 @@ ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "src" / "napari_sam2"
 GUI = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
 # imported only where present, with a fallback (see the modules)
-OPTIONAL = {"zarr", "tqdm", "napari"}
+# imported only where used, with an install hint (networkx comes with the geff extra)
+OPTIONAL = {"zarr", "tqdm", "napari", "geff", "networkx"}
 IMPORT_TO_DISTRIBUTION = {"skimage": "scikit-image", "distributed": "dask", "dask": "dask"}
 
 HEADLESS = f"""
@@ -82,3 +83,4 @@ def test_every_import_is_declared_and_gui_packages_are_extras():
         assert IMPORT_TO_DISTRIBUTION.get(module, module).lower() in required, module
     assert not required & {g.lower() for g in GUI}, "napari or Qt in the core dependencies"
     assert "napari" in extras["napari"] and "pyqt6" in extras["qt"]
+    assert "geff" in extras["geff"] and "geff" in extras["testing"]
