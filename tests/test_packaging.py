@@ -11,8 +11,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "src" / "napari_sam2"
 GUI = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
-# imported only where present, with a fallback (see the modules)
-# imported only where used, with an install hint (networkx comes with the geff extra)
+# imported only where present, with a fallback or an install hint (networkx comes with geff)
 OPTIONAL = {"zarr", "tqdm", "napari", "geff", "networkx"}
 IMPORT_TO_DISTRIBUTION = {"skimage": "scikit-image", "distributed": "dask", "dask": "dask"}
 
