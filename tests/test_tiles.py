@@ -94,6 +94,22 @@ def test_one_tile_tracks_as_the_untiled_tracker(demo):
     assert set(np.unique(tiled.labels())) == {0, 1, 2}
 
 
+def test_propagating_some_objects_leaves_the_others_pixels(demo):
+    frames, _ = moving_cells(
+        num_frames=4, height=256, width=512, centers=((100, 200), (110, 222)), radius=14
+    )
+    tracker = TiledTracker(demo, frames, tile=256)
+    tracker.add_points(0, 1, [[200, 100]], [1])
+    tracker.add_points(0, 2, [[222, 110]], [1])
+    list(tracker.propagate("forward"))
+    before = tracker.labels().copy()
+    assert all((before[t] == 2).any() for t in range(4))
+    steps = list(tracker.propagate("forward", obj_ids=[1]))
+    assert [t for t, _ in steps] == [0, 1, 2, 3] and steps[0][1] == [1]
+    after = tracker.labels()
+    np.testing.assert_array_equal(after == 2, before == 2)
+
+
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_object_crossing_a_tile_border_keeps_its_id(demo, direction):
     # windows x 0-255 and 128-383, cores split at x = 192; the cell moves from x 150 to 270

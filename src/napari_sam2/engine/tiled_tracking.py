@@ -388,7 +388,8 @@ class TiledTracker:
 
         Yields (t, obj_ids) once frame t of the label volume is written (no logits: at
         native resolution they would be the size of the frame for every object). Objects
-        not selected by `obj_ids` lose their pixels on the frames visited.
+        not selected by `obj_ids` keep their pixels; the tracked ones take only background
+        and their own.
         """
         objs = self._selection(obj_ids)
         passes = self._passes(direction, start_frame, objs)
@@ -432,7 +433,7 @@ class TiledTracker:
                     if index not in running:
                         steps = self.window_tracker(index).propagate(direction, t, ids)
                         running[index] = (steps, tuple(ids))
-                masks = self._stitch(t, running)
+                masks = self._stitch(t, running, objs)
                 if t != order[-1]:
                     self._hand_over(t, masks, owner)
                 yield t, list(objs)
@@ -440,21 +441,21 @@ class TiledTracker:
             for steps, _ in running.values():
                 steps.close()
 
-    def _stitch(self, t: int, running) -> dict[int, tuple[Window, np.ndarray]]:
+    def _stitch(self, t: int, running, objs: list[int]) -> dict[int, tuple[Window, np.ndarray]]:
         """Frame t from every window's next step: each object from its owning window, the
-        highest positive logit winning where two meet. Returns each object's mask."""
-        best = np.zeros((self.height, self.width), dtype=np.float32)
-        frame = np.zeros((self.height, self.width), dtype=self.array.dtype)
+        highest positive logit winning where two meet; objects not tracked (`objs` are)
+        keep their pixels. Returns each tracked object's mask."""
+        for obj in objs:
+            self._fit(obj)
+        frame = self.array[t].copy()
+        frame[np.isin(frame, objs)] = 0
+        best = np.where(frame != 0, np.inf, 0.0).astype(np.float32)
         masks = {}
         for index, (steps, _) in running.items():
             step_t, ids, logits = next(steps)
             if step_t != t:
                 raise SAM2Error(f"window {index} tracked frame {step_t} instead of {t}")
             window = self.windows[index]
-            for obj in ids:
-                self._fit(obj)
-            if frame.dtype != self.array.dtype:
-                frame = frame.astype(self.array.dtype)
             window_best = logits.max(axis=0)
             window_ids = np.asarray(ids, dtype=frame.dtype)[logits.argmax(axis=0)]
             region_best, region = window.crop(best), window.crop(frame)
