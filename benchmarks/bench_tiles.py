@@ -13,7 +13,6 @@ frame is skipped there).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ def make_stack(args, folder: Path) -> Path:
         cell_radius=args.cell_diameter / 2,
         num_divisions=0,
         leaving=False,
+        drift=(0.0, args.drift),
     )
     np.save(folder / "frames.npy", stack.frames)
     np.save(folder / "labels.npy", stack.labels)
@@ -81,7 +81,9 @@ def run_mode(args) -> dict:
                 continue
             found = labels[t] == obj_id
             scores.append((cell & found).sum() / (cell | found).sum())
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process's own peak (ru_maxrss may carry the parent's over fork and exec)
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
+    peak_kib = int(status.split()[0])
     windows = len(tracker.windows) if args.mode == "tiles" else 1
     return {
         "mode": args.mode,
@@ -103,6 +105,9 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=24, help="cells prompted and tracked")
     parser.add_argument("--cell-diameter", type=float, default=15.0)
     parser.add_argument("--tile", type=int, help="tile size (default: the model input size)")
+    parser.add_argument(
+        "--drift", type=float, default=0.0, help="stage drift in x, pixels per frame"
+    )
     parser.add_argument("--prompt", choices=("mask", "click"), default="mask")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -123,7 +128,8 @@ def main() -> None:
     load_after = os.getloadavg()
     print(
         f"{args.model}, {args.frames} frames of {args.size} x {args.size}, {args.cells} cells of "
-        f"~{args.cell_diameter:g} px ({args.objects} tracked), {args.prompt} prompts on frame 0, "
+        f"~{args.cell_diameter:g} px ({args.objects} tracked), drift {args.drift:g} px/frame, "
+        f"{args.prompt} prompts on frame 0, "
         f"{args.threads} thread(s)"
     )
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")

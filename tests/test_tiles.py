@@ -260,3 +260,15 @@ def test_cli_tiles_a_session_file_only_with_prompts_only(demo, wide_stack, tmp_p
     assert main([*argv, "--prompts-only", "--quiet"]) == 0
     labels, _ = read_labels(out)
     assert _iou(labels[3] == 1, truth[3] == 1) > 0.5
+
+
+def test_batch_passes_tile_on_to_every_stack(wide_stack, tmp_path, monkeypatch):
+    import napari_sam2.batch
+
+    stack, prompts, _ = wide_stack
+    seen = {}
+    monkeypatch.setattr(napari_sam2.batch, "run", lambda *a, **kw: seen.update(kw) or [])
+    argv = ["batch", str(stack), "--prompts", str(prompts), "--out", str(tmp_path / "b")]
+    assert main([*argv, "--tile", "auto"]) == 0
+    options = seen["segment_options"]
+    assert options[options.index("--tile") + 1] == "auto"
