@@ -124,12 +124,12 @@ class Attention(nn.Module):
         b, num_keys, _ = k.shape
         queries = self._split_heads(self.q_proj(q)) * self.head_dim**-0.5  # (B, h, n, d)
         n = queries.shape[2]
-        k_weight, k_bias = self._head_weights(self.k_proj)
+        k_weight, _ = self._head_weights(self.k_proj)
         folded = torch.einsum("bhnd,hdc->bhnc", queries, k_weight)
         scores = torch.matmul(folded.reshape(b, self.num_heads * n, -1), k.transpose(1, 2))
-        scores = scores.view(b, self.num_heads, n, num_keys)
-        scores = scores + torch.einsum("bhnd,hd->bhn", queries, k_bias).unsqueeze(-1)
-        weights = torch.softmax(scores, dim=-1)
+        # the key bias adds q.bk, the same to all of a query's scores: the softmax is the same
+        # without it, so it is left out
+        weights = torch.softmax(scores.view(b, self.num_heads, n, num_keys), dim=-1)
         mixed = torch.matmul(weights.view(b, self.num_heads * n, num_keys), v)
         v_weight, v_bias = self._head_weights(self.v_proj)
         mixed = mixed.view(b, self.num_heads, n, -1)
@@ -153,8 +153,10 @@ class Attention(nn.Module):
         weights = torch.softmax(scores, dim=2).view(b, self.num_heads * m, n)
         out_weight = self.out_proj.weight.view(-1, self.num_heads, self.head_dim)
         projected = torch.einsum("bhmd,ehd->bhme", values, out_weight)
-        out = torch.matmul(weights.transpose(1, 2), projected.reshape(b, self.num_heads * m, -1))
-        return out + self.out_proj.bias
+        projected = projected.reshape(b, self.num_heads * m, -1)
+        # the output bias goes in with the product (one pass over the many queries' outputs)
+        bias = self.out_proj.bias.expand(b, n, -1)
+        return torch.baddbmm(bias, weights.transpose(1, 2), projected)
 
 
 def axial_rotations(dim: int, width: int, height: int, theta: float = 10000.0) -> torch.Tensor:

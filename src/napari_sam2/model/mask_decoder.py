@@ -6,7 +6,10 @@ all?), mixes high-resolution backbone features into the upscaling, and can fall 
 single-mask output to the best of the three candidates when the single mask is unstable.
 """
 
+import weakref
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import MLP, LayerNorm2d
@@ -23,16 +26,38 @@ def stability_score(mask_logits: torch.Tensor, delta: float) -> torch.Tensor:
     return torch.where(outer > 0, inner / outer, 1.0)
 
 
-def upsample_2x2(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
-    """`conv` (a 2x2, stride-2 transposed convolution) applied to (B, C, h, w) as one matrix
-    product: each input cell becomes a 2x2 block. The same function as `conv(x)`, about twice
-    as fast on a CPU as PyTorch's transposed convolution."""
-    b, c, h, w = x.shape
-    out = conv.out_channels
-    blocks = x.permute(0, 2, 3, 1).reshape(b * h * w, c) @ conv.weight.reshape(c, out * 4)
-    blocks = blocks.view(b, h, w, out, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    # reshape copies the permuted blocks; the bias goes onto that copy in place
-    return blocks.reshape(b, out, 2 * h, 2 * w).add_(conv.bias.view(1, -1, 1, 1))
+def upsample_2x2(conv: nn.ConvTranspose2d, pixels: torch.Tensor) -> torch.Tensor:
+    """`conv` (a 2x2, stride-2 transposed convolution) on (N, C) pixels as one matrix
+    product: (N, 4, C') the 2x2 block each pixel becomes, in (row, column) order. The same
+    function as `conv`, with the output left in blocks instead of an image."""
+    c, out = conv.in_channels, conv.out_channels
+    # weight (C, C', kh, kw) -> (C, kh, kw, C'): each row gives the block's four pixels
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(c, 4 * out)
+    return torch.addmm(conv.bias.repeat(4), pixels, weight).view(-1, 4, out)
+
+
+def as_blocks(feature: torch.Tensor, levels: int) -> torch.Tensor:
+    """A (B, C, 2^L h, 2^L w) map in the pixel order of L nested 2x2 upsamplings of an h x w
+    grid: (B, h * w * 4^L, C), for cell (i, j) then each level's (row, column) offset."""
+    b, c, height, width = feature.shape
+    side = 2**levels
+    h, w = height // side, width // side
+    # rows split as (i, d1, .., dL), columns as (j, e1, .., eL); put i, j, d1, e1, .., dL, eL
+    grid = feature.reshape(b, c, h, *[2] * levels, w, *[2] * levels)
+    rows = [2 + k for k in range(1, levels + 1)]
+    cols = [3 + levels + k for k in range(1, levels + 1)]
+    order = [0, 2, 3 + levels] + [d for pair in zip(rows, cols, strict=True) for d in pair] + [1]
+    return grid.permute(order).reshape(b, h * w * 4**levels, c)
+
+
+def blocks_to_image(blocks: torch.Tensor, h: int, w: int, levels: int) -> torch.Tensor:
+    """The inverse of `as_blocks`: (B, h * w * 4^L, C) -> (B, C, 2^L h, 2^L w)."""
+    b, _, c = blocks.shape
+    grid = blocks.reshape(b, h, w, *[2] * (2 * levels), c)
+    rows = [3 + 2 * k for k in range(levels)]
+    cols = [4 + 2 * k for k in range(levels)]
+    order = [0, 3 + 2 * levels, 1, *rows, 2, *cols]
+    return grid.permute(order).reshape(b, c, h * 2**levels, w * 2**levels)
 
 
 class MaskDecoder(nn.Module):
@@ -108,6 +133,8 @@ class MaskDecoder(nn.Module):
         self.dynamic_multimask_via_stability = dynamic_multimask_via_stability
         self.dynamic_multimask_stability_delta = dynamic_multimask_stability_delta
         self.dynamic_multimask_stability_thresh = dynamic_multimask_stability_thresh
+        # (weak refs to the last high-res maps, those maps in block order): `_high_res_blocks`
+        self._kept_blocks = None
 
     def forward(
         self,
@@ -193,23 +220,29 @@ class MaskDecoder(nn.Module):
         iou_token_out = hs[:, iou_token_index]
         mask_tokens_out = hs[:, first_mask_token : first_mask_token + self.num_mask_tokens]
 
-        src = src.transpose(1, 2).reshape(b, c, h, w)
+        # the x4 upscaling and the mask dot products run on pixels kept in the order the two
+        # 2x2 upsamplings make them (each image token's 4 x 4 block): the transformer's tokens
+        # already are (B, hw, C) rows, no intermediate image is reordered, and only the
+        # masks become an image at the end
+        upconv1, norm1, act1, upconv2, act2 = self.output_upscaling
+        upscaled = upsample_2x2(upconv1, src.reshape(b * h * w, c)).view(b, h * w * 4, -1)
+        feat_s0 = feat_s1 = None
         if self.use_high_res_features:
             if high_res_features is None:
                 raise ValueError("this decoder needs the backbone's high-resolution features")
-            upconv1, norm1, act1, upconv2, act2 = self.output_upscaling
-            feat_s0, feat_s1 = high_res_features
-            upscaled = act1(norm1(upsample_2x2(upconv1, src).add_(feat_s1)))
-            upscaled = act2(upsample_2x2(upconv2, upscaled).add_(feat_s0))
-        else:
-            upscaled = self.output_upscaling(src)
+            feat_s0, feat_s1 = self._high_res_blocks(high_res_features)
+            upscaled = upscaled.add_(feat_s1)
+        upscaled = act1(F.layer_norm(upscaled, (c // 4,), norm1.weight, norm1.bias, norm1.eps))
+        upscaled = upsample_2x2(upconv2, upscaled.reshape(-1, c // 4)).view(b, h * w * 16, -1)
+        if feat_s0 is not None:
+            upscaled = upscaled.add_(feat_s0)
+        upscaled = act2(upscaled)
 
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.reshape(b, c, h * w)).reshape(b, -1, h, w)
+        masks = blocks_to_image(upscaled @ hyper_in.transpose(1, 2), h, w, levels=2)
 
         iou_pred = self.iou_prediction_head(iou_token_out)
         if self.pred_obj_scores:
@@ -218,6 +251,20 @@ class MaskDecoder(nn.Module):
             # without an object-score head the object is always present: sigmoid(10) ~ 1
             object_score_logits = iou_pred.new_full((iou_pred.shape[0], 1), 10.0)
         return masks, iou_pred, mask_tokens_out, object_score_logits
+
+    def _high_res_blocks(self, high_res: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's stride-4 and stride-8 maps in the upscaling's pixel order (see
+        `as_blocks`). Out of training the last frame's are kept: further clicks on a frame
+        reuse them."""
+        feat_s0, feat_s1 = high_res
+        if self.training or torch.is_grad_enabled():
+            return as_blocks(feat_s0, 2), as_blocks(feat_s1, 1)
+        kept = self._kept_blocks
+        if kept is None or kept[0]() is not feat_s0 or kept[1]() is not feat_s1:
+            blocks = as_blocks(feat_s0, 2), as_blocks(feat_s1, 1)
+            kept = (weakref.ref(feat_s0), weakref.ref(feat_s1), *blocks)
+            self._kept_blocks = kept
+        return kept[2], kept[3]
 
     def _stable_single_mask(
         self, masks: torch.Tensor, iou_pred: torch.Tensor
