@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--prompt", choices=("mask", "click"), default="mask")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", default="whole,tiles", help="whole, tiles or both (whole,tiles)")
     parser.add_argument("--mode", choices=("tiles", "whole"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         make_stack(args, Path(folder))
         results = []
-        for mode in ("whole", "tiles"):
+        for mode in args.modes.split(","):
             command = [sys.executable, __file__, *sys.argv[1:], "--mode", mode, "--folder", folder]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
@@ -140,6 +141,8 @@ def main() -> None:
             f"| {r['mode']} | {r['windows']} | {r['objects']} | {r['J']:.3f} | "
             f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['handovers']} |"
         )
+    if len(results) != 2:
+        return
     whole, tiles = results
     print(
         f"tiles / whole: J {tiles['J'] - whole['J']:+.3f}, seconds x"
