@@ -1,6 +1,7 @@
 """Every cell of a stack: seeds on one frame, tracked both ways, divisions found while tracking
 forward, cells entering later picked up, lineage kept. A driver over the `Tracker`; the division
-rule, the clicks that confirm a split, seeding and recovery live in their own modules.
+rule, the checks that confirm a split, seeding, recovery and the checks against the frame's
+classical segmentation live in their own modules.
 """
 
 from collections.abc import Callable, Iterator
@@ -12,10 +13,12 @@ from ..model.sam2 import NO_OBJECT_LOGIT
 from .automatic_masks import MaskGeneratorSettings
 from .cell_seeds import automatic_labels, check_seed_frame, seed_ids
 from .cell_tracking_result import CellTrackingResult, ObjectSpan
+from .classical_regions import segment_frame
 from .division_clicks import abandoned_daughter, click_candidates, click_split, split_pieces
 from .division_rule import DivisionRule, lobe_pieces, lobes
 from .division_watch import DivisionWatch
 from .masklet_recovery import recovered_mask, touches_edge
+from .region_checks import duplicates, settle_regions, unclaimed_regions, undersized_masklets
 from .review import ReviewRecorder
 from .tracker import Tracker
 
@@ -40,7 +43,9 @@ class CellTracker:
     tracker: a Tracker on the stack (its objects are this driver's); divisions: detect them
     while tracking forward (off for z-stacks); rule: `DivisionRule`; reseed_every: run the
     automatic mask generator every K frames forward on area no object covers (None: off);
-    mask_settings: the generator's settings (for automatic seeds and reseeding).
+    mask_settings: the generator's settings (for automatic seeds and reseeding);
+    classical_cue: also split a masklet that two regions of the frame's classical segmentation
+    (threshold and watershed) lie in.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class CellTracker:
         mask_settings: MaskGeneratorSettings | None = None,
         min_new_area: int = 20,
         recover_shrinking: bool = True,
+        classical_cue: bool = True,
     ) -> None:
         if reseed_every is not None and reseed_every < 1:
             raise SAM2Error(f"reseed_every must be 1 or more, got {reseed_every}")
@@ -62,6 +68,10 @@ class CellTracker:
         self.mask_settings = mask_settings or MaskGeneratorSettings()
         self.min_new_area = min_new_area
         self.recover_shrinking = recover_shrinking
+        self.classical_cue = classical_cue
+        self._classical: dict[int, np.ndarray] = {}  # frame -> its classical segmentation
+        self._region_checked: set[tuple[int | None, int]] = set()
+        self.seed_areas: dict[int, int] = {}  # seed object -> its seed mask's area
         self.prompt_areas: dict[int, int] = {}  # object -> area of its mask prompt
         self.prompt_masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> {object: mask}
         self._recovered: set[tuple[int, int]] = set()
@@ -99,6 +109,7 @@ class CellTracker:
         ids = seed_ids(self.tracker, t, seeds)
         for obj_id in ids:
             self._add(t, obj_id, seeds == obj_id)
+            self.seed_areas[obj_id] = self.prompt_areas[obj_id]
         self.seed_frame = t
         return ids
 
@@ -143,7 +154,7 @@ class CellTracker:
         for t, obj_ids, logits in self.tracker.propagate("forward", start_frame=start):
             self._write(t, obj_ids, logits, reverse=False)
             if self.divisions:
-                confirmed = watch.check(t, obj_ids, logits, self.volume[t] == 0)
+                confirmed = watch.check(t, obj_ids, logits, self.volume[t], self._regions(t))
                 if confirmed:
                     for obj_id in confirmed:
                         watch.backtrack(obj_id)
@@ -153,6 +164,10 @@ class CellTracker:
                     confirmed = [o for o in confirmed if watch.division_frame(o) == earliest]
                     return self._divide(confirmed, watch)
             if self.recover_shrinking and self._recover(t, obj_ids, logits):
+                return t
+            if self.classical_cue and t > self.seed_frame and self._drop_duplicates(t):
+                return t
+            if self.classical_cue and t != self.seed_frame and self._check_regions(t):
                 return t
             if (
                 self.reseed_every is not None
@@ -166,6 +181,15 @@ class CellTracker:
                 yield t
         watch.report_unconfirmed()
         return None
+
+    def _regions(self, t: int) -> np.ndarray | None:
+        """Frame t's classical segmentation (computed once per frame), None when off."""
+        if not self.classical_cue:
+            return None
+        if t not in self._classical:
+            frame = np.asarray(self.tracker.frames.read(t), dtype=np.float32)
+            self._classical[t] = segment_frame(frame.mean(axis=-1) if frame.ndim == 3 else frame)
+        return self._classical[t]
 
     def _divide(self, confirmed: list[int], watch: DivisionWatch) -> int:
         """End each confirmed mother before its split, prompt its daughters; the frame to
@@ -211,6 +235,45 @@ class CellTracker:
                 fixed = True
         return fixed
 
+    def _drop_duplicates(self, t: int) -> bool:
+        """Masklets that moved onto another object's cell on frame t end at t - 1 (they are
+        not tracked further). Whether any did (tracking then resumes from t)."""
+        prompted = self.prompt_masks.get(t, {})
+        dropped = False
+        for obj_id in duplicates(self.volume[t], self.volume[t - 1]):
+            if obj_id in prompted or obj_id not in self.tracker.object_ids:
+                continue
+            self.tracker.remove_object(obj_id)
+            self.review.forget(obj_id, t)
+            self.ended[obj_id] = t - 1
+            self.volume[t:][self.volume[t:] == obj_id] = 0
+            span = self.spans[obj_id]
+            span.last = t - 1 if span.first is not None and span.first <= t - 1 else None
+            dropped = True
+        return dropped
+
+    def _check_regions(self, t: int) -> bool:
+        """Frame t against its classical segmentation: a masklet holding under half of the
+        cell region it lies on is prompted with that region, a cell-sized region no object
+        holds becomes a new object (each once per frame). Whether any was (tracking then
+        resumes from t)."""
+        if (None, t) in self._region_checked:
+            return False
+        self._region_checked.add((None, t))
+        regions, frame = self._regions(t), self.volume[t]
+        typical = float(np.median(list(self.seed_areas.values()))) if self.seed_areas else 0.0
+        changed = False
+        for obj_id, region in undersized_masklets(frame, regions, typical).items():
+            if (obj_id, t) not in self._region_checked and self.ended.get(obj_id, t) >= t:
+                self._region_checked.add((obj_id, t))
+                self._add(t, obj_id, region)
+                changed = True
+        for region in unclaimed_regions(frame, regions, typical):
+            if region.sum() >= self.min_new_area:
+                self._add(t, self._new_id(), region)
+                changed = True
+        return changed
+
     def _reseed(self, t: int) -> bool:
         """New objects for masks on frame t that no object covers; whether any was added."""
         free = self.volume[t] == 0
@@ -234,6 +297,8 @@ class CellTracker:
             frame[positive] = ids[best[positive]]
             absent = (chosen <= NO_OBJECT_LOGIT).all(axis=(1, 2))
             self.review.record(t, list(ids), chosen, absent, reverse=reverse)
+        if self.classical_cue and len(ids):
+            frame = settle_regions(frame, self._regions(t))
         # a mask prompt is the object's mask on its frame, exactly (not the model's
         # down- and up-sampled copy of it), so seeds come out as they went in
         for obj_id, mask in self.prompt_masks.get(t, {}).items():

@@ -6,6 +6,7 @@ import torch
 from scipy import ndimage
 
 from .automatic_masks import decode_clicks
+from .division_regions import region_split
 from .division_rule import DivisionRule, largest_piece, lobes
 from .masks import to_frame_resolution
 from .tracker import Tracker
@@ -104,7 +105,17 @@ def click_split(
     return [largest_piece(p) for p in pieces]
 
 
-def split_pieces(tracker: Tracker, t: int, mask: np.ndarray, rule: DivisionRule):
-    """The two daughters' masks when the masklet's mask on frame t is two cells, else []."""
+def split_pieces(
+    tracker: Tracker,
+    t: int,
+    mask: np.ndarray,
+    rule: DivisionRule,
+    regions: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """The two daughters' masks when the masklet's mask on frame t is two cells, else []: it
+    must be pinched (two lobes) or in two pieces, and either SAM 2's clicks on the lobes or
+    the frame's classical `regions` (a label image; None: not used) must see two cells."""
     centres = lobes(mask, rule)
-    return [] if centres is None else click_split(tracker, t, mask, centres, rule)
+    if regions is None:
+        return [] if centres is None else click_split(tracker, t, mask, centres, rule)
+    return region_split(mask, regions, rule)

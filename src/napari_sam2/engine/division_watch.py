@@ -33,16 +33,27 @@ class DivisionWatch:
         self.previous: dict[int, np.ndarray] = {}
         self.history: dict[int, dict[int, np.ndarray]] = {}
 
-    def check(self, t: int, obj_ids, logits: np.ndarray, free: np.ndarray) -> list[int]:
-        """Objects whose division is confirmed on frame t (free: pixels no object holds)."""
+    def check(
+        self,
+        t: int,
+        obj_ids,
+        logits: np.ndarray,
+        frame: np.ndarray,
+        regions: np.ndarray | None = None,
+    ) -> list[int]:
+        """Objects whose division is confirmed on frame t. frame: the composited (H, W)
+        labels of frame t (each pixel to the object with the highest logit): a masklet is
+        judged on the pixels it wins, so one leaking into a neighbour does not look like two
+        cells; regions: the frame's classical segmentation, or None."""
+        free = frame == 0
         rule, splits, pieces = self.rule, self.splits, self.pieces
         confirmed = []
         for obj_id, obj_logits in zip(obj_ids, logits, strict=True):
-            mask = obj_logits > 0
+            mask = (obj_logits > 0) & (frame == obj_id)
             born = self.births.get(obj_id)
             if (born is not None and t - born < rule.min_cycle) or t == self.seed_frame:
                 continue  # (the seed frame's objects are as the user gave them)
-            found = split_pieces(self.tracker, t, mask, rule) if mask.any() else []
+            found = split_pieces(self.tracker, t, mask, rule, regions) if mask.any() else []
             before = self.previous.get(obj_id)
             self.previous[obj_id] = mask
             recent = self.history.setdefault(obj_id, {})
