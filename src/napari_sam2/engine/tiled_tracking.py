@@ -28,6 +28,19 @@ from .tracker import Tracker
 SEED_MAX_OVERLAP = 0.3
 
 
+def _scratch_labels(num_frames: int, height: int, width: int) -> np.ndarray:
+    """A (T, h, w) label array whose frames all share one (h, w) buffer.
+
+    The stitched volume is made from each window's logits; a window's own label volume is
+    never read, and a real one per window would hold the stack's labels about 1.6 times over
+    (the overlaps). Ids up to uint32 fit, as in the stitched volume.
+    """
+    plane = np.zeros((height, width), dtype=np.uint32)
+    return np.lib.stride_tricks.as_strided(
+        plane, shape=(num_frames, height, width), strides=(0, *plane.strides), writeable=True
+    )
+
+
 class TiledTracker:
     """Track objects through a (T, H, W[, C]) stack in tiles of `tile` x `tile` pixels.
 
@@ -89,8 +102,14 @@ class TiledTracker:
     def window_tracker(self, index: int) -> Tracker:
         """The Tracker of window `index` (made when first needed)."""
         if index not in self._trackers:
-            source = window_source(self._shared, self.windows[index])
-            self._trackers[index] = Tracker(self.model, source, **self._options)
+            window = self.windows[index]
+            source = window_source(self._shared, window)
+            self._trackers[index] = Tracker(
+                self.model,
+                source,
+                labels_out=_scratch_labels(self.num_frames, window.height, window.width),
+                **self._options,
+            )
         return self._trackers[index]
 
     def _home(self, obj_id: int, centre_yx, extent) -> Window:
