@@ -305,3 +305,20 @@ def test_cli_seeds_auto_with_tiles(wide_stack, tmp_path, monkeypatch, capsys):
             inside = labels[t][truth[t] == cell]
             ids = [i for i in np.unique(inside) if i and (inside == i).mean() > 0.3]
             assert len(ids) == 1, f"cell {cell} on frame {t}: objects {ids}"
+
+
+def test_propagating_again_forgets_the_last_hand_overs(demo):
+    frames, truth = moving_cells(
+        num_frames=16, height=256, width=384, centers=((128, 150),), radius=12, velocity=(0, 8)
+    )
+    tracker = TiledTracker(demo, frames, tile=256, overlap=64)
+    tracker.add_mask(0, 1, truth[0] == 1)
+    list(tracker.propagate("forward"))
+    first, handovers = tracker.labels().copy(), tracker.handovers
+    assert handovers >= 1 and 1 in tracker.window_tracker(1).object_ids
+    # a new propagation starts from the user's prompts only: the hand-over prompt is gone
+    run = tracker.propagate("forward")
+    assert 1 not in tracker.window_tracker(1).object_ids
+    list(run)
+    assert tracker.handovers == handovers
+    np.testing.assert_array_equal(tracker.labels(), first)
