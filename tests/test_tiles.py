@@ -66,6 +66,13 @@ def test_grid_rejects_bad_sizes(bad):
         tile_grid(1000, 1000, *bad)
 
 
+@pytest.mark.parametrize("tile, overlap", [("256", None), (16, None), (256, 200), (True, None)])
+def test_tiled_tracker_refuses_bad_tiles(demo, tile, overlap):
+    frames = np.zeros((2, 300, 300), dtype=np.uint8)
+    with pytest.raises(SAM2Error, match="tile"):
+        TiledTracker(demo, frames, tile=tile, overlap=overlap)
+
+
 def test_auto_tiles_only_frames_much_larger_than_the_input():
     assert resolve_tile("auto", 300, 300, 256) is None
     assert resolve_tile("auto", 384, 200, 256) == 256

@@ -20,7 +20,15 @@ from .automatic_masks import MaskGeneratorSettings, generate_masks
 from .budgets import default_budgets
 from .frames import FrameSource
 from .propagation_plan import DIRECTIONS, plan_passes
-from .tiles import SharedFrames, Window, default_overlap, tile_grid, window_of, window_source
+from .tiles import (
+    SharedFrames,
+    Window,
+    check_tile_options,
+    default_overlap,
+    tile_grid,
+    window_of,
+    window_source,
+)
 from .tracker import Tracker
 
 # automatic masks: a mask whose pixels are taken by better masks for more than this share of
@@ -78,6 +86,7 @@ class TiledTracker:
         )
         self.num_frames = self.frames.num_frames
         self.height, self.width = self.frames.height, self.frames.width
+        check_tile_options(tile, 0)  # before anything is made from it
         self.tile = int(tile)
         self.overlap = default_overlap(self.tile) if overlap is None else overlap
         self.windows = tile_grid(self.height, self.width, self.tile, self.overlap)
