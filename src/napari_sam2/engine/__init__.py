@@ -7,6 +7,7 @@ from .frames import FrameSource
 from .labels import LabelVolume
 from .propagation_run import Progress, propagate_or_restore
 from .stack_view import VideoAxisView
+from .tiled_tracking import TiledTracker
 from .tracker import Tracker
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FrameSource",
     "LabelVolume",
     "Progress",
+    "TiledTracker",
     "Tracker",
     "VideoAxisView",
     "propagate_or_restore",
