@@ -26,13 +26,16 @@ def stability_score(mask_logits: torch.Tensor, delta: float) -> torch.Tensor:
     return torch.where(outer > 0, inner / outer, 1.0)
 
 
-def upsample_2x2(conv: nn.ConvTranspose2d, pixels: torch.Tensor) -> torch.Tensor:
+def upsample_2x2(conv: nn.ConvTranspose2d, pixels: torch.Tensor, bias: bool = True) -> torch.Tensor:
     """`conv` (a 2x2, stride-2 transposed convolution) on (N, C) pixels as one matrix
     product: (N, 4, C') the 2x2 block each pixel becomes, in (row, column) order. The same
-    function as `conv`, with the output left in blocks instead of an image."""
+    function as `conv`, with the output left in blocks instead of an image; `bias` False
+    leaves out the bias, for a caller that adds it with something else."""
     c, out = conv.in_channels, conv.out_channels
     # weight (C, C', kh, kw) -> (C, kh, kw, C'): each row gives the block's four pixels
     weight = conv.weight.permute(0, 2, 3, 1).reshape(c, 4 * out)
+    if not bias:
+        return torch.mm(pixels, weight).view(-1, 4, out)
     return torch.addmm(conv.bias.repeat(4), pixels, weight).view(-1, 4, out)
 
 
@@ -224,19 +227,19 @@ class MaskDecoder(nn.Module):
         # 2x2 upsamplings make them (each image token's 4 x 4 block): the transformer's tokens
         # already are (B, hw, C) rows, no intermediate image is reordered, and only the
         # masks become an image at the end
+        # (the high-res maps come with the up-convolutions' biases added: one pass less)
         upconv1, norm1, act1, upconv2, act2 = self.output_upscaling
-        upscaled = upsample_2x2(upconv1, src.reshape(b * h * w, c)).view(b, h * w * 4, -1)
-        feat_s0 = feat_s1 = None
-        if self.use_high_res_features:
-            if high_res_features is None:
-                raise ValueError("this decoder needs the backbone's high-resolution features")
-            feat_s0, feat_s1 = self._high_res_blocks(high_res_features)
-            upscaled = upscaled.add_(feat_s1)
+        high_res = self.use_high_res_features
+        if high_res and high_res_features is None:
+            raise ValueError("this decoder needs the backbone's high-resolution features")
+        feat_s0, feat_s1 = self._high_res_blocks(high_res_features) if high_res else (0, 0)
+        upscaled = upsample_2x2(upconv1, src.reshape(b * h * w, c), bias=not high_res)
+        upscaled = upscaled.view(b, h * w * 4, -1)
+        upscaled = upscaled.add_(feat_s1) if high_res else upscaled
         upscaled = act1(F.layer_norm(upscaled, (c // 4,), norm1.weight, norm1.bias, norm1.eps))
-        upscaled = upsample_2x2(upconv2, upscaled.reshape(-1, c // 4)).view(b, h * w * 16, -1)
-        if feat_s0 is not None:
-            upscaled = upscaled.add_(feat_s0)
-        upscaled = act2(upscaled)
+        upscaled = upsample_2x2(upconv2, upscaled.reshape(-1, c // 4), bias=not high_res)
+        upscaled = upscaled.view(b, h * w * 16, -1)
+        upscaled = act2(upscaled.add_(feat_s0) if high_res else upscaled)
 
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
@@ -254,15 +257,19 @@ class MaskDecoder(nn.Module):
 
     def _high_res_blocks(self, high_res: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The backbone's stride-4 and stride-8 maps in the upscaling's pixel order (see
-        `as_blocks`). Out of training the last frame's are kept: further clicks on a frame
-        reuse them."""
+        `as_blocks`), plus the biases of the up-convolutions they are added to. Out of
+        training the last frame's are kept: further clicks on a frame reuse them."""
         feat_s0, feat_s1 = high_res
+        upconv1, upconv2 = self.output_upscaling[0], self.output_upscaling[3]
+
+        def blocks():
+            return as_blocks(feat_s0, 2) + upconv2.bias, as_blocks(feat_s1, 1) + upconv1.bias
+
         if self.training or torch.is_grad_enabled():
-            return as_blocks(feat_s0, 2), as_blocks(feat_s1, 1)
+            return blocks()
         kept = self._kept_blocks
         if kept is None or kept[0]() is not feat_s0 or kept[1]() is not feat_s1:
-            blocks = as_blocks(feat_s0, 2), as_blocks(feat_s1, 1)
-            kept = (weakref.ref(feat_s0), weakref.ref(feat_s1), *blocks)
+            kept = (weakref.ref(feat_s0), weakref.ref(feat_s1), *blocks())
             self._kept_blocks = kept
         return kept[2], kept[3]
 

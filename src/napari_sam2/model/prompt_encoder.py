@@ -56,6 +56,20 @@ class PromptEncoder(nn.Module):
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
+    def _downscale_masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """`mask_downscaling(masks)`, its last (1x1) convolution as one matrix product whose
+        result is stored channels-last, like the image features it is added to: an add of
+        the two layouts, and the decoder's reading of the sum as tokens, would go through
+        memory against the grain."""
+        *layers, last = self.mask_downscaling
+        x = masks
+        for layer in layers:
+            x = layer(x)
+        b, c, h, w = x.shape
+        pixels = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        out = torch.addmm(last.bias, pixels, last.weight.view(last.out_channels, c).t())
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+
     def get_dense_pe(self) -> torch.Tensor:
         """Positional encoding of every image-feature cell, (1, C, h, w).
 
@@ -130,7 +144,7 @@ class PromptEncoder(nn.Module):
         sparse_embeddings = torch.cat(sparse, dim=1)
 
         if masks is not None:
-            dense_embeddings = self.mask_downscaling(masks)
+            dense_embeddings = self._downscale_masks(masks)
         else:
             h, w = self.image_embedding_size
             dense_embeddings = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
