@@ -329,3 +329,32 @@ def test_propagating_again_forgets_the_last_hand_overs(demo):
     list(run)
     assert tracker.handovers == handovers
     np.testing.assert_array_equal(tracker.labels(), first)
+
+
+def test_batch_with_tiles_equals_segment_with_tiles(wide_stack, tmp_path):
+    from distributed import LocalCluster
+
+    stack, prompts, _ = wide_stack
+    frames = tifffile.imread(stack)
+    other = tmp_path / "other.tif"
+    tifffile.imwrite(other, frames[::-1].copy(), imagej=True, metadata={"axes": "TYX"})
+    options = ["--model", "demo", "--tile", "256", "--quiet"]
+    alone = {}
+    for path in (stack, other):
+        out = tmp_path / f"{path.stem}.alone.tif"
+        assert (
+            main(["segment", str(path), "--prompts", str(prompts), "--out", str(out), *options])
+            == 0
+        )
+        alone[path.stem] = read_labels(out)[0]
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        argv = ["batch", str(stack), str(other), "--prompts", str(prompts), "--out"]
+        argv += [str(tmp_path / "batch"), "--scheduler", cluster.scheduler_address, *options]
+        assert main(argv) == 0
+    for stem, labels in alone.items():
+        assert len(np.unique(labels)) == 3
+        np.testing.assert_array_equal(
+            read_labels(tmp_path / "batch" / f"{stem}.labels.tif")[0], labels
+        )
