@@ -358,3 +358,25 @@ def test_batch_with_tiles_equals_segment_with_tiles(wide_stack, tmp_path):
         np.testing.assert_array_equal(
             read_labels(tmp_path / "batch" / f"{stem}.labels.tif")[0], labels
         )
+
+
+def test_labels_out_keeps_other_labels_and_a_journal_puts_frames_back(demo):
+    frames, truth = moving_cells(
+        num_frames=4, height=256, width=512, centers=((100, 60), (150, 400)), radius=12
+    )
+    out = np.zeros(frames.shape, dtype=np.uint16)
+    out[:, 200:210, 200:210] = 77  # painted by hand: not an object of the tracker
+    before = out.copy()
+    tracker = TiledTracker(demo, frames, tile=256, labels_out=out)
+    tracker.begin_journal()
+    tracker.add_points(0, 1, [[60, 100]], [1])
+    list(tracker.propagate("forward"))
+    assert tracker.labels() is out and (out[1:] == 1).any(axis=(1, 2)).all()
+    assert (out[:, 200:210, 200:210] == 77).all()
+    assert tracker.rollback() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(out, before)
+    with pytest.raises(SAM2Error, match="does not fit the label array's uint16"):
+        tracker.add_points(0, 70000, [[400, 150]], [1])
+    assert tracker.object_ids == [1] and tracker.window_tracker(2).object_ids == []
+    with pytest.raises(SAM2Error, match="labels_out must be an integer array"):
+        TiledTracker(demo, frames, tile=256, labels_out=np.zeros((4, 256, 256), np.uint16))

@@ -64,7 +64,9 @@ class TilesOption(QWidget):
         size = self.size()
         if size is None:
             return None
-        return propagate_in_tiles(self.host.session.tracker, size, direction, self.host.labels.data)
+        tracker = self.host.session.tracker
+        # the tracker's (T, H, W) frames of the labels layer, whatever the layer's dimensions
+        return propagate_in_tiles(tracker, size, direction, tracker.labels())
 
 
 def propagate_in_tiles(
@@ -81,14 +83,13 @@ def propagate_in_tiles(
     total = sum(len(order) for order, _ in passes)
 
     def run() -> Iterator[Progress]:
-        tiled = TiledTracker(tracker.model, tracker.frames, size)
-        apply_prompts(tiled, prompts, "the session's prompts")
-        saved: dict[int, np.ndarray] = {}
+        # written straight into `out`, with the frames it changes kept to put back
+        tiled = TiledTracker(tracker.model, tracker.frames, size, labels_out=out)
+        tiled.begin_journal()
         finished = False
         try:
+            apply_prompts(tiled, prompts, "the session's prompts")
             for done, (t, _) in enumerate(tiled.propagate(direction), 1):
-                saved.setdefault(t, np.array(out[t]))
-                out[t] = tiled.labels()[t]
                 yield Progress(done, total, t)
             finished = True
         except SAM2Error:
@@ -98,8 +99,9 @@ def propagate_in_tiles(
                 f"propagation in tiles failed: {exc}; the labels were left as they were"
             ) from exc
         finally:
-            if not finished:
-                for t, frame in saved.items():
-                    out[t] = frame
+            if finished:
+                tiled.commit()
+            else:
+                tiled.rollback()
 
     return run(), total

@@ -60,7 +60,9 @@ class TiledTracker:
     stack's, for every window). Other keyword arguments go to each window's `Tracker`.
 
     Prompts are given in frame pixels, as to a `Tracker`; all prompts of one object must lie
-    in one tile (its home).
+    in one tile (its home). labels_out: an integer (T, H, W) array to write the labels into
+    (e.g. a napari Labels layer's; it never widens, and labels in it that are not this
+    tracker's objects keep their pixels); default a new one, widened to uint32 when needed.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class TiledTracker:
         contrast_limits: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = (1.0, 99.8),
         compile: bool = False,
+        labels_out: np.ndarray | None = None,
         **tracker_options,
     ) -> None:
         self.model = model.eval()
@@ -104,7 +107,17 @@ class TiledTracker:
         self.prompted: dict[int, set[int]] = {}  # object -> frames with prompts
         self._handovers: list[tuple[int, int, int]] = []  # (window, object, frame) prompts
         self.handovers = 0  # hand-overs in the last propagation
-        self.array = np.zeros((self.num_frames, self.height, self.width), dtype=np.uint16)
+        shape = (self.num_frames, self.height, self.width)
+        if labels_out is not None and (
+            tuple(labels_out.shape) != shape or np.dtype(labels_out.dtype).kind not in "iu"
+        ):
+            raise SAM2Error(
+                f"labels_out must be an integer array of shape {shape}, got "
+                f"{labels_out.dtype} {tuple(labels_out.shape)}"
+            )
+        self._owned = labels_out is None
+        self.array = np.zeros(shape, dtype=np.uint16) if labels_out is None else labels_out
+        self._journal: dict[int, np.ndarray] | None = None
 
     # -- windows ----------------------------------------------------------------------
 
@@ -123,6 +136,8 @@ class TiledTracker:
 
     def _home(self, obj_id: int, centre_yx, extent) -> Window:
         """The window an object's prompt goes to; `extent` (y0, x0, y1, x1) must fit in it."""
+        if isinstance(obj_id, int | np.integer) and not isinstance(obj_id, bool):
+            self._fit(int(obj_id))  # before any window holds it
         if obj_id in self.home:
             window = self.windows[self.home[obj_id]]
         else:
@@ -149,14 +164,42 @@ class TiledTracker:
     def _show(self, t: int, obj_id: int, window: Window, logits: np.ndarray) -> np.ndarray:
         """Write one object's new mask on frame t; its logits over the whole frame."""
         self._fit(obj_id)
+        self._remember(t)
         frame = self.array[t]
         frame[frame == obj_id] = 0
         window.crop(frame)[logits > 0] = obj_id
         return self._full_logits(window, logits)
 
     def _fit(self, obj_id: int) -> None:
-        if obj_id > np.iinfo(self.array.dtype).max:
-            self.array = self.array.astype(np.uint32)
+        if obj_id <= np.iinfo(self.array.dtype).max:
+            return
+        if not self._owned:
+            raise SAM2Error(
+                f"object id {obj_id} does not fit the label array's {self.array.dtype}; use a "
+                "smaller id"
+            )
+        self.array = self.array.astype(np.uint32)
+
+    # -- journal: frames as they were, so a front-end can undo a failed or cancelled run --
+
+    def _remember(self, t: int) -> None:
+        if self._journal is not None and t not in self._journal:
+            self._journal[t] = np.array(self.array[t])
+
+    def begin_journal(self) -> None:
+        """Start recording frames before they change, so `rollback` can restore them."""
+        self._journal = {}
+
+    def commit(self) -> None:
+        """Keep the changes since `begin_journal`."""
+        self._journal = None
+
+    def rollback(self) -> list[int]:
+        """Restore every frame changed since `begin_journal`; returns those frames."""
+        journal, self._journal = self._journal or {}, None
+        for t, frame in journal.items():
+            self.array[t] = frame
+        return sorted(journal)
 
     def _prompted(self, t: int, obj_id: int, window: Window, prompted: bool = True) -> None:
         """Remember that the object's prompts on frame t are in `window` (or were cleared)."""
@@ -268,18 +311,25 @@ class TiledTracker:
         del self.home[obj_id]
         self.prompted.pop(obj_id, None)
         self._handovers = [h for h in self._handovers if h[1] != obj_id]
+        self._erase([obj_id])
+
+    def _erase(self, obj_ids: list[int]) -> None:
         for t in range(self.num_frames):
             frame = self.array[t]
-            frame[frame == obj_id] = 0
+            mine = np.isin(frame, obj_ids)
+            if mine.any():
+                self._remember(t)
+                frame[mine] = 0
 
     def reset(self) -> None:
-        """Forget every object and prompt."""
+        """Forget every object and prompt (labels in `labels_out` of other origin stay)."""
         for tracker in self._trackers.values():
             tracker.reset()
+        ids = list(self.home)
         self.home.clear()
         self.prompted.clear()
         self._handovers.clear()
-        self.array[...] = 0
+        self._erase(ids)
 
     @property
     def object_ids(self) -> list[int]:
@@ -492,6 +542,7 @@ class TiledTracker:
             region_best[take] = window_best[take]
             for obj, obj_logits in zip(ids, logits, strict=True):
                 masks[obj] = (window, obj_logits > 0)
+        self._remember(t)
         self.array[t] = frame
         return masks
 
