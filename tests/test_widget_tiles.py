@@ -41,6 +41,10 @@ def test_tiles_option_propagates_in_tiles_into_the_labels(widget, qtbot):
     tiles = widget.propagate_panel.tiles
     tiles.combo.setCurrentText("256")
     assert tiles.size() == 256 and tiles.grid.text() == "3 tiles"
+    tiles.grid.setText("")
+    widget.start_session()  # a new session (prompts kept) shows its tile count
+    idle(qtbot, widget)
+    assert tiles.grid.text() == "3 tiles"
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     tracker = widget.tracker

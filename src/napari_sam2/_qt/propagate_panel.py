@@ -53,6 +53,9 @@ class PropagatePanel(Panel):
         self.tiles = TilesOption(host)  # large frames at their own resolution
         buttons.addWidget(self.tiles, 4, 0, 1, 3)
 
+    def session_started(self, session) -> None:
+        self.tiles.describe()  # the tile count of the new frames
+
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""
         host, session = self.host, self.session

@@ -35,7 +35,7 @@ class TilesOption(QWidget):
             "object's prompts must lie within one tile; the result is not part of the session "
             "log (save the prompts and run `napari-sam2 segment --tile` to repeat it)."
         )
-        self.combo.currentTextChanged.connect(self._describe)
+        self.combo.currentTextChanged.connect(self.describe)
         row.addWidget(self.combo)
         self.grid = QLabel("")
         row.addWidget(self.grid, 1)
@@ -49,7 +49,8 @@ class TilesOption(QWidget):
         choice = self.combo.currentText().lower()
         return resolve_tile(choice, tracker.height, tracker.width, tracker.model.image_size)
 
-    def _describe(self, _=None) -> None:
+    def describe(self, _=None) -> None:
+        """Show how many tiles the current choice makes of the session's frames."""
         session = self.host.session
         size = self.size() if session is not None else None
         if size is None:
