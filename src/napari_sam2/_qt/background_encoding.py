@@ -5,13 +5,16 @@ the feature budget holds), so that a first click on a frame costs only the decod
 Never on the GUI thread. An encode of a frame other than the one on view stops (between two
 blocks of the image encoder) when a propagation or a slow click has run for YIELD_AFTER_MS,
 and nothing starts while they run; navigating away drops the frames planned for the old
-position and stops an encode of another frame.
+position and stops an encode of another frame. While a click runs (in either thread), an
+encode of a frame the click does not need waits at its next check, so that the click has the
+processor to itself.
 """
 
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
@@ -29,23 +32,49 @@ class EncodeCancelled(Exception):
     """A background encode stopped between two blocks of the image encoder."""
 
 
-_local = threading.local()  # the cancel event of the encode running in this thread
+_local = threading.local()  # the cancel event and frame of the encode running in this thread
 _hooked: "weakref.WeakSet" = weakref.WeakSet()
+# the frames each click running now needs; guarded by _clicks_changed's lock
+_clicks: list[set[int]] = []
+_clicks_changed = threading.Condition()
+
+
+@contextmanager
+def hold_for_click(frames: Iterable[int]) -> Iterator[None]:
+    """While the block runs (a click on `frames`), background encodes of other frames wait
+    at their next check. An encode of one of `frames` goes on: the click waits for it."""
+    needed = set(frames)
+    with _clicks_changed:
+        _clicks.append(needed)
+    try:
+        yield
+    finally:
+        with _clicks_changed:
+            _clicks.remove(needed)
+            _clicks_changed.notify_all()
 
 
 def _stop_if_cancelled(module, args) -> None:
     cancel = getattr(_local, "cancel", None)
-    if cancel is not None and cancel.is_set():
+    if cancel is None:  # not a background encode
+        return
+    frame = getattr(_local, "frame", None)
+    with _clicks_changed:
+        while not cancel.is_set() and any(frame not in needed for needed in _clicks):
+            _clicks_changed.wait(0.05)
+    if cancel.is_set():
         raise EncodeCancelled
 
 
 def make_cancellable(model) -> None:
-    """Let background encodes of `model` stop between its image encoder's blocks (a check
-    before each block, which only background encode threads ever trip)."""
+    """Let background encodes of `model` stop, or wait for a click, within its image
+    encoder (a check before each block's attention and MLP, which only background encode
+    threads ever act on)."""
     if model in _hooked:
         return
     for block in model.image_encoder.trunk.blocks:
-        block.register_forward_pre_hook(_stop_if_cancelled)
+        for part in (block, block.mlp):
+            part.register_forward_pre_hook(_stop_if_cancelled)
     _hooked.add(model)
 
 
@@ -156,7 +185,7 @@ class BackgroundEncoder(QObject):
 
         def encode() -> None:
             self.threads.add(threading.get_ident())
-            _local.cancel = cancel
+            _local.cancel, _local.frame = cancel, frame
             try:
                 computed = tracker.encode(frame)
             except EncodeCancelled:
@@ -164,7 +193,7 @@ class BackgroundEncoder(QObject):
             except (SAM2Error, RuntimeError):
                 computed = False  # the click or propagation will say what is wrong
             finally:
-                _local.cancel = None
+                _local.cancel = _local.frame = None
             self.encoded.emit(generation, frame, computed)
 
         threading.Thread(target=encode, name="sam2-background-encode", daemon=True).start()

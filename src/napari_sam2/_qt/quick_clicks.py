@@ -14,6 +14,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
+from .background_encoding import hold_for_click
+
 # a click may hold the GUI thread this long: below the extra window draw a worker costs
 # (above), and a short pause after the user's own click (at 16 ms, a demo-model click slowed
 # to 21 ms by other jobs went to a worker and took 190 ms to its mask instead of ~40)
@@ -28,12 +30,14 @@ def expected_ms(model) -> float | None:
 
 
 def timed(model, tracker, frames, apply: Callable) -> Callable:
-    """`apply` that records its time for `model` when it was a decoder-only click."""
+    """`apply` that records its time for `model` when it was a decoder-only click, and holds
+    background encodes of other frames while it runs."""
 
     def run():
         encoded = all(tracker.is_encoded(t) for t in frames)
         start = time.perf_counter()
-        result = apply()
+        with hold_for_click(frames):  # background encodes of other frames wait
+            result = apply()
         if encoded:
             _recent.setdefault(model, deque(maxlen=5)).append((time.perf_counter() - start) * 1e3)
         return result
