@@ -380,3 +380,18 @@ def test_labels_out_keeps_other_labels_and_a_journal_puts_frames_back(demo):
     assert tracker.object_ids == [1] and tracker.window_tracker(2).object_ids == []
     with pytest.raises(SAM2Error, match="labels_out must be an integer array"):
         TiledTracker(demo, frames, tile=256, labels_out=np.zeros((4, 256, 256), np.uint16))
+
+
+def test_an_empty_prompt_fits_any_tile_and_a_click_keeps_painted_labels(demo):
+    frames, _ = moving_cells(num_frames=2, height=256, width=640, centers=((128, 500),))
+    out = np.zeros(frames.shape, dtype=np.uint16)
+    out[:, 120:136, 490:510] = 77  # painted by hand under the cell: not the tracker's
+    tracker = TiledTracker(demo, frames, tile=256, labels_out=out)
+    tracker.add_points(0, 1, [[500, 128]], [1])
+    assert tracker.home[1] == 2 and (out[0] == 1).any()  # the third window (x 384-639)
+    assert (out[:, 120:136, 490:510] == 77).all()
+    # clearing the object's prompts (nothing given) is no prompt outside its tile
+    tracker.set_prompts(0, 1)
+    assert tracker.prompted[1] == set() and not (out[0] == 1).any()
+    tracker.add_mask(1, 1, np.zeros((256, 640), dtype=bool))
+    assert tracker.home[1] == 2 and (out[:, 120:136, 490:510] == 77).all()

@@ -16,24 +16,24 @@ from scipy import ndimage
 from ..errors import SAM2Error
 from ..model import SAM2
 from ..model.sam2 import NO_OBJECT_LOGIT
-from .automatic_masks import MaskGeneratorSettings, generate_masks
+from .automatic_masks import MaskGeneratorSettings
 from .budgets import default_budgets
 from .frames import FrameSource
 from .propagation_plan import DIRECTIONS, plan_passes
+from .tile_labels import TileLabels
+from .tile_prompts import Extent, checked_box, checked_points, click_geometry, mask_geometry
+from .tiled_seeds import automatic_seed_labels
 from .tiles import (
     SharedFrames,
     Window,
     check_tile_options,
     default_overlap,
     tile_grid,
+    touches_inner_edge,
     window_of,
     window_source,
 )
 from .tracker import Tracker
-
-# automatic masks: a mask whose pixels are taken by better masks for more than this share of
-# its area is a duplicate (from an overlapping window) or a part of an object already found
-SEED_MAX_OVERLAP = 0.3
 
 
 def _scratch_labels(num_frames: int, height: int, width: int) -> np.ndarray:
@@ -115,9 +115,7 @@ class TiledTracker:
                 f"labels_out must be an integer array of shape {shape}, got "
                 f"{labels_out.dtype} {tuple(labels_out.shape)}"
             )
-        self._owned = labels_out is None
-        self.array = np.zeros(shape, dtype=np.uint16) if labels_out is None else labels_out
-        self._journal: dict[int, np.ndarray] | None = None
+        self.volume = TileLabels(*shape, out=labels_out)
 
     # -- windows ----------------------------------------------------------------------
 
@@ -134,14 +132,22 @@ class TiledTracker:
             )
         return self._trackers[index]
 
-    def _home(self, obj_id: int, centre_yx, extent) -> Window:
-        """The window an object's prompt goes to; `extent` (y0, x0, y1, x1) must fit in it."""
+    @property
+    def array(self) -> np.ndarray:
+        """The (T, H, W) label array (`labels_out` when one was given)."""
+        return self.volume.array
+
+    def _home(self, obj_id: int, centre_yx: tuple[float, float], extent: Extent) -> Window:
+        """The window an object's prompt goes to; `extent` (y0, x0, y1, x1) must fit in it
+        (None: an empty prompt, which fits anywhere)."""
         if isinstance(obj_id, int | np.integer) and not isinstance(obj_id, bool):
-            self._fit(int(obj_id))  # before any window holds it
+            self.volume.check_id(int(obj_id))  # before any window holds it
         if obj_id in self.home:
             window = self.windows[self.home[obj_id]]
         else:
             window = window_of(self.windows, *centre_yx)
+        if extent is None:
+            return window
         y0, x0, y1, x1 = extent
         if y0 < window.y0 or x0 < window.x0 or y1 > window.y1 or x1 > window.x1:
             where = (
@@ -156,50 +162,27 @@ class TiledTracker:
             )
         return window
 
-    def _full_logits(self, window: Window, logits: np.ndarray) -> np.ndarray:
+    def _show(self, t: int, obj_id: int, window: Window, logits: np.ndarray) -> np.ndarray:
+        """Write one object's new mask on frame t (labels of other origin keep their pixels);
+        returns its logits over the whole frame."""
         full = np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
         window.crop(full)[...] = logits
+        self.volume.write_object(int(t), int(obj_id), full)
         return full
-
-    def _show(self, t: int, obj_id: int, window: Window, logits: np.ndarray) -> np.ndarray:
-        """Write one object's new mask on frame t; its logits over the whole frame."""
-        self._fit(obj_id)
-        self._remember(t)
-        frame = self.array[t]
-        frame[frame == obj_id] = 0
-        window.crop(frame)[logits > 0] = obj_id
-        return self._full_logits(window, logits)
-
-    def _fit(self, obj_id: int) -> None:
-        if obj_id <= np.iinfo(self.array.dtype).max:
-            return
-        if not self._owned:
-            raise SAM2Error(
-                f"object id {obj_id} does not fit the label array's {self.array.dtype}; use a "
-                "smaller id"
-            )
-        self.array = self.array.astype(np.uint32)
 
     # -- journal: frames as they were, so a front-end can undo a failed or cancelled run --
 
-    def _remember(self, t: int) -> None:
-        if self._journal is not None and t not in self._journal:
-            self._journal[t] = np.array(self.array[t])
-
     def begin_journal(self) -> None:
         """Start recording frames before they change, so `rollback` can restore them."""
-        self._journal = {}
+        self.volume.begin_journal()
 
     def commit(self) -> None:
         """Keep the changes since `begin_journal`."""
-        self._journal = None
+        self.volume.commit()
 
     def rollback(self) -> list[int]:
         """Restore every frame changed since `begin_journal`; returns those frames."""
-        journal, self._journal = self._journal or {}, None
-        for t, frame in journal.items():
-            self.array[t] = frame
-        return sorted(journal)
+        return self.volume.rollback()
 
     def _prompted(self, t: int, obj_id: int, window: Window, prompted: bool = True) -> None:
         """Remember that the object's prompts on frame t are in `window` (or were cleared)."""
@@ -212,43 +195,12 @@ class TiledTracker:
 
     # -- prompts (frame pixels) ---------------------------------------------------------
 
-    def _points(self, points_xy, labels) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-            labels = np.asarray(labels).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise SAM2Error(f"points must be (N, 2) pixel (x, y) coordinates ({exc})") from None
-        if not np.isfinite(points).all():
-            raise SAM2Error("points must be finite pixel coordinates")
-        return points, labels
-
-    def _point_geometry(self, points, labels, box):
-        """(centre y, x) and extent (y0, x0, y1, x1) of clicks and a box in frame pixels."""
-        corners = []
-        if box is not None:
-            try:
-                box = np.asarray(box, dtype=np.float64).reshape(4)
-            except (TypeError, ValueError):
-                raise SAM2Error(f"a box is (x0, y0, x1, y1), got {box!r}") from None
-            corners = [box[:2], box[2:]]
-        every = np.concatenate([points, np.array(corners).reshape(-1, 2)])
-        if len(every) == 0:
-            return (self.height / 2, self.width / 2), (0, 0, 0, 0), box
-        if box is not None:
-            centre = (box[1] + box[3]) / 2, (box[0] + box[2]) / 2
-        else:
-            positive = points[labels == 1] if (labels == 1).any() else points
-            centre = positive[:, 1].mean(), positive[:, 0].mean()
-        low, high = every.min(0), every.max(0)
-        # points on the frame's far edge (x == W) belong to the last pixel
-        extent = (low[1], low[0], min(high[1], self.height - 1e-6), min(high[0], self.width - 1e-6))
-        return centre, extent, box
-
     def set_prompts(self, t: int, obj_id: int, points_xy=(), labels=(), box=None) -> np.ndarray:
         """The clicks and box of one object on frame t become exactly these (frame pixels),
         as `Tracker.set_prompts`. Returns the object's logits on frame t, float32 (H, W)."""
-        points, labels = self._points(points_xy, labels)
-        centre, extent, box = self._point_geometry(points, labels, box)
+        points, labels = checked_points(points_xy, labels)
+        box = checked_box(box)
+        centre, extent = click_geometry(points, labels, box, self.height, self.width)
         window = self._home(obj_id, centre, extent)
         shifted_box = None if box is None else box - np.tile(window.offset_xy, 2)
         logits = self.window_tracker(window.index).set_prompts(
@@ -259,8 +211,8 @@ class TiledTracker:
 
     def add_points(self, t: int, obj_id: int, points_xy, labels) -> np.ndarray:
         """Clicks (frame pixels) for one object on frame t, as `Tracker.add_points`."""
-        points, labels = self._points(points_xy, labels)
-        centre, extent, _ = self._point_geometry(points, labels, None)
+        points, labels = checked_points(points_xy, labels)
+        centre, extent = click_geometry(points, labels, None, self.height, self.width)
         window = self._home(obj_id, centre, extent)
         logits = self.window_tracker(window.index).add_points(
             t, obj_id, points - window.offset_xy, labels
@@ -272,7 +224,8 @@ class TiledTracker:
 
     def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
         """A box (x0, y0, x1, y1, frame pixels) for one object on frame t."""
-        centre, extent, box = self._point_geometry(np.zeros((0, 2)), np.zeros(0), box_xyxy)
+        box = checked_box(box_xyxy)
+        centre, extent = click_geometry(np.zeros((0, 2)), np.zeros(0), box, self.height, self.width)
         window = self._home(obj_id, centre, extent)
         logits = self.window_tracker(window.index).add_box(
             t, obj_id, box - np.tile(window.offset_xy, 2)
@@ -288,14 +241,7 @@ class TiledTracker:
                 f"the mask has shape {mask.shape}, the frames are {(self.height, self.width)}"
             )
         mask = mask.astype(bool, copy=False)
-        box = ndimage.find_objects(mask.view(np.uint8))
-        if box and box[0] is not None:
-            rows, cols = box[0]
-            ys, xs = np.nonzero(mask[rows, cols])
-            centre = ys.mean() + rows.start, xs.mean() + cols.start
-            extent = (rows.start, cols.start, rows.stop, cols.stop)
-        else:
-            centre, extent = (self.height / 2, self.width / 2), (0, 0, 0, 0)
+        centre, extent = mask_geometry(mask)
         window = self._home(obj_id, centre, extent)
         logits = self.window_tracker(window.index).add_mask(t, obj_id, window.crop(mask))
         self._prompted(t, obj_id, window)
@@ -311,25 +257,16 @@ class TiledTracker:
         del self.home[obj_id]
         self.prompted.pop(obj_id, None)
         self._handovers = [h for h in self._handovers if h[1] != obj_id]
-        self._erase([obj_id])
-
-    def _erase(self, obj_ids: list[int]) -> None:
-        for t in range(self.num_frames):
-            frame = self.array[t]
-            mine = np.isin(frame, obj_ids)
-            if mine.any():
-                self._remember(t)
-                frame[mine] = 0
+        self.volume.remove_object(obj_id)
 
     def reset(self) -> None:
         """Forget every object and prompt (labels in `labels_out` of other origin stay)."""
         for tracker in self._trackers.values():
             tracker.reset()
-        ids = list(self.home)
         self.home.clear()
         self.prompted.clear()
         self._handovers.clear()
-        self._erase(ids)
+        self.volume.clear()
 
     @property
     def object_ids(self) -> list[int]:
@@ -352,41 +289,7 @@ class TiledTracker:
             raise SAM2Error(
                 f"frame {t} does not exist: the stack has frames 0 to {self.num_frames - 1}"
             )
-        found = []  # (score, window, mask crop)
-        for window in self.windows:
-            tracker = self.window_tracker(window.index)
-            image = tracker.frames.normalized(int(t))
-            masks = generate_masks(self.model, image, settings, tracker.frame_features(int(t)))
-            for m in masks:
-                if self._cut_by_window(window, m.mask):
-                    continue
-                found.append((m.predicted_iou * m.stability_score, window, m.mask))
-        found.sort(key=lambda item: -item[0])
-        labels = np.zeros((self.height, self.width), dtype=np.int32)
-        next_id = 1
-        for _, window, mask in found:
-            area = int(mask.sum())
-            region = window.crop(labels)
-            free = mask & (region == 0)
-            if area == 0 or free.sum() < (1.0 - SEED_MAX_OVERLAP) * area:
-                continue
-            parts, count = ndimage.label(free)
-            if count > 1:
-                free = parts == np.bincount(parts.ravel())[1:].argmax() + 1
-            if free.sum() < min_area:
-                continue
-            region[free] = next_id
-            next_id += 1
-        return labels
-
-    def _cut_by_window(self, window: Window, mask: np.ndarray) -> bool:
-        """Whether a mask touches an edge of the window that is not the frame's edge."""
-        return bool(
-            (window.y0 > 0 and mask[0].any())
-            or (window.x0 > 0 and mask[:, 0].any())
-            or (window.y1 < self.height and mask[-1].any())
-            or (window.x1 < self.width and mask[:, -1].any())
-        )
+        return automatic_seed_labels(self, int(t), settings, min_area)
 
     def seed_from_labels(self, t: int, seeds: np.ndarray) -> list[int]:
         """Every nonzero label of a (H, W) image becomes an object prompted with its mask on
@@ -523,8 +426,7 @@ class TiledTracker:
         """Frame t from every window's next step: each object from its owning window, the
         highest positive logit winning where two meet; objects not tracked (`objs` are)
         keep their pixels. Returns each tracked object's mask."""
-        for obj in objs:
-            self._fit(obj)
+        self.volume.make_room(objs)
         frame = self.array[t].copy()
         frame[np.isin(frame, objs)] = 0
         best = np.where(frame != 0, np.inf, 0.0).astype(np.float32)
@@ -542,8 +444,7 @@ class TiledTracker:
             region_best[take] = window_best[take]
             for obj, obj_logits in zip(ids, logits, strict=True):
                 masks[obj] = (window, obj_logits > 0)
-        self._remember(t)
-        self.array[t] = frame
+        self.volume.put_frame(t, frame)
         return masks
 
     def _hand_over(self, t: int, masks, owner: dict[int, int]) -> None:
@@ -556,8 +457,8 @@ class TiledTracker:
             rows, cols = found[0]
             ys, xs = np.nonzero(mask[rows, cols])
             cy, cx = ys.mean() + rows.start + window.y0, xs.mean() + cols.start + window.x0
-            if window.core_holds(cy, cx, self.handover_margin) and not self._cut_by_window(
-                window, mask
+            if window.core_holds(cy, cx, self.handover_margin) and not touches_inner_edge(
+                window, mask, self.height, self.width
             ):
                 continue
             target = window_of(self.windows, cy, cx)

@@ -129,6 +129,17 @@ def resolve_tile(tile: int | str | None, height: int, width: int, image_size: in
     return int(tile)
 
 
+def touches_inner_edge(window: Window, mask: np.ndarray, height: int, width: int) -> bool:
+    """Whether a mask of the window touches an edge of the window that is not the edge of the
+    height x width frame (the object may go on in the neighbour)."""
+    return bool(
+        (window.y0 > 0 and mask[0].any())
+        or (window.x0 > 0 and mask[:, 0].any())
+        or (window.y1 < height and mask[-1].any())
+        or (window.x1 < width and mask[:, -1].any())
+    )
+
+
 def window_of(windows: list[Window], y: float, x: float) -> Window:
     """The window whose core holds (y, x) (the nearest core for a point outside the frame)."""
     for window in windows:
