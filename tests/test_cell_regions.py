@@ -32,6 +32,10 @@ def test_a_masklet_over_two_cells_splits_between_them():
     # each cell wholly in one piece, the two in different pieces
     holders = [[int((p & (regions == k)).sum()) for p in pieces] for k in (1, 2)]
     assert sorted(holders) == [[0, (regions == 2).sum()], [(regions == 1).sum(), 0]]
+    # nor is a cell another object holds a fifth of (a leak into a neighbour's or sister's)
+    others = disc(32, 60, 7)
+    assert region_split(mask, regions, DivisionRule(), others) == []
+    assert len(region_split(mask, regions, DivisionRule(), disc(32, 66, 2))) == 2
     # one cell, or a second one the masklet barely touches, is no division
     assert region_split(disc(32, 30, 12), regions, DivisionRule()) == []
     assert region_split(disc(32, 30, 12) | disc(32, 47, 3), regions, DivisionRule()) == []

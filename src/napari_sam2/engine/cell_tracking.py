@@ -44,8 +44,8 @@ class CellTracker:
     while tracking forward (off for z-stacks); rule: `DivisionRule`; reseed_every: run the
     automatic mask generator every K frames forward on area no object covers (None: off);
     mask_settings: the generator's settings (for automatic seeds and reseeding);
-    classical_cue: also split a masklet that two regions of the frame's classical segmentation
-    (threshold and watershed) lie in.
+    classical_cue: check the masklets against the frame's classical segmentation (threshold and
+    watershed): divisions, leaks, duplicates, lost cells; None: as `divisions` (on along T).
     """
 
     def __init__(
@@ -57,7 +57,7 @@ class CellTracker:
         mask_settings: MaskGeneratorSettings | None = None,
         min_new_area: int = 20,
         recover_shrinking: bool = True,
-        classical_cue: bool = True,
+        classical_cue: bool | None = None,
     ) -> None:
         if reseed_every is not None and reseed_every < 1:
             raise SAM2Error(f"reseed_every must be 1 or more, got {reseed_every}")
@@ -68,7 +68,7 @@ class CellTracker:
         self.mask_settings = mask_settings or MaskGeneratorSettings()
         self.min_new_area = min_new_area
         self.recover_shrinking = recover_shrinking
-        self.classical_cue = classical_cue
+        self.classical_cue = divisions if classical_cue is None else classical_cue
         self._classical: dict[int, np.ndarray] = {}  # frame -> its classical segmentation
         self._region_checked: set[tuple[int | None, int]] = set()
         self.seed_areas: dict[int, int] = {}  # seed object -> its seed mask's area
@@ -156,8 +156,9 @@ class CellTracker:
             if self.divisions:
                 confirmed = watch.check(t, obj_ids, logits, self.volume[t], self._regions(t))
                 if confirmed:
-                    for obj_id in confirmed:
-                        watch.backtrack(obj_id)
+                    if not self.classical_cue:  # (SAM 2's clicks see a split late)
+                        for obj_id in confirmed:
+                            watch.backtrack(obj_id)
                     # tracking resumes at the earliest division; later ones are found again
                     # then (daughters prompted later would be tracked before their birth)
                     earliest = min(watch.division_frame(obj_id) for obj_id in confirmed)
@@ -268,7 +269,7 @@ class CellTracker:
                 self._region_checked.add((obj_id, t))
                 self._add(t, obj_id, region)
                 changed = True
-        for region in unclaimed_regions(frame, regions, typical):
+        for region in unclaimed_regions(frame, regions, typical, self.min_new_area):
             if region.sum() >= self.min_new_area:
                 self._add(t, self._new_id(), region)
                 changed = True

@@ -111,11 +111,13 @@ def split_pieces(
     mask: np.ndarray,
     rule: DivisionRule,
     regions: np.ndarray | None = None,
+    others: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """The two daughters' masks when the masklet's mask on frame t is two cells, else []: it
     must be pinched (two lobes) or in two pieces, and either SAM 2's clicks on the lobes or
-    the frame's classical `regions` (a label image; None: not used) must see two cells."""
+    the frame's classical `regions` (a label image; None: not used) must see two cells
+    (`others`: pixels other objects hold)."""
     centres = lobes(mask, rule)
     if regions is None:
         return [] if centres is None else click_split(tracker, t, mask, centres, rule)
-    return region_split(mask, regions, rule)
+    return region_split(mask, regions, rule, others)

@@ -53,7 +53,8 @@ class DivisionWatch:
             born = self.births.get(obj_id)
             if (born is not None and t - born < rule.min_cycle) or t == self.seed_frame:
                 continue  # (the seed frame's objects are as the user gave them)
-            found = split_pieces(self.tracker, t, mask, rule, regions) if mask.any() else []
+            others = (frame != 0) & (frame != obj_id)
+            found = split_pieces(self.tracker, t, mask, rule, regions, others) if mask.any() else []
             before = self.previous.get(obj_id)
             self.previous[obj_id] = mask
             recent = self.history.setdefault(obj_id, {})

@@ -40,15 +40,22 @@ def undersized_masklets(
     return found
 
 
-def unclaimed_regions(frame: np.ndarray, regions: np.ndarray, typical: float) -> list[np.ndarray]:
-    """Classical regions of plausible size that objects hold less than 10 % of."""
+def unclaimed_regions(
+    frame: np.ndarray, regions: np.ndarray, typical: float, min_area: int = 20
+) -> list[np.ndarray]:
+    """Classical regions that objects hold less than 10 % of: of plausible size, or on the
+    frame's edge and at least `min_area` pixels (a cell entering the field shows a part)."""
     found = []
     sizes = np.bincount(regions.ravel())
     held = np.bincount(regions[frame != 0].ravel(), minlength=sizes.size)
     for region_id in range(1, sizes.size):
-        if sizes[region_id] and held[region_id] < 0.1 * sizes[region_id]:
-            if plausible(int(sizes[region_id]), typical):
-                found.append((regions == region_id) & (frame == 0))
+        size = int(sizes[region_id])
+        if not size or held[region_id] >= 0.1 * size:
+            continue
+        region = regions == region_id
+        entering = min_area <= size <= 2.0 * typical and touches_edge(region)
+        if plausible(size, typical) or entering:
+            found.append(region & (frame == 0))
     return found
 
 
