@@ -395,3 +395,16 @@ def test_an_empty_prompt_fits_any_tile_and_a_click_keeps_painted_labels(demo):
     assert tracker.prompted[1] == set() and not (out[0] == 1).any()
     tracker.add_mask(1, 1, np.zeros((256, 640), dtype=bool))
     assert tracker.home[1] == 2 and (out[:, 120:136, 490:510] == 77).all()
+
+
+def test_propagating_nothing_is_a_clear_error(demo):
+    frames, _ = moving_cells(num_frames=2, height=256, width=384, centers=((128, 150),))
+    tracker = TiledTracker(demo, frames, tile=256)
+    with pytest.raises(SAM2Error, match="no object has a prompt"):
+        tracker.propagation_length()
+    tracker.add_points(0, 1, [[150, 128]], [1])
+    with pytest.raises(SAM2Error, match="no object was chosen"):
+        tracker.propagate(obj_ids=[])
+    tracker.set_prompts(0, 1)
+    with pytest.raises(SAM2Error, match=r"objects \[1\] have no prompts"):
+        tracker.propagate(obj_ids=[1])
