@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from ..engine import Progress
+from ..engine import Progress, Tracker
 from ..engine.propagation_plan import plan_passes
 from ..engine.tiled_tracking import TiledTracker
 from ..engine.tiles import default_overlap, resolve_tile, tile_grid
@@ -71,7 +71,7 @@ class TilesOption(QWidget):
 
 
 def propagate_in_tiles(
-    tracker, size: int, direction: str, out: np.ndarray
+    tracker: Tracker, size: int, direction: str, out: np.ndarray
 ) -> tuple[Iterator[Progress], int]:
     """The prompts `tracker` holds, propagated in tiles of `size` into `out` ((T, H, W) labels),
     as a generator of Progress and its length. Closing the generator early (cancel) or an error

@@ -2,11 +2,16 @@
 resolution (engine.tiled_tracking), for a prompts file or for seeds."""
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import SAM2Error
 from .common import progress, say
+
+if TYPE_CHECKING:  # the engine is imported when a run needs it, so `--help` stays quick
+    from ..io import Prompts
+    from ..model import SAM2
 
 
 def add_tile_option(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +44,22 @@ def parse_tile(value: str | None) -> str | int:
     return size
 
 
-def tile_size(args: argparse.Namespace, frames, model) -> int | None:
+def tile_size(args: argparse.Namespace, frames: np.ndarray, model: "SAM2") -> int | None:
     """The tile size this run uses, or None to track whole frames."""
     from ..engine.tiles import resolve_tile
 
     return resolve_tile(parse_tile(args.tile), frames.shape[1], frames.shape[2], model.image_size)
 
 
-def track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, options) -> np.ndarray:
+def track_prompts_in_tiles(
+    args: argparse.Namespace,
+    model: "SAM2",
+    frames: np.ndarray,
+    prompts: "Prompts",
+    prompts_name: str,
+    size: int,
+    options: dict,
+) -> np.ndarray:
     """`segment --prompts --tile`: the prompts file's objects tracked in tiles; the labels."""
     from ..engine.tiled_tracking import TiledTracker
     from ..io import apply_prompts
@@ -63,7 +76,14 @@ def track_prompts_in_tiles(args, model, frames, prompts, prompts_name, size, opt
     return tracker.labels()
 
 
-def track_seeds_in_tiles(args, model, frames, seeds, size, reappear: bool) -> np.ndarray:
+def track_seeds_in_tiles(
+    args: argparse.Namespace,
+    model: "SAM2",
+    frames: np.ndarray,
+    seeds: np.ndarray | str,
+    size: int,
+    reappear: bool,
+) -> np.ndarray:
     """`segment --seeds --tile`: every cell seeded on --seed-frame (automatic masks found tile
     by tile, or a label image) tracked both ways in tiles, without divisions; the labels."""
     from ..engine.automatic_masks import settings_for_model
