@@ -5,24 +5,11 @@ with the Propagate panel's Tiles option at 256 (the demo model's input size).
     xvfb-run -a python docs/make_tiles_screenshot.py
 """
 
-import time
-from pathlib import Path
-
 import napari
+from make_screenshots import HERE, wait_until  # the sibling script, beside this one
 from qtpy.QtWidgets import QApplication
 
 from napari_sam2 import synthetic
-
-HERE = Path(__file__).parent / "images"
-
-
-def wait_until(app, condition, timeout: float = 600) -> None:
-    start = time.time()
-    while not condition():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.time() - start > timeout:
-            raise TimeoutError("the widget did not finish in time")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The Propagate panel's Tiles option in a real napari viewer with the demo model: a frame
 wider than the model input is propagated in tiles into the Labels layer, as the headless
-tiled tracker does, and a failure leaves the labels as they were."""
+tiled tracker does, and a failure or a cancel leaves the labels as they were."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from napari_sam2._qt.tiles_option import propagate_in_tiles
 from napari_sam2.engine.tiled_tracking import TiledTracker
 from napari_sam2.synthetic import moving_cells
-from widget_helpers import fail_after
+from widget_helpers import fail_after, open_with_demo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,11 +20,7 @@ def widget(make_napari_viewer, qtbot):
     )
     viewer = make_napari_viewer(show=True)
     viewer.add_image(frames, name="wide")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
-    widget.model_combo.setCurrentText("demo")
-    widget.device_combo.setCurrentText("cpu")
-    widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    widget = open_with_demo(viewer, qtbot)
     widget.viewer.dims.set_point(0, 0)
     widget.clicks.add([[0, 60, 106]])
     idle(qtbot, widget)
@@ -66,3 +62,14 @@ def test_a_failed_tiled_propagation_leaves_the_labels(widget, qtbot, monkeypatch
     idle(qtbot, widget)
     np.testing.assert_array_equal(widget.labels.data, before)
     assert "failed" in widget.status.text()
+
+
+def test_cancelling_a_tiled_propagation_puts_its_frames_back(widget):
+    out = widget.labels.data.copy()
+    before = out.copy()
+    run, total = propagate_in_tiles(widget.tracker, 256, "forward", out)
+    assert total == 4
+    next(run), next(run)
+    assert (out[1] == 1).any() and not (before[1] == 1).any()  # frame 1 was written
+    run.close()  # what the widget's Cancel does to the run
+    np.testing.assert_array_equal(out, before)

@@ -1,5 +1,6 @@
-"""What the widget tests share: a model method made to fail partway through a job, to check
-that the widget reports the error and loses nothing."""
+"""What the widget tests share: the plugin's widget opened with the demo model, and a model
+method made to fail partway through a job, to check that the widget reports the error and loses
+nothing."""
 
 import pytest
 
@@ -17,3 +18,13 @@ def fail_after(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, calls:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, failing)
+
+
+def open_with_demo(viewer, qtbot) -> object:
+    """The plugin's widget docked in `viewer`, with the shipped demo model loaded on the CPU."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    widget.model_combo.setCurrentText("demo")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    return widget
