@@ -14,18 +14,19 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
-from ..model import SAM2, FrameFeatures, select_memories
+from ..model import SAM2, select_memories
 from ..model.sam2 import NO_OBJECT_LOGIT
 from . import propagation
-from .budgets import CacheBudgets, default_budgets
+from .budgets import default_budgets
 from .compositing import frame_logits, show_latest, show_result
 from .feature_cache import FeatureCache, disk_store_for
+from .frame_encoding import FrameEncoding
 from .frame_prompts import mask_prompt, points_prompt, predict
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
 from .object_batches import default_batch_size
-from .precision import PRECISIONS, autocast, uses_bfloat16
+from .precision import PRECISIONS, uses_bfloat16
 from .prompt_inputs import to_model_xy
 from .propagation_plan import DIRECTIONS
 from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
@@ -33,7 +34,7 @@ from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 __all__ = ["DIRECTIONS", "PRECISIONS", "Tracker"]
 
 
-class Tracker:
+class Tracker(FrameEncoding):
     """Segment and track objects through a (T, H, W) or (T, H, W, C) stack with SAM 2.
 
     frames: any array-like (numpy, tifffile memmap, zarr, dask); read lazily.
@@ -162,56 +163,6 @@ class Tracker:
         return to_model_xy(xy, what, self.width, self.height, self.model.image_size)
 
     # -- model calls ----------------------------------------------------------------
-
-    def _autocast(self):
-        return autocast(self.device, self.bfloat16)
-
-    def _compute_features(self, t: int) -> FrameFeatures:
-        image = self.frames.frame_tensor(t).to(self.device)[None]
-        with self._autocast():
-            return self.model.encode_image(image)
-
-    def _image_pos(self) -> torch.Tensor:
-        """The image position encoding, the same for every frame."""
-        size = self.model.config.image_embedding_size
-        probe = torch.zeros(1, 1, size, size, device=self.device)
-        return self.model.shared_tensor(self.model.image_encoder.neck.position_encoding(probe))
-
-    @property
-    def budgets(self) -> CacheBudgets:
-        """Bytes the feature cache and the kept results may hold (set a new `CacheBudgets`
-        to change them; a smaller feature budget drops the oldest features at once)."""
-        return CacheBudgets(self.features.budget_bytes, self.result_budget_bytes)
-
-    @budgets.setter
-    def budgets(self, budgets: CacheBudgets) -> None:
-        if min(budgets.features, budgets.results) < 0:
-            raise SAM2Error(f"cache budgets must be at least 0 bytes, got {budgets}")
-        self.features.budget_bytes = int(budgets.features)
-        self.result_budget_bytes = int(budgets.results)
-
-    def frame_features(self, t: int) -> FrameFeatures:
-        return self.features.get(t, self._compute_features)
-
-    def encode(self, t: int) -> bool:
-        """Compute and cache frame t's image features ahead of a click (background
-        encoding). Returns True if they were computed now, False if already cached.
-
-        The one method that may run in other threads while the tracker is used: any number
-        of worker threads may call `encode` while one thread calls the other methods. A click
-        on a frame already encoded never waits for a background encode; a click on the frame
-        being encoded waits for that encode instead of computing it again.
-        """
-        t = self._check_frame(t)
-        if t in self.features:
-            return False
-        with torch.inference_mode():
-            self.frame_features(t)
-        return True
-
-    def is_encoded(self, t: int) -> bool:
-        """Whether frame t's image features are cached (a click there skips the encoder)."""
-        return self._check_frame(t) in self.features
 
     def _memory_for(self, obj: ObjectState, t: int, reverse: bool):
         return select_memories(
