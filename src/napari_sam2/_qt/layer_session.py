@@ -7,6 +7,7 @@ import numpy as np
 
 from ..engine import Tracker, VideoAxisView
 from ..io.prompts import Normalization
+from ..model import SAM2
 from ..model.catalogue import is_known_model
 from ..session import Session
 from .data_panel import axis_name
@@ -15,7 +16,7 @@ from .data_panel import axis_name
 def layer_session(
     image: napari.layers.Image,
     view: VideoAxisView,
-    model,
+    model: SAM2,
     model_source: tuple[str | None, str | None],
     labels_out: np.ndarray | None = None,
     normalization: Normalization | None = None,

@@ -2,6 +2,7 @@
 adopted for an image, prompt edits sent to the session (in a worker, or at once for a quick
 click), paint recorded, and the session's or a file's prompts shown in the layers."""
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import napari
@@ -36,7 +37,9 @@ class PromptSync:
             self.again = False
             self.sync()
 
-    def adopt_layers(self, image) -> None:
+    def adopt_layers(self, image: napari.layers.Image) -> None:
+        """Use the viewer's clicks, boxes and labels layers where they fit `image`, else make
+        new ones (replacing ones that do not fit), and connect them to the session."""
         layers = self.host.viewer.layers
         wanted = (
             ("clicks", prompt_layers.CLICKS, napari.layers.Points, prompt_layers.make_clicks),
@@ -57,7 +60,8 @@ class PromptSync:
         self.host.viewer.layers.selection.active = self.host.clicks
         self.host.clicks.mode = "add"
 
-    def connect(self, attribute: str, layer) -> None:
+    def connect(self, attribute: str, layer: napari.layers.Layer) -> None:
+        """Listen to the layer that becomes the host's `attribute` (edits, keys, paint)."""
         if attribute in ("clicks", "boxes"):
             layer.events.data.connect(self.edited)
         if attribute == "clicks":
@@ -70,7 +74,8 @@ class PromptSync:
         if attribute == "labels":
             layer.events.paint.connect(self.painted)
 
-    def edited(self, event) -> None:
+    def edited(self, event: object) -> None:
+        """A clicks or boxes layer changed: sync once the edit is complete."""
         action = str(getattr(event, "action", "")).lower()
         if action.endswith("ing"):  # adding / removing / changing: wait for the result
             return
@@ -123,7 +128,8 @@ class PromptSync:
         worker.returned.connect(applied)
         self.host.run_job(worker)
 
-    def painted(self, event) -> None:
+    def painted(self, event: object) -> None:
+        """Paint in the labels layer is recorded in the session's log."""
         if self.host.session is not None:
             self.host.session.record_paint(prompt_layers.painted_frames(event, self.host.view))
 
@@ -134,9 +140,11 @@ class PromptSync:
             leading[self.host.view.video_axis] = float(t)
         return [*leading, float(y), float(x)]
 
-    def set_layer_prompts(self, items, masks) -> None:
+    def set_layer_prompts(
+        self, items: Iterable[tuple[int, int, FramePrompts]], masks: Sequence = ()
+    ) -> None:
         """Put (frame, object, FramePrompts) clicks and boxes in the layers without sending
-        them; what they hold then counts as sent."""
+        them; what they hold then counts as sent. `masks` is not read (kept for callers)."""
         rows, signs, owners, rectangles, rect_owners = [], [], [], [], []
         for t, obj, frame in items:
             for x, y, label in frame.points:

@@ -13,6 +13,8 @@ from .voxel_size import Spacing, ome_zarr_spacing
 
 
 def open_npy(path: Path) -> tuple[object, str]:
+    """A .npy file's array, unread (memory-mapped, or read a plane at a time), and its guessed
+    axes."""
     try:
         with open(path, "rb") as file:
             version = np.lib.format.read_magic(file)
@@ -52,6 +54,9 @@ def _axis_letter(name: str) -> str:
 
 
 def open_zarr(path: Path) -> tuple[object, str, Spacing]:
+    """A zarr array (a group's only array, or an OME-Zarr image's full resolution), its axes
+    (from the store's dimension names, else guessed) and its voxel size where OME-Zarr gives
+    one."""
     try:
         import zarr
     except ImportError as exc:

@@ -63,7 +63,7 @@ class JsonFields:
         return value
 
 
-def shown(value) -> str:
+def shown(value: Any) -> str:
     """A JSON value for a message, cut short (a 4,000-digit number is not worth quoting)."""
     try:
         text = json.dumps(value)

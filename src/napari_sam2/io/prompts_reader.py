@@ -2,6 +2,7 @@
 SAM2Error naming the file and the first bad field."""
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +207,14 @@ def _parse_lineage(f: JsonFields, value, objects: list[ObjectPrompts]) -> dict[i
 
 
 def parse_frame(
-    f: JsonFields, value, where: str, frame_shape, allow_empty: bool = False
+    f: JsonFields,
+    value: Any,
+    where: str,
+    frame_shape: Sequence[int] | None,
+    allow_empty: bool = False,
 ) -> FramePrompts:
+    """One frame's points, box or mask (`where` names it in errors); a mask is checked
+    against `frame_shape` when known. An entry with none of them fails unless `allow_empty`."""
     entry = f.keys(value, where, ("points", "box", "mask"), "an object")
     prompts = FramePrompts()
     points = entry.get("points") or []
@@ -236,7 +243,9 @@ def parse_frame(
     return prompts
 
 
-def parse_mask(f: JsonFields, value, where: str, frame_shape) -> np.ndarray:
+def parse_mask(
+    f: JsonFields, value: Any, where: str, frame_shape: Sequence[int] | None
+) -> np.ndarray:
     """A run-length encoded mask, its size checked against the frame shape and its runs'
     sum before anything is allocated."""
     entry = f.keys(value, where, ("size", "counts"), '{"size": [H, W], "counts": [...]}')
@@ -255,7 +264,11 @@ def parse_mask(f: JsonFields, value, where: str, frame_shape) -> np.ndarray:
     return decode_mask({"size": [height, width], "counts": counts})
 
 
-def checked_mask_size(f: JsonFields, size, where: str, frame_shape) -> tuple[int, int]:
+def checked_mask_size(
+    f: JsonFields, size: Any, where: str, frame_shape: Sequence[int] | None
+) -> tuple[int, int]:
+    """A mask's [height, width], within the limits of any frame and equal to `frame_shape`
+    when that is known."""
     if not isinstance(size, list) or len(size) != 2:
         f.fail(where, "expected [height, width]")
     height, width = (

@@ -22,6 +22,8 @@ def _tiff_axes(axes: str) -> str:
 
 
 def open_tiff(path: Path) -> tuple[object, str, Spacing]:
+    """A TIFF's image data, unread, with its axes and voxel size (OME, ImageJ or resolution
+    tags); a damaged file is a SAM2Error naming what tifffile found wrong."""
     import tifffile
 
     damage: list[str] = []
