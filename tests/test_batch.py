@@ -380,3 +380,20 @@ def test_recorded_inputs_name_what_changed_and_ignore_where_outputs_go(tmp_path,
     reason = changed_inputs(first, inputs("a/x.labels.tif", "--seed-frame", "2"))
     assert reason == "the checkpoint and the options (--seed-frame)"
     assert changed_inputs(None, first) == "no record of the inputs that made them"
+
+
+def test_a_broken_or_foreign_record_makes_the_stack_run_again(tmp_path):
+    from napari_sam2.batch.provenance import changed_inputs, read_inputs, write_inputs
+
+    record = tmp_path / "s0.inputs.json"
+    current = {"format": 1, "stack": {"bytes": 10}, "model": "demo", "options": {"tile": "off"}}
+    write_inputs(record, current)
+    assert changed_inputs(read_inputs(record), current) == ""
+    for broken in (b"\xff{not json", b"[1, 2]", b""):
+        record.write_bytes(broken)
+        assert read_inputs(record) is None
+        reason = changed_inputs(read_inputs(record), current)
+        assert reason == "no record of the inputs that made them"
+    assert changed_inputs({**current, "format": 0}, current) == "their record is of another format"
+    moved = {**current, "model": "tiny", "options": {"tile": "256"}}
+    assert changed_inputs(moved, current) == "the model and the options (--tile)"
