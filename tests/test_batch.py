@@ -16,6 +16,7 @@ import tifffile
 from napari_sam2.batch import StackResult, read_summary, run
 from napari_sam2.batch.outputs import stack_stem
 from napari_sam2.cli import main
+from napari_sam2.errors import SAM2Error
 from napari_sam2.io import FramePrompts, ObjectPrompts, Prompts, read_labels, write_prompts
 from napari_sam2.synthetic import timelapse
 
@@ -397,3 +398,11 @@ def test_a_broken_or_foreign_record_makes_the_stack_run_again(tmp_path):
     assert changed_inputs({**current, "format": 0}, current) == "their record is of another format"
     moved = {**current, "model": "tiny", "options": {"tile": "256"}}
     assert changed_inputs(moved, current) == "the model and the options (--tile)"
+
+
+@pytest.mark.parametrize("option", [["--tracks", "t.csv"], ["--out=x.tif"], ["--geff", "g"]])
+def test_segment_options_naming_one_output_are_refused(tmp_path, data, option):
+    stacks, prompts, _ = data
+    with pytest.raises(SAM2Error, match=f"segment option {option[0].split('=')[0]} names one"):
+        run(stacks, tmp_path / "out", prompts=prompts, model="demo", segment_options=option)
+    assert not list((tmp_path / "out").iterdir())

@@ -21,6 +21,8 @@ from .summary import StackResult, one_line, write_summary
 # an unexpected error in a task (not a SAM2Error) is tried once more, perhaps on another
 # worker; a worker that dies mid-task is the scheduler's business (allowed-failures)
 TASK_RETRIES = 1
+# `segment` options naming one output path: every stack of a batch would write the same one
+ONE_PATH_OUTPUTS = ("--out", "--ctc", "--tracks", "--review", "--measurements", "--geff")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,13 @@ def plan_jobs(
         raise SAM2Error("no stacks given")
     if (prompts is None) == (seeds is None):
         raise SAM2Error("give either --prompts FILE_OR_FOLDER or --seeds auto|FILE|FOLDER")
+    for option in map(str, segment_options):
+        if option.split("=", 1)[0] in ONE_PATH_OUTPUTS:
+            raise SAM2Error(
+                f"segment option {option.split('=', 1)[0]} names one output path, which every "
+                "stack would overwrite; a batch writes <stem>.labels.tif (and <stem>.ctc/ with "
+                "ctc) per stack in its output folder"
+            )
     by_stem: dict[str, list[str]] = {}
     for stack in stacks:
         by_stem.setdefault(stack_stem(stack), []).append(str(stack))
