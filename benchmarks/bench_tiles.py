@@ -111,18 +111,23 @@ def main() -> None:
     parser.add_argument("--prompt", choices=("mask", "click"), default="mask")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", default="whole,tiles", help="whole, tiles or both (whole,tiles)")
+    parser.add_argument(
+        "--modes", default="whole,tiles", help="whole, tiles or both, comma-separated"
+    )
     parser.add_argument("--mode", choices=("tiles", "whole"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:  # a child process: one mode, its result as JSON on the last line
         print(json.dumps(run_mode(args)))
         return
+    modes = args.modes.split(",")
+    if not modes or not set(modes) <= {"whole", "tiles"}:
+        parser.error(f"--modes takes whole, tiles or whole,tiles; got {args.modes!r}")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         make_stack(args, Path(folder))
         results = []
-        for mode in args.modes.split(","):
+        for mode in modes:
             command = [sys.executable, __file__, *sys.argv[1:], "--mode", mode, "--folder", folder]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
@@ -141,9 +146,10 @@ def main() -> None:
             f"| {r['mode']} | {r['windows']} | {r['objects']} | {r['J']:.3f} | "
             f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['handovers']} |"
         )
-    if len(results) != 2:
+    by_mode = {r["mode"]: r for r in results}
+    if set(by_mode) != {"whole", "tiles"}:
         return
-    whole, tiles = results
+    whole, tiles = by_mode["whole"], by_mode["tiles"]
     print(
         f"tiles / whole: J {tiles['J'] - whole['J']:+.3f}, seconds x"
         f"{tiles['seconds'] / whole['seconds']:.2f}, peak RSS x"
