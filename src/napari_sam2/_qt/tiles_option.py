@@ -58,7 +58,7 @@ class TilesOption(QWidget):
             return
         tracker = session.tracker
         windows = tile_grid(tracker.height, tracker.width, size, default_overlap(size))
-        self.grid.setText(f"{len(windows)} tiles")
+        self.grid.setText(f"{len(windows)} tile{'' if len(windows) == 1 else 's'}")
 
     def tiled_run(self, direction: str) -> tuple[Iterator[Progress], int] | None:
         """(the run, its number of frame steps) when tiles are on, else None."""
