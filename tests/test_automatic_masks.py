@@ -59,6 +59,24 @@ def test_demo_model_finds_most_cells_of_sample_frames():
     assert np.mean(recalls) >= 0.8
 
 
+def test_seeds_corrected_with_classical_regions_find_the_cells_the_generator_misses():
+    from napari_sam2.engine.cell_tracking import CellTracker
+
+    model = build_model("demo")
+    stack = synthetic.timelapse(num_frames=10, num_cells=12, seed=32)  # crowded frames
+    tracker = Tracker(model, stack.frames)
+    settings = settings_for_model("demo")
+    corrected, raw = [], []
+    for t in (0, 5):
+        labels = CellTracker(tracker, mask_settings=settings).automatic_seed_labels(t)
+        plain = CellTracker(tracker, mask_settings=settings, classical_cue=False)
+        corrected.append(_recall(labels, stack.labels[t]))
+        raw.append(_recall(plain.automatic_seed_labels(t), stack.labels[t]))
+        assert labels.max() <= 1.5 * len(np.unique(stack.labels[t]))
+    # measured: generator alone 0.83 and 0.67, corrected 1.0 and 0.92
+    assert np.mean(corrected) >= 0.9 and np.mean(corrected) > np.mean(raw)
+
+
 def test_runs_on_an_official_architecture_with_crops():
     torch.manual_seed(0)
     model = build_model("sam2.1_hiera_tiny", image_size=128)

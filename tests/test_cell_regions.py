@@ -4,6 +4,7 @@ object's cell is a duplicate, lost and half-held cells are found."""
 
 import numpy as np
 
+from napari_sam2.engine.cell_seeds import refine_with_regions
 from napari_sam2.engine.division_regions import region_split
 from napari_sam2.engine.division_rule import DivisionRule
 from napari_sam2.engine.region_checks import (
@@ -83,3 +84,24 @@ def test_lost_and_half_held_cells_are_found():
     assert (undersized_masklets(frame, regions, typical)[2] == (regions == 2)).all()
     (lost,) = unclaimed_regions(frame, regions, typical)
     assert (lost == (regions == 3)).all()
+
+
+def test_automatic_seeds_are_corrected_with_the_regions():
+    regions = np.zeros((64, 96), np.int32)
+    for k, x in enumerate((14, 38, 62, 86), start=1):
+        regions[disc(32, x, 9)] = k
+    seeds = np.zeros((64, 96), np.int32)
+    seeds[disc(32, 14, 10)] = 1  # one cell, right
+    seeds[disc(32, 38, 10) | disc(32, 62, 10) | ((abs(YY - 32) < 3) & (XX > 38) & (XX < 62))] = 2
+    seeds[disc(28, 86, 4)] = 3  # a part of the last cell
+    refined = refine_with_regions(seeds, regions, min_area=20)
+    assert (refined[seeds == 1] == 1).all()
+    # the pair is two objects, one per cell; the last cell is whole
+    for k in (2, 3, 4):
+        values, counts = np.unique(refined[regions == k], return_counts=True)
+        assert values[counts.argmax()] != 0 and counts.max() == (regions == k).sum()
+    owners = {int(np.bincount(refined[regions == k]).argmax()) for k in (1, 2, 3, 4)}
+    assert len(owners) == 4
+    # seeds the regions agree with are left as they are
+    agreed = regions.copy()
+    assert (refine_with_regions(agreed, regions, min_area=20) == agreed).all()

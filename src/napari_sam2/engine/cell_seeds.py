@@ -55,3 +55,43 @@ def automatic_labels(
     sizes = np.bincount(labels.ravel())
     labels[sizes[labels] < min_area] = 0
     return labels
+
+
+def refine_with_regions(labels: np.ndarray, regions: np.ndarray, min_area: int) -> np.ndarray:
+    """Automatic seeds (a (H, W) label image) corrected with the frame's classical regions:
+    a mask lying over two or more whole regions (over half of each, each a quarter of its
+    foreground or more) becomes one object per region, and a region about the seeds' size
+    (half to twice their median) that no mask holds half of becomes an object (a cell the
+    generator missed or cut in parts). Objects left under `min_area` pixels are dropped."""
+    refined = labels.copy()
+    areas = np.bincount(labels.ravel())[1:]
+    if not (areas > 0).any() or not regions.any():
+        return refined
+    typical = float(np.median(areas[areas > 0]))
+    sizes = np.bincount(regions.ravel())
+    next_id = int(refined.max()) + 1
+    for obj_id in [int(v) for v in np.unique(labels) if v]:
+        mask = labels == obj_id
+        ids, inside = np.unique(regions[mask], return_counts=True)
+        foreground = inside[ids > 0].sum()
+        held = [
+            int(r)
+            for r, n in zip(ids, inside, strict=True)
+            if r and n > 0.5 * sizes[r] and n >= 0.25 * foreground
+        ]
+        for region_id in held[1:]:
+            refined[mask & (regions == region_id)] = next_id
+            next_id += 1
+    for region_id in range(1, sizes.size):
+        if not 0.5 * typical <= sizes[region_id] <= 2.0 * typical:
+            continue
+        region = regions == region_id
+        counts = np.bincount(refined[region])
+        counts[0] = 0
+        if counts.max() <= 0.5 * sizes[region_id]:
+            refined[region] = next_id
+            next_id += 1
+    small = np.bincount(refined.ravel()) < min_area
+    small[0] = False
+    refined[small[refined]] = 0
+    return refined

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import SAM2Error
 from ..model.sam2 import NO_OBJECT_LOGIT
 from .automatic_masks import MaskGeneratorSettings
-from .cell_seeds import automatic_labels, check_seed_frame, seed_ids
+from .cell_seeds import automatic_labels, check_seed_frame, refine_with_regions, seed_ids
 from .cell_tracking_result import CellTrackingResult, ObjectSpan
 from .classical_regions import segment_frame
 from .division_clicks import abandoned_daughter, click_candidates, click_split, split_pieces
@@ -115,9 +115,14 @@ class CellTracker:
 
     def automatic_seed_labels(self, t: int, free: np.ndarray | None = None) -> np.ndarray:
         """SAM 2's automatic masks on frame t as a (H, W) label image (1..N); with `free`,
-        only masks lying mostly (80 %) in it, clipped to it."""
+        only masks lying mostly (80 %) in it, clipped to it. Without `free` and with the
+        classical cue, corrected with the frame's classical regions (`refine_with_regions`:
+        pairs of cells split, cells missed or cut in parts added whole)."""
         t = check_seed_frame(self.tracker, t)
-        return automatic_labels(self.tracker, t, self.mask_settings, self.min_new_area, free)
+        labels = automatic_labels(self.tracker, t, self.mask_settings, self.min_new_area, free)
+        if self.classical_cue and free is None and labels.any():
+            labels = refine_with_regions(labels, self._regions(t), self.min_new_area)
+        return labels
 
     def seed_automatic(self, t: int) -> list[int]:
         """Objects for every mask the automatic mask generator keeps on frame t."""
