@@ -408,3 +408,19 @@ def test_propagating_nothing_is_a_clear_error(demo):
     tracker.set_prompts(0, 1)
     with pytest.raises(SAM2Error, match=r"objects \[1\] have no prompts"):
         tracker.propagate(obj_ids=[1])
+
+
+def test_cli_device_out_of_memory_in_tiles_is_one_line(wide_stack, tmp_path, capsys, monkeypatch):
+    import torch
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(TiledTracker, "_run_passes", out_of_memory)
+    stack, prompts, _ = wide_stack
+    out = tmp_path / "labels.tif"
+    argv = ["segment", str(stack), "--prompts", str(prompts), "--out", str(out)]
+    assert main([*argv, "--model", "demo", "--tile", "256", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ran out of memory tracking in tiles of 256" in err[0]
+    assert "try a smaller --tile" in err[0] and not out.exists()

@@ -2,6 +2,8 @@
 resolution (engine.tiled_tracking), for a prompts file or for seeds."""
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,6 +12,7 @@ from ..errors import SAM2Error
 from .common import progress, say
 
 if TYPE_CHECKING:  # the engine is imported when a run needs it, so `--help` stays quick
+    from ..engine.tiled_tracking import TiledTracker
     from ..io import Prompts
     from ..model import SAM2
 
@@ -67,13 +70,9 @@ def track_prompts_in_tiles(
     tracker = TiledTracker(
         model, frames, size, precision=args.precision, compile=args.compile, **options
     )
-    apply_prompts(tracker, prompts, prompts_name)
-    say(args, f"tracking in {len(tracker.windows)} tiles of up to {size} pixels")
-    total = tracker.propagation_length(args.direction)
-    with progress(total, args.quiet) as advance:
-        for _ in tracker.propagate(args.direction):
-            advance()
-    return tracker.labels()
+    with _device_memory(size):
+        apply_prompts(tracker, prompts, prompts_name)
+    return _track(args, tracker, args.direction)
 
 
 def track_seeds_in_tiles(
@@ -104,17 +103,38 @@ def track_seeds_in_tiles(
     )
     if isinstance(seeds, str):
         settings = settings_for_model(model.config.name)
-        seeds = tracker.automatic_seed_labels(args.seed_frame, settings)
+        with _device_memory(size):
+            seeds = tracker.automatic_seed_labels(args.seed_frame, settings)
         if not seeds.any():
             raise SAM2Error(
                 f"the automatic mask generator found no object on frame {args.seed_frame}; "
                 "lower its thresholds or give seeds"
             )
         say(args, f"automatic masks: {int(seeds.max())} objects on frame {args.seed_frame}")
-    tracker.seed_from_labels(args.seed_frame, seeds)
-    say(args, f"tracking in {len(tracker.windows)} tiles of up to {size} pixels")
-    total = tracker.propagation_length("both")
-    with progress(total, args.quiet) as advance:
-        for _ in tracker.propagate("both"):
+    with _device_memory(size):
+        tracker.seed_from_labels(args.seed_frame, seeds)
+    return _track(args, tracker, "both")
+
+
+def _track(args: argparse.Namespace, tracker: "TiledTracker", direction: str) -> np.ndarray:
+    """Propagate the tracker's objects with a progress bar; its labels."""
+    say(args, f"tracking in {len(tracker.windows)} tiles of up to {tracker.tile} pixels")
+    total = tracker.propagation_length(direction)
+    with _device_memory(tracker.tile), progress(total, args.quiet) as advance:
+        for _ in tracker.propagate(direction):
             advance()
     return tracker.labels()
+
+
+@contextlib.contextmanager
+def _device_memory(size: int) -> Iterator[None]:
+    """A GPU out of memory becomes one error line saying what to change (as without tiles)."""
+    import torch
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        raise SAM2Error(
+            f"the device ran out of memory tracking in tiles of {size}; try a smaller --tile "
+            "or --device cpu"
+        ) from exc
