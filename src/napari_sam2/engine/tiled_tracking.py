@@ -8,7 +8,10 @@ window, which tracks it from the next frame on (a hand-over). Each frame of the 
 is written from the owning windows only, so there is no seam and no duplicate id.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from ..errors import SAM2Error
@@ -65,11 +68,11 @@ class TiledTracker(TiledPropagation):
     def __init__(
         self,
         model: SAM2,
-        frames,
+        frames: ArrayLike | FrameSource,
         tile: int,
         overlap: int | None = None,
         handover_margin: float | None = None,
-        channel=None,
+        channel: int | Sequence[int] | None = None,
         contrast_limits: tuple[float, float] | None = None,
         percentiles: tuple[float, float] = (1.0, 99.8),
         compile: bool = False,
@@ -192,7 +195,14 @@ class TiledTracker(TiledPropagation):
 
     # -- prompts (frame pixels) ---------------------------------------------------------
 
-    def set_prompts(self, t: int, obj_id: int, points_xy=(), labels=(), box=None) -> np.ndarray:
+    def set_prompts(
+        self,
+        t: int,
+        obj_id: int,
+        points_xy: ArrayLike = (),
+        labels: ArrayLike = (),
+        box: ArrayLike | None = None,
+    ) -> np.ndarray:
         """The clicks and box of one object on frame t become exactly these (frame pixels),
         as `Tracker.set_prompts`. Returns the object's logits on frame t, float32 (H, W)."""
         points, labels = checked_points(points_xy, labels)
@@ -206,7 +216,9 @@ class TiledTracker(TiledPropagation):
         self._prompted(t, obj_id, window, len(points) > 0 or box is not None)
         return self._show(t, obj_id, window, logits)
 
-    def add_points(self, t: int, obj_id: int, points_xy, labels) -> np.ndarray:
+    def add_points(
+        self, t: int, obj_id: int, points_xy: ArrayLike, labels: ArrayLike
+    ) -> np.ndarray:
         """Clicks (frame pixels) for one object on frame t, as `Tracker.add_points`."""
         points, labels = checked_points(points_xy, labels)
         centre, extent = click_geometry(points, labels, None, self.height, self.width)
@@ -219,7 +231,7 @@ class TiledTracker(TiledPropagation):
         self._prompted(t, obj_id, window, len(points) > 0 or earlier)
         return self._show(t, obj_id, window, logits)
 
-    def add_box(self, t: int, obj_id: int, box_xyxy) -> np.ndarray:
+    def add_box(self, t: int, obj_id: int, box_xyxy: ArrayLike) -> np.ndarray:
         """A box (x0, y0, x1, y1, frame pixels) for one object on frame t."""
         box = checked_box(box_xyxy)
         centre, extent = click_geometry(np.zeros((0, 2)), np.zeros(0), box, self.height, self.width)
@@ -230,7 +242,7 @@ class TiledTracker(TiledPropagation):
         self._prompted(t, obj_id, window)
         return self._show(t, obj_id, window, logits)
 
-    def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
+    def add_mask(self, t: int, obj_id: int, mask: ArrayLike) -> np.ndarray:
         """A mask (H, W) for one object on frame t; it must fit in one tile."""
         mask = np.asarray(mask)
         if mask.shape != (self.height, self.width):
@@ -267,6 +279,7 @@ class TiledTracker(TiledPropagation):
 
     @property
     def object_ids(self) -> list[int]:
+        """The ids of the objects the tracker holds."""
         return list(self.home)
 
     def labels(self) -> np.ndarray:
