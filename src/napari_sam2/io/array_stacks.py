@@ -90,9 +90,9 @@ def open_zarr(path: Path) -> tuple[object, str, Spacing]:
                 )
             node = node[keys[0]]
     if names is None:
-        names = getattr(node.metadata, "dimension_names", None) or node.attrs.get(
-            "_ARRAY_DIMENSIONS"
-        )
+        # zarr 3 keeps dimension names in the metadata; zarr 2 arrays have no such field
+        metadata = getattr(node, "metadata", None)
+        names = getattr(metadata, "dimension_names", None) or node.attrs.get("_ARRAY_DIMENSIONS")
     if names and len(names) == len(node.shape) and all(names):
         axes = "".join(_axis_letter(n) for n in names)
     else:
