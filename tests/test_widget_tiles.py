@@ -73,3 +73,24 @@ def test_cancelling_a_tiled_propagation_puts_its_frames_back(widget):
     assert (out[1] == 1).any() and not (before[1] == 1).any()  # frame 1 was written
     run.close()  # what the widget's Cancel does to the run
     np.testing.assert_array_equal(out, before)
+
+
+def test_a_tiled_propagation_keeps_the_sessions_reappear_choice(monkeypatch):
+    import napari_sam2._qt.tiles_option as tiles_option
+    from napari_sam2.engine import Tracker
+    from napari_sam2.model import build_model
+
+    frames, _ = moving_cells(num_frames=3, height=128, width=400, centers=((60, 100),))
+    tracker = Tracker(build_model("demo"), frames, reappear=False)  # as along Z
+    tracker.add_points(0, 1, [[100, 60]], [1])
+    made = []
+
+    class Recorded(TiledTracker):
+        def window_tracker(self, index):
+            made.append(super().window_tracker(index))
+            return made[-1]
+
+    monkeypatch.setattr(tiles_option, "TiledTracker", Recorded)
+    run, _ = propagate_in_tiles(tracker, 256, "forward", np.zeros(frames.shape, np.uint16))
+    list(run)
+    assert made and all(window.reappear is False for window in made)

@@ -85,7 +85,16 @@ def propagate_in_tiles(
 
     def run() -> Iterator[Progress]:
         # written straight into `out`, with the frames it changes kept to put back
-        tiled = TiledTracker(tracker.model, tracker.frames, size, labels_out=out)
+        # as the whole-frame propagation would: the session's precision and reappear choice
+        # (a z-stack's objects are not looked for again once lost)
+        tiled = TiledTracker(
+            tracker.model,
+            tracker.frames,
+            size,
+            labels_out=out,
+            precision="bfloat16" if tracker.bfloat16 else "float32",
+            reappear=tracker.reappear,
+        )
         tiled.begin_journal()
         finished = False
         try:
