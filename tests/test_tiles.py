@@ -395,6 +395,12 @@ def test_an_empty_prompt_fits_any_tile_and_a_click_keeps_painted_labels(demo):
     assert tracker.prompted[1] == set() and not (out[0] == 1).any()
     tracker.add_mask(1, 1, np.zeros((256, 640), dtype=bool))
     assert tracker.home[1] == 2 and (out[:, 120:136, 490:510] == 77).all()
+    # a click or box off the frame is named as such (not as a prompt too large for a tile)
+    with pytest.raises(SAM2Error, match=r"point at \(x=-5, y=10\) is outside the 640 x 256"):
+        tracker.add_points(0, 2, [[-5, 10]], [1])
+    with pytest.raises(SAM2Error, match="box corner at .* is outside the 640 x 256 frame"):
+        tracker.add_box(0, 2, [600, 200, 650, 250])
+    assert tracker.object_ids == [1]
 
 
 def test_propagating_nothing_is_a_clear_error(demo):

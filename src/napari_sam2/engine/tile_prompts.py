@@ -35,8 +35,12 @@ def checked_box(box) -> np.ndarray | None:
 def click_geometry(
     points: np.ndarray, labels: np.ndarray, box: np.ndarray | None, height: int, width: int
 ) -> tuple[tuple[float, float], Extent]:
-    """(centre y, x) and extent of clicks and a box; the frame's centre and None for neither."""
+    """(centre y, x) and extent of clicks and a box; the frame's centre and None for neither.
+    A click or corner outside the frame is a SAM2Error (as for a `Tracker`), before it could
+    read as a prompt too large for a tile."""
     corners = np.zeros((0, 2)) if box is None else box.reshape(2, 2)
+    _check_inside(points, "point", height, width)
+    _check_inside(corners, "box corner", height, width)
     every = np.concatenate([points, corners])
     if len(every) == 0:
         return (height / 2, width / 2), None
@@ -60,3 +64,10 @@ def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], Extent]:
     ys, xs = np.nonzero(mask[rows, cols])
     centre = ys.mean() + rows.start, xs.mean() + cols.start
     return centre, (rows.start, cols.start, rows.stop, cols.stop)
+
+
+def _check_inside(xy: np.ndarray, what: str, height: int, width: int) -> None:
+    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+    if outside.any():
+        x, y = xy[np.argmax(outside)]
+        raise SAM2Error(f"{what} at (x={x:g}, y={y:g}) is outside the {width} x {height} frame")
