@@ -177,6 +177,31 @@ def _segment(timelapse, out, checkpoint, *extra) -> int:
 
 
 @pytest.mark.parametrize(
+    ("flag", "saved", "expected"),
+    [("auto", None, True), ("no", None, False), ("auto", False, False), ("yes", False, True)],
+)
+def test_segment_prompts_follow_reappear(
+    tmp_path, timelapse, checkpoint, monkeypatch, flag, saved, expected
+):
+    import napari_sam2.engine as engine
+
+    seen = []
+
+    class Spy(engine.Tracker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.reappear)
+
+    monkeypatch.setattr(engine, "Tracker", Spy)
+    stack, _ = timelapse
+    top = {} if saved is None else {"reappear": saved, "version": 2}
+    prompts = _write_prompts(tmp_path / "p.json", {"1": [[19.0, 16.0, 1]]}, **top)
+    out = tmp_path / "labels.tif"
+    assert _segment((stack, prompts), out, checkpoint, "--reappear", flag) == 0
+    assert seen == [expected]
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"stack": "missing.tif"}, "stack file not found: .*missing.tif"),

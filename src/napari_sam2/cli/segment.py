@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         options["contrast_limits"] = norm.contrast_limits
     elif norm is not None and norm.percentiles is not None:
         options["percentiles"] = norm.percentiles
+    options["reappear"] = _reappear(args.reappear, prompts.reappear, label_axes(stack, frames))
     size = tile_size(args, frames, model)
     if size is not None:
         if log is not None:
@@ -223,3 +224,10 @@ def run(args: argparse.Namespace) -> int:
     say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames)")
     export_results(args, tracker.labels(), {}, frames, stack)
     return 0
+
+
+def _reappear(flag: str, saved: bool | None, axes: str) -> bool:
+    """--reappear yes/no wins; auto takes the prompts file's choice, else no along Z only."""
+    if flag != "auto":
+        return flag == "yes"
+    return saved if saved is not None else axes[0] != "Z"
