@@ -140,21 +140,39 @@ def widened_timelapse(seed: int, num_frames: int) -> LabelledStack:
 def widened_zstack(seed: int, depth: int) -> LabelledStack:
     """A nuclei z-stack from the widened range: radius 8-40 px, 3-8 slices deep, axial blur
     1-3 slices, so the model learns where a nucleus ends under various point spreads."""
-    rng = np.random.default_rng([seed, 4])
+    return _nuclei_zstack(
+        np.random.default_rng([seed, 4]), seed, depth, radius=(8, 40), z_radius=(3, 8),
+        min_nuclei=1, max_background=100, max_attenuation=0.6,
+    )  # fmt: skip
+
+
+def _nuclei_zstack(
+    rng: np.random.Generator,
+    seed: int,
+    depth: int,
+    *,
+    radius: tuple[float, float],
+    z_radius: tuple[float, float],
+    min_nuclei: int,
+    max_background: float,
+    max_attenuation: float,
+) -> LabelledStack:
+    """A nuclei z-stack whose imaging and sizes are drawn from `rng` within the given ranges
+    (always in the same order, so each phase's stacks stay what they were)."""
     height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
-    radius = float(np.exp(rng.uniform(np.log(8), np.log(40))))
-    nuclei = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.3), 1, 24))
+    r = float(np.exp(rng.uniform(np.log(radius[0]), np.log(radius[1]))))
+    nuclei = int(np.clip(height * width / (np.pi * r**2) * rng.uniform(0.1, 0.3), min_nuclei, 24))
     stack = zstack(
         depth,
         height,
         width,
         nuclei,
         seed=seed,
-        nucleus_radius=radius,
-        z_radius=rng.uniform(3, 8),
+        nucleus_radius=r,
+        z_radius=rng.uniform(*z_radius),
         brightness=rng.uniform(150, 800),
-        background=rng.uniform(10, 100),
-        attenuation=rng.uniform(0.0, 0.6),
+        background=rng.uniform(10, max_background),
+        attenuation=rng.uniform(0.0, max_attenuation),
         psf_sigma=(rng.uniform(1.0, 3.0), rng.uniform(0.8, 1.5), rng.uniform(0.8, 1.5)),
         read_noise=rng.uniform(2, 8),
     )
@@ -173,25 +191,10 @@ def widened_stacks(first_seed: int, count: int) -> list[LabelledStack]:
 def focus_zstack(seed: int, depth: int) -> LabelledStack:
     """A nuclei z-stack for phase 4: radius 8-30 px, half-depth 2.5-9 slices, axial blur
     1-3 slices, so nuclei of many sizes rise, shrink and end within one clip."""
-    rng = np.random.default_rng([seed, 5])
-    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
-    radius = float(np.exp(rng.uniform(np.log(8), np.log(30))))
-    nuclei = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.3), 2, 24))
-    stack = zstack(
-        depth,
-        height,
-        width,
-        nuclei,
-        seed=seed,
-        nucleus_radius=radius,
-        z_radius=rng.uniform(2.5, 9),
-        brightness=rng.uniform(150, 800),
-        background=rng.uniform(10, 80),
-        attenuation=rng.uniform(0.0, 0.7),
-        psf_sigma=(rng.uniform(1.0, 3.0), rng.uniform(0.8, 1.5), rng.uniform(0.8, 1.5)),
-        read_noise=rng.uniform(2, 8),
-    )
-    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+    return _nuclei_zstack(
+        np.random.default_rng([seed, 5]), seed, depth, radius=(8, 30), z_radius=(2.5, 9),
+        min_nuclei=2, max_background=80, max_attenuation=0.7,
+    )  # fmt: skip
 
 
 def long_timelapse(seed: int, num_frames: int) -> LabelledStack:
