@@ -24,6 +24,7 @@ class PropagatePanel(Panel):
     def __init__(self, host) -> None:
         super().__init__(host)
         self._progress = None
+        self._tiled = False  # whether the running propagation is in tiles
         self._cancel_requested = threading.Event()
         buttons = QGridLayout(self)
         self.run_buttons = {}
@@ -70,6 +71,7 @@ class PropagatePanel(Panel):
         objects = "all" if self.all_objects.isChecked() else "changed"
         try:
             tiled = self.tiles.tiled_run(direction)
+            self._tiled = tiled is not None
             if tiled is not None:  # every object, in tiles
                 run, total = tiled
             else:
@@ -123,6 +125,10 @@ class PropagatePanel(Panel):
     def _ended(self, outcome: str) -> None:
         self._close_progress()
         self.host.labels.refresh()
+        if outcome == "finished" and self._tiled and self.session is not None:
+            # tiles drive their own trackers outside the session's log: logging the frames
+            # lets a saved session replay to these labels
+            self.session.record_labels(range(self.session.tracker.num_frames))
         self.host.say(
             "Propagation finished."
             if outcome == "finished"

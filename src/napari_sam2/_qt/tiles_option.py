@@ -32,8 +32,8 @@ class TilesOption(QWidget):
             "Off: the frame is shrunk into the model input. A size: propagate in overlapping "
             "tiles of that many pixels at the image's own resolution (small cells on large "
             "frames); Auto: tiles of the input size when the frame is 1.5 times larger. Each "
-            "object's prompts must lie within one tile; the result is not part of the session "
-            "log (save the prompts and run `napari-sam2 segment --tile` to repeat it)."
+            "object's prompts must lie within one tile; the session's log keeps the labels it "
+            "writes, so a saved session replays to them."
         )
         self.combo.currentTextChanged.connect(self.describe)
         row.addWidget(self.combo)
