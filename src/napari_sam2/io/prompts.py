@@ -24,9 +24,7 @@ Version 1 files read as version 2 without these.
 """
 
 # the file's parts live in their own modules; this one keeps the names code imports from it
-from .json_fields import JsonFields as _Fields  # noqa: F401 - session/log.py, tracker_prompts.py
 from .json_fields import loads_document
-from .json_fields import shown as _shown  # noqa: F401 - session/log.py
 from .mask_runs import decode_mask, encode_mask
 from .prompt_data import (
     FORMAT,
@@ -41,8 +39,6 @@ from .prompt_data import (
     ObjectPrompts,
     Prompts,
 )
-from .prompts_reader import checked_mask_size as _checked_size  # noqa: F401 - session/log.py
-from .prompts_reader import parse_frame as _parse_frame  # noqa: F401 - session/log.py
 from .prompts_reader import parse_mask, parse_prompts, read_prompts
 from .prompts_writer import frame_document, prompts_document, write_prompts
 

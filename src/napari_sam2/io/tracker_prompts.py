@@ -3,14 +3,15 @@ tracker, and read a tracker's prompts back in frame pixels (to save a session)."
 
 import numpy as np
 
-from .prompts import FramePrompts, Prompts, _Fields
+from .json_fields import JsonFields
+from .prompts import FramePrompts, Prompts
 
 
 def check_prompts_fit(
     prompts: Prompts, num_frames: int, height: int, width: int, source: str = "prompts"
 ) -> None:
     """Raise a SAM2Error naming the field of the first prompt outside the stack."""
-    f = _Fields(source)
+    f = JsonFields(source)
     if prompts.frame_shape is not None and tuple(prompts.frame_shape) != (height, width):
         f.fail(
             "frame_shape",

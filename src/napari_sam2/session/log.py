@@ -11,19 +11,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import SAM2Error
+from ..io.json_fields import JsonFields, shown
 from ..io.prompts import (
     MAX_OBJECT_ID,
     FramePrompts,
     ObjectPrompts,
     Prompts,
-    _checked_size,
-    _Fields,
-    _parse_frame,
-    _shown,
     encode_mask,
     frame_document,
     parse_mask,
 )
+from ..io.prompts_reader import checked_mask_size, parse_frame
 from ..io.tracker_prompts import check_prompts_fit
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -108,9 +106,9 @@ def encode_label_frame(frame: np.ndarray) -> dict[str, list[int]]:
     }
 
 
-def _parse_label_frame(f: _Fields, value, where: str, frame_shape) -> np.ndarray:
+def _parse_label_frame(f: JsonFields, value, where: str, frame_shape) -> np.ndarray:
     entry = f.keys(value, where, ("size", "values", "counts"), '{"size", "values", "counts"}')
-    height, width = _checked_size(f, entry.get("size"), f"{where}.size", frame_shape)
+    height, width = checked_mask_size(f, entry.get("size"), f"{where}.size", frame_shape)
     values, counts = entry.get("values"), entry.get("counts")
     for name, items, top in (("values", values, MAX_OBJECT_ID), ("counts", counts, None)):
         if not isinstance(items, list) or not all(
@@ -122,7 +120,7 @@ def _parse_label_frame(f: _Fields, value, where: str, frame_shape) -> np.ndarray
     if len(values) != len(counts):
         f.fail(where, f"{len(values)} values but {len(counts)} counts")
     if sum(counts) != height * width:
-        f.fail(f"{where}.counts", f"runs cover {_shown(sum(counts))} pixels, not {height * width}")
+        f.fail(f"{where}.counts", f"runs cover {shown(sum(counts))} pixels, not {height * width}")
     dtype = np.uint16 if max(values, default=0) <= np.iinfo(np.uint16).max else np.uint32
     return np.repeat(np.asarray(values, dtype=dtype), counts).reshape(height, width)
 
@@ -174,19 +172,19 @@ MAX_FRAME = 1 << 28
 def parse_log(entries: list, frame_shape, source: str = "session") -> list[Operation]:
     """Operations from the `log` list of a session document; a SAM2Error names the first bad
     entry, e.g. "session.json: log[4].frame: expected an integer >= 0"."""
-    f = _Fields(source)
+    f = JsonFields(source)
     ops = []
     for i, entry in enumerate(entries):
         where = f"log[{i}]"
         kind = entry.get("op") if isinstance(entry, dict) else None
         if kind not in _FIELDS:
-            f.fail(f"{where}.op", f"expected one of {', '.join(_FIELDS)}, got {_shown(kind)}")
+            f.fail(f"{where}.op", f"expected one of {', '.join(_FIELDS)}, got {shown(kind)}")
         f.keys(entry, where, _FIELDS[kind], "an operation")
         ops.append(_parse_operation(f, kind, entry, where, frame_shape))
     return ops
 
 
-def _parse_operation(f: _Fields, kind: str, entry: dict, where: str, frame_shape) -> Operation:
+def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_shape) -> Operation:
     def integer(name, minimum=0, maximum=MAX_FRAME):
         if name not in entry:
             f.fail(f"{where}.{name}", "missing")
@@ -194,7 +192,7 @@ def _parse_operation(f: _Fields, kind: str, entry: dict, where: str, frame_shape
 
     if kind == "prompts":
         frame = {k: entry[k] for k in ("points", "box") if k in entry}
-        prompts = _parse_frame(f, frame, where, frame_shape, allow_empty=True)
+        prompts = parse_frame(f, frame, where, frame_shape, allow_empty=True)
         return PromptEdit(integer("frame"), integer("object", 1, MAX_OBJECT_ID), prompts)
     if kind == "mask":
         mask = parse_mask(f, entry.get("mask"), f"{where}.mask", frame_shape)
@@ -206,7 +204,7 @@ def _parse_operation(f: _Fields, kind: str, entry: dict, where: str, frame_shape
     if kind == "propagate":
         direction = entry.get("direction")
         if direction not in DIRECTIONS:
-            f.fail(f"{where}.direction", f"expected one of {DIRECTIONS}, got {_shown(direction)}")
+            f.fail(f"{where}.direction", f"expected one of {DIRECTIONS}, got {shown(direction)}")
         start = None if entry.get("start_frame") is None else integer("start_frame")
         objects = entry.get("objects")
         if objects is not None:
@@ -218,14 +216,14 @@ def _parse_operation(f: _Fields, kind: str, entry: dict, where: str, frame_shape
             )
         reappear = entry.get("reappear")
         if not isinstance(reappear, bool):
-            f.fail(f"{where}.reappear", f"expected true or false, got {_shown(reappear)}")
+            f.fail(f"{where}.reappear", f"expected true or false, got {shown(reappear)}")
         frames = None if entry.get("frames") is None else integer("frames")
         return Propagation(direction, start, objects, reappear, frames)
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
         by_hand = entry.get("by_hand", True)
         if not isinstance(by_hand, bool):
-            f.fail(f"{where}.by_hand", f"expected true or false, got {_shown(by_hand)}")
+            f.fail(f"{where}.by_hand", f"expected true or false, got {shown(by_hand)}")
         return Paint(integer("frame"), labels, by_hand)
     if kind == "remove":
         return RemoveObject(integer("object", 1, MAX_OBJECT_ID))
@@ -237,7 +235,7 @@ def check_log_fits(
 ) -> None:
     """A SAM2Error naming the first operation that does not fit a stack of num_frames
     (height, width) frames: a frame it lacks, a click or box outside, a mask of another size."""
-    f = _Fields(source)
+    f = JsonFields(source)
     for i, op in enumerate(ops):
         for name in ("frame", "start_frame"):
             t = getattr(op, name, None)
