@@ -14,7 +14,7 @@ import re
 import secrets
 import shutil
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..errors import SAM2Error
@@ -180,3 +180,32 @@ def atomic_output(
         raise SAM2Error(f"writing {path} failed ({exc.strerror or exc})") from exc
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(
+    folder: Path, what: str, check_replace: Callable[[Path], object]
+) -> Iterator[Path]:
+    """Yield a temporary path (not yet created) beside `folder` to write a folder to; on success
+    it becomes `folder`, on error or interruption it is removed. An existing `folder` is passed
+    to `check_replace` (which raises if it must stay) just before it is moved aside, and put
+    back if the rename fails. `what` names the folder in the error ("CTC folder")."""
+    remove_stale_temporaries(folder.parent)
+    temporary = folder.parent / temporary_name(folder.name)
+    old = folder.parent / temporary_name(folder.name, ".old")
+    try:
+        yield temporary
+        if folder.exists():
+            check_replace(folder)
+            os.replace(folder, old)
+        try:
+            os.replace(temporary, folder)
+        except OSError:
+            if old.exists():
+                os.replace(old, folder)
+            raise
+    except OSError as exc:
+        raise SAM2Error(f"writing the {what} {folder} failed ({exc.strerror or exc})") from exc
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -7,14 +7,13 @@ before it. Parents always end before their daughters begin.
 
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SAM2Error
-from .atomic import remove_stale_temporaries, temporary_name
+from .atomic import atomic_folder
 
 RESULT_FILE = re.compile(r"^mask\d{3,4}\.tif$")
 TRACK_FILE = "res_track.txt"
@@ -135,28 +134,11 @@ def write_ctc(
 
     folder = check_ctc_folder(folder, overwrite)
     relabelled, tracks = ctc_tracks(labels, lineage)
-    remove_stale_temporaries(folder.parent)
-    temporary = folder.parent / temporary_name(folder.name)
-    old = folder.parent / temporary_name(folder.name, ".old")
-    try:
+    with atomic_folder(folder, "CTC folder", lambda f: check_ctc_folder(f, overwrite)) as temporary:
         temporary.mkdir()
         for t, plane in enumerate(relabelled):
             tifffile.imwrite(temporary / mask_name(t, len(relabelled)), plane)
         (temporary / TRACK_FILE).write_text(track_lines(tracks))
-        if folder.exists():
-            check_ctc_folder(folder, overwrite)
-            os.replace(folder, old)
-        try:
-            os.replace(temporary, folder)
-        except OSError:
-            if old.exists():
-                os.replace(old, folder)
-            raise
-    except OSError as exc:
-        raise SAM2Error(f"writing the CTC folder {folder} failed ({exc.strerror or exc})") from exc
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return tracks
 
 

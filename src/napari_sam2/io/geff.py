@@ -3,14 +3,13 @@ the `geff` package): one node per object and frame at its centroid, edges betwee
 consecutive frames and from a mother to her daughters."""
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from ..errors import SAM2Error
-from .atomic import remove_stale_temporaries, temporary_name
+from .atomic import atomic_folder
 from .ctc import ctc_tracks
 
 AXIS_TYPES = {"T": "time", "Z": "space", "Y": "space", "X": "space"}
@@ -97,10 +96,7 @@ def write_geff(
     spacing = spacing or {}
     scales = [spacing.get(a) if a != "T" else None for a in axes]
     physical = unit is not None and all(s is not None for s in scales[1:])
-    remove_stale_temporaries(path.parent)
-    temporary = path.parent / temporary_name(path.name)
-    old = path.parent / temporary_name(path.name, ".old")
-    try:
+    with atomic_folder(path, "GEFF folder", lambda p: check_geff_path(p, overwrite)) as temporary:
         geff.write(
             graph,
             str(temporary),
@@ -110,18 +106,4 @@ def write_geff(
             axis_scales=[float(s) if physical and s else None for s in scales],
             scaled_units=[None if a == "T" or not physical else unit for a in axes],
         )
-        if path.exists():
-            check_geff_path(path, overwrite)
-            os.replace(path, old)
-        try:
-            os.replace(temporary, path)
-        except OSError:
-            if old.exists():
-                os.replace(old, path)
-            raise
-    except OSError as exc:
-        raise SAM2Error(f"writing the GEFF folder {path} failed ({exc.strerror or exc})") from exc
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return graph.number_of_nodes()
