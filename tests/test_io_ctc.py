@@ -5,23 +5,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from ctc_helpers import score
+from ctc_helpers import dividing_volume, score
 from napari_sam2.errors import SAM2Error
 from napari_sam2.io.ctc import ctc_tracks, mask_name, write_ctc, write_ctc_ground_truth
 
 
-def _volume():
-    labels = np.zeros((6, 16, 16), dtype=np.int32)
-    labels[0:3, 2:6, 2:6] = 1  # parent, frames 0-2
-    labels[3:6, 1:4, 1:4] = 5  # daughters from frame 3
-    labels[3:6, 8:12, 8:12] = 6
-    labels[0:2, 10:14, 2:6] = 2  # present, gone on frames 2-3, back on 4-5
-    labels[4:6, 10:14, 2:6] = 2
-    return labels
-
-
 def test_gaps_become_new_tracks_with_the_old_as_parent():
-    relabelled, tracks = ctc_tracks(_volume(), {5: 1, 6: 1})
+    relabelled, tracks = ctc_tracks(dividing_volume(), {5: 1, 6: 1})
     rows = {(k.label, k.begin, k.end, k.parent) for k in tracks}
     assert rows == {(1, 0, 2, 0), (2, 0, 1, 0), (5, 3, 5, 1), (6, 3, 5, 1), (7, 4, 5, 2)}
     assert relabelled.dtype == np.uint16
@@ -29,14 +19,14 @@ def test_gaps_become_new_tracks_with_the_old_as_parent():
 
 
 def test_parent_that_overlaps_its_daughter_is_dropped():
-    labels = _volume()
+    labels = dividing_volume()
     labels[3, 14:16, 14:16] = 1  # the parent lives on into the daughters' first frame
     _, tracks = ctc_tracks(labels, {5: 1})
     assert {k.label: k.parent for k in tracks}[5] == 0
 
 
 def test_written_folder_is_valid_and_scores_perfectly_against_itself(tmp_path):
-    labels, lineage = _volume(), {5: 1, 6: 1}
+    labels, lineage = dividing_volume(), {5: 1, 6: 1}
     tracks = write_ctc(tmp_path / "res", labels, lineage)
     write_ctc_ground_truth(tmp_path / "gt", labels, lineage)
     lines = (tmp_path / "res" / "res_track.txt").read_text().splitlines()
@@ -53,7 +43,7 @@ def test_four_digits_past_1000_frames():
 
 
 def test_non_empty_folder_refused_unless_overwrite(tmp_path):
-    labels = _volume()
+    labels = dividing_volume()
     write_ctc(tmp_path / "res", labels)
     before = (tmp_path / "res" / "res_track.txt").read_text()
     with pytest.raises(SAM2Error, match="not empty"):
@@ -69,12 +59,12 @@ def test_folder_with_other_files_never_replaced(tmp_path):
     (tmp_path / "res").mkdir()
     tifffile.imwrite(tmp_path / "res" / "raw.tif", np.zeros((4, 4), np.uint8))
     with pytest.raises(SAM2Error, match="raw.tif"):
-        write_ctc(tmp_path / "res", _volume(), overwrite=True)
+        write_ctc(tmp_path / "res", dividing_volume(), overwrite=True)
     assert [p.name for p in (tmp_path / "res").iterdir()] == ["raw.tif"]
 
 
 def test_a_failure_midway_leaves_the_old_folder_and_no_partial_one(tmp_path, monkeypatch):
-    write_ctc(tmp_path / "res", _volume())
+    write_ctc(tmp_path / "res", dividing_volume())
     before = sorted(p.name for p in (tmp_path / "res").iterdir())
     written = []
 
@@ -86,7 +76,7 @@ def test_a_failure_midway_leaves_the_old_folder_and_no_partial_one(tmp_path, mon
 
     monkeypatch.setattr(tifffile, "imwrite", failing_write)
     with pytest.raises(SAM2Error, match="No space left"):
-        write_ctc(tmp_path / "res", _volume(), overwrite=True)
+        write_ctc(tmp_path / "res", dividing_volume(), overwrite=True)
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
 

@@ -1,23 +1,13 @@
 """GEFF export: nodes at each object's centroid per frame with its label, edges along tracks,
 across gaps and from mothers to daughters; valid for the geff package and read back."""
 
-import numpy as np
 import pytest
 
+from ctc_helpers import dividing_volume
 from napari_sam2.errors import SAM2Error
 from napari_sam2.io.geff import tracking_graph, write_geff
 
 geff = pytest.importorskip("geff")  # the optional extra; the testing extra installs it
-
-
-def _volume():
-    labels = np.zeros((6, 16, 16), dtype=np.int32)
-    labels[0:3, 2:6, 2:6] = 1  # mother, frames 0-2
-    labels[3:6, 1:4, 1:4] = 5  # daughters from frame 3
-    labels[3:6, 8:12, 8:12] = 6
-    labels[0:2, 10:14, 2:6] = 2  # present, gone on frames 2-3, back on 4-5
-    labels[4:6, 10:14, 2:6] = 2
-    return labels
 
 
 def _edges_by_label(graph):
@@ -28,7 +18,7 @@ def _edges_by_label(graph):
 
 
 def test_graph_nodes_and_edges_follow_tracks_divisions_and_gaps():
-    graph = tracking_graph(_volume(), {5: 1, 6: 1})
+    graph = tracking_graph(dividing_volume(), {5: 1, 6: 1})
     assert graph.number_of_nodes() == 3 + 3 + 3 + 4
     first = next(n for n, d in graph.nodes(data=True) if d["seg_id"] == 1 and d["t"] == 0)
     assert graph.nodes[first]["y"] == pytest.approx(3.5) and graph.nodes[first]["x"] == 3.5
@@ -43,7 +33,7 @@ def test_graph_nodes_and_edges_follow_tracks_divisions_and_gaps():
 
 
 def test_written_geff_is_valid_and_reads_back(tmp_path):
-    labels, lineage = _volume(), {5: 1, 6: 1}
+    labels, lineage = dividing_volume(), {5: 1, 6: 1}
     count = write_geff(
         tmp_path / "tracks.geff", labels, lineage, spacing={"Y": 0.5, "X": 0.5}, unit="micron"
     )
@@ -59,7 +49,7 @@ def test_written_geff_is_valid_and_reads_back(tmp_path):
 
 
 def test_a_z_stack_has_z_positions(tmp_path):
-    labels = _volume()
+    labels = dividing_volume()
     write_geff(tmp_path / "z.geff", labels, axes="ZYX")
     graph, metadata = geff.read(str(tmp_path / "z.geff"))
     assert [a.name for a in metadata.axes] == ["z", "y", "x"]
@@ -67,7 +57,7 @@ def test_a_z_stack_has_z_positions(tmp_path):
 
 
 def test_existing_output_is_refused_unless_overwrite_and_never_a_foreign_folder(tmp_path):
-    labels = _volume()
+    labels = dividing_volume()
     write_geff(tmp_path / "a.geff", labels)
     with pytest.raises(SAM2Error, match="exists"):
         write_geff(tmp_path / "a.geff", labels[:, ::-1].copy())
