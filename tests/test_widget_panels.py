@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.synthetic import moving_cells, timelapse
-from widget_helpers import fail_after
+from widget_helpers import fail_after, replay_saved_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -324,10 +324,6 @@ def test_seeds_from_a_labels_layer_then_track_all_with_tracks_and_review(
 def test_a_session_saved_after_track_all_replays_to_its_labels(
     cells_widget, qtbot, dividing, tmp_path
 ):
-    from napari_sam2.engine import Tracker
-    from napari_sam2.session.files import read_session, write_session
-    from napari_sam2.session.headless import replay_log, session_log
-
     widget, panel = cells_widget, cells_panel(cells_widget)
     widget.viewer.add_labels(dividing.labels, name="from another plugin")
     widget.viewer.dims.set_point(0, 0)
@@ -337,14 +333,9 @@ def test_a_session_saved_after_track_all_replays_to_its_labels(
     idle(qtbot, widget, timeout=120_000)
     saved = np.array(widget.labels.data)
     assert len(np.unique(saved)) > 2
-    path = write_session(tmp_path / "cells.json", widget.session)
-    prompts, _ = read_session(path)
-    ops = session_log(prompts, "cells.json", prompts_only=False)
-    image = widget.viewer.layers["cells"]
-    fresh = Tracker(widget.model, dividing.frames, contrast_limits=tuple(image.contrast_limits))
-    session, same = replay_log(fresh, prompts, ops, "cells.json")
+    replayed, same = replay_saved_session(widget, tmp_path / "cells.json", "cells", dividing.frames)
     assert same
-    np.testing.assert_array_equal(session.tracker.labels(), saved)
+    np.testing.assert_array_equal(replayed, saved)
 
 
 def test_cancelling_track_all_puts_the_labels_back(cells_widget, qtbot, dividing, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from napari_sam2._qt.tiles_option import propagate_in_tiles
 from napari_sam2.engine.tiled_tracking import TiledTracker
 from napari_sam2.synthetic import moving_cells
-from widget_helpers import fail_after, open_with_demo
+from widget_helpers import fail_after, open_with_demo, replay_saved_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,24 +54,15 @@ def test_tiles_option_propagates_in_tiles_into_the_labels(widget, qtbot):
 
 
 def test_a_session_saved_after_a_tiled_propagation_replays_to_its_labels(widget, qtbot, tmp_path):
-    from napari_sam2.engine import Tracker
-    from napari_sam2.session.files import read_session, write_session
-    from napari_sam2.session.headless import replay_log, session_log
-
     widget.propagate_panel.tiles.combo.setCurrentText("256")
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     saved = np.array(widget.labels.data)
     assert (saved[1:] == 1).any(axis=(1, 2)).all()
-    path = write_session(tmp_path / "tiled.json", widget.session)
-    prompts, _ = read_session(path)
-    ops = session_log(prompts, "tiled.json", prompts_only=False)
-    image = widget.viewer.layers["wide"]
-    frames = np.asarray(image.data)
-    fresh = Tracker(widget.model, frames, contrast_limits=tuple(image.contrast_limits))
-    session, same = replay_log(fresh, prompts, ops, "tiled.json")
+    frames = np.asarray(widget.viewer.layers["wide"].data)
+    replayed, same = replay_saved_session(widget, tmp_path / "tiled.json", "wide", frames)
     assert same
-    np.testing.assert_array_equal(session.tracker.labels(), saved)
+    np.testing.assert_array_equal(replayed, saved)
 
 
 def test_a_failed_tiled_propagation_leaves_the_labels(widget, qtbot, monkeypatch):

@@ -1,6 +1,6 @@
-"""What the widget tests share: the plugin's widget opened with the demo model, and a model
-method made to fail partway through a job, to check that the widget reports the error and loses
-nothing."""
+"""What the widget tests share: the plugin's widget opened with the demo model, a model
+method made to fail partway through a job (to check that the widget reports the error and loses
+nothing), and a saved session replayed headless."""
 
 import pytest
 
@@ -28,3 +28,20 @@ def open_with_demo(viewer, qtbot) -> object:
     widget.load_button.click()
     qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
     return widget
+
+
+def replay_saved_session(widget, path, image_name: str, frames) -> tuple[object, bool]:
+    """Save the widget's session to `path` and replay its log in a fresh headless tracker on
+    `frames` (with the image layer's contrast limits): (the replayed labels, whether their
+    digest equals the one saved)."""
+    from napari_sam2.engine import Tracker
+    from napari_sam2.session.files import read_session, write_session
+    from napari_sam2.session.headless import replay_log, session_log
+
+    write_session(path, widget.session)
+    prompts, _ = read_session(path)
+    ops = session_log(prompts, path.name, prompts_only=False)
+    limits = tuple(widget.viewer.layers[image_name].contrast_limits)
+    fresh = Tracker(widget.model, frames, contrast_limits=limits)
+    session, same = replay_log(fresh, prompts, ops, path.name)
+    return session.tracker.labels(), same
