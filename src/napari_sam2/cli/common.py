@@ -84,3 +84,11 @@ def progress(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
 def say(args: argparse.Namespace, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def reappear_choice(flag: str, axes: str, saved: bool | None = None) -> bool:
+    """--reappear: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
+    else no along Z (a nucleus spans one run of slices) and yes otherwise."""
+    if flag != "auto":
+        return flag == "yes"
+    return saved if saved is not None else axes[0] != "Z"

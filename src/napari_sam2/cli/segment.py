@@ -12,6 +12,7 @@ from .common import (
     check_image_size,
     parse_fixes,
     progress,
+    reappear_choice,
     say,
 )
 from .segment_cells import add_cell_options, check_exports, export_results, run_cells
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         options["contrast_limits"] = norm.contrast_limits
     elif norm is not None and norm.percentiles is not None:
         options["percentiles"] = norm.percentiles
-    options["reappear"] = _reappear(args.reappear, prompts.reappear, label_axes(stack, frames))
+    axes = label_axes(stack, frames)
+    options["reappear"] = reappear_choice(args.reappear, axes, prompts.reappear)
     size = tile_size(args, frames, model)
     if size is not None:
         if log is not None:
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         write_labels(
             out,
             labels,
-            axes=label_axes(stack, frames),
+            axes=axes,
             overwrite=args.overwrite,
             spacing=stack.spacing,
             unit=stack.unit,
@@ -216,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     write_labels(
         out,
         tracker.labels(),
-        axes=label_axes(stack, frames),
+        axes=axes,
         overwrite=args.overwrite,
         spacing=stack.spacing,
         unit=stack.unit,
@@ -224,10 +226,3 @@ def run(args: argparse.Namespace) -> int:
     say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames)")
     export_results(args, tracker.labels(), {}, frames, stack)
     return 0
-
-
-def _reappear(flag: str, saved: bool | None, axes: str) -> bool:
-    """--reappear yes/no wins; auto takes the prompts file's choice, else no along Z only."""
-    if flag != "auto":
-        return flag == "yes"
-    return saved if saved is not None else axes[0] != "Z"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SAM2Error
-from .common import check_image_size, parse_fixes, progress, say
+from .common import check_image_size, parse_fixes, progress, reappear_choice, say
 
 
 def add_cell_options(parser: argparse.ArgumentParser, prompts_or_seeds) -> None:
@@ -188,7 +188,7 @@ def run_cells(args: argparse.Namespace) -> int:
     axes = label_axes(stack, frames)
     along_z = axes[0] == "Z"
     divisions = args.divisions == "yes" or (args.divisions == "auto" and not along_z)
-    reappear = args.reappear == "yes" or (args.reappear == "auto" and not along_z)
+    reappear = reappear_choice(args.reappear, axes)
     device = resolve_device(args.device)
     model = load_model(args, device)
     size = tile_size(args, frames, model)
