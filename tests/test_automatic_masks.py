@@ -48,7 +48,7 @@ def test_demo_model_finds_most_cells_of_sample_frames():
     for t in (0, 6, 11):
         masks = generate_masks(
             model,
-            tracker.frames.normalized(t),
+            tracker.normalized_frame(t),
             settings_for_model("demo"),
             tracker.frame_features(t),
         )

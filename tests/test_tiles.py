@@ -166,7 +166,7 @@ def test_automatic_seeds_in_an_overlap_are_one_object(demo):
     finds = 0
     for window in tracker.windows:
         window_tracker = tracker.window_tracker(window.index)
-        image = window_tracker.frames.normalized(0)
+        image = window_tracker.normalized_frame(0)
         for m in generate_masks(demo, image, settings, window_tracker.frame_features(0)):
             full = np.zeros(truth[0].shape, dtype=bool)
             window.crop(full)[...] = m.mask

@@ -45,7 +45,7 @@ def automatic_labels(
     """SAM 2's automatic masks on frame t as a (H, W) label image (1..N), regions under
     `min_area` pixels dropped; with `free`, only masks lying mostly (80 %) in it, clipped
     to it."""
-    image = tracker.frames.normalized(t)
+    image = tracker.normalized_frame(t)
     masks = generate_masks(tracker.model, image, settings, tracker.frame_features(t))
     if free is not None:
         masks = [m for m in masks if (m.mask & free).sum() >= 0.8 * m.area]

@@ -25,7 +25,7 @@ def automatic_seed_labels(
     found: list[tuple[float, Window, np.ndarray]] = []  # (score, window, mask crop)
     for window in tracker.windows:
         window_tracker = tracker.window_tracker(window.index)
-        image = window_tracker.frames.normalized(t)
+        image = window_tracker.normalized_frame(t)
         features = window_tracker.frame_features(t)
         for m in generate_masks(tracker.model, image, settings, features):
             if not touches_inner_edge(window, m.mask, tracker.height, tracker.width):
