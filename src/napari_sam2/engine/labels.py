@@ -72,6 +72,16 @@ class LabelVolume:
         if self._journal is not None and t not in self._journal:
             self._journal[t] = self.array[t].copy()
 
+    def make_room(self, obj_ids: Iterable[int]) -> None:
+        """Check the ids (and, for an array of its own, widen it to hold them) before a caller
+        builds a whole frame for `put_frame` (tiles stitch frames from several trackers)."""
+        self._fit(obj_ids)
+
+    def put_frame(self, t: int, frame: np.ndarray) -> None:
+        """Frame t becomes `frame` (built by the caller after `make_room`), journaled."""
+        self._remember(t)
+        self.array[t] = frame
+
     def begin_journal(self) -> None:
         """Start recording frames before they change, so `rollback` can restore them."""
         self._journal = {}

@@ -20,7 +20,7 @@ from ..model.sam2 import NO_OBJECT_LOGIT
 from .automatic_masks import MaskGeneratorSettings
 from .budgets import default_budgets
 from .frames import FrameSource
-from .tile_labels import TileLabels
+from .labels import LabelVolume
 from .tile_prompts import Extent, checked_box, checked_points, click_geometry, mask_geometry
 from .tiled_propagation import TiledPropagation
 from .tiled_seeds import automatic_seed_labels
@@ -115,7 +115,7 @@ class TiledTracker(TiledPropagation):
                 f"labels_out must be an integer array of shape {shape}, got "
                 f"{labels_out.dtype} {tuple(labels_out.shape)}"
             )
-        self.volume = TileLabels(*shape, out=labels_out)
+        self.volume = LabelVolume(*shape, out=labels_out)
 
     # -- windows ----------------------------------------------------------------------
 
