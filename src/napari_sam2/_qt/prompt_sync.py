@@ -2,7 +2,7 @@
 adopted for an image, prompt edits sent to the session (in a worker, or at once for a quick
 click), paint recorded, and the session's or a file's prompts shown in the layers."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import napari
@@ -140,11 +140,9 @@ class PromptSync:
             leading[self.host.view.video_axis] = float(t)
         return [*leading, float(y), float(x)]
 
-    def set_layer_prompts(
-        self, items: Iterable[tuple[int, int, FramePrompts]], masks: Sequence = ()
-    ) -> None:
+    def set_layer_prompts(self, items: Iterable[tuple[int, int, FramePrompts]]) -> None:
         """Put (frame, object, FramePrompts) clicks and boxes in the layers without sending
-        them; what they hold then counts as sent. `masks` is not read (kept for callers)."""
+        them; what they hold then counts as sent."""
         rows, signs, owners, rectangles, rect_owners = [], [], [], [], []
         for t, obj, frame in items:
             for x, y, label in frame.points:
@@ -173,7 +171,7 @@ class PromptSync:
             for (t, obj), frame in sorted(self.host.session.prompts.items())
             if frame.mask is None
         ]
-        self.set_layer_prompts(items, [])
+        self.set_layer_prompts(items)
         self.applied = prompt_layers.read_prompts(self.host.view, self.host.clicks, self.host.boxes)
         self.host.labels.refresh()
         self.host.objects_panel.session_started(self.host.session)
@@ -190,7 +188,7 @@ class PromptSync:
                     session.add_mask(t, obj.id, frame.mask)
                 else:
                     items.append((t, obj.id, frame))
-        self.set_layer_prompts(items, [])
+        self.set_layer_prompts(items)
         self.host.labels.refresh()
         self.host.objects_panel.session_started(session)
         self.sync()

@@ -244,7 +244,7 @@ class SAM2Widget(QWidget):
         self.labels.refresh()
         self.prompt_sync.applied = {}
         if clear_prompts:
-            self.prompt_sync.set_layer_prompts([], [])
+            self.prompt_sync.set_layer_prompts([])
         for panel in self.panels:
             panel.session_started(self.session)
         if not clear_prompts:
