@@ -26,9 +26,14 @@ def to_model_xy(xy, what: str, width: int, height: int, image_size: int) -> torc
         raise SAM2Error(f"points must be an (N, 2) array of (x, y), got shape {xy.shape}")
     if not np.isfinite(xy).all():
         raise SAM2Error(f"{what} coordinates must be finite numbers")
+    check_inside(xy, what, height, width)
+    scale = np.array([image_size / width, image_size / height])
+    return torch.tensor(xy * scale, dtype=torch.float32)
+
+
+def check_inside(xy: np.ndarray, what: str, height: int, width: int) -> None:
+    """A SAM2Error naming the first (x, y) row of `xy` outside the width x height frame."""
     outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
     if outside.any():
         x, y = xy[np.argmax(outside)]
         raise SAM2Error(f"{what} at (x={x:g}, y={y:g}) is outside the {width} x {height} frame")
-    scale = np.array([image_size / width, image_size / height])
-    return torch.tensor(xy * scale, dtype=torch.float32)

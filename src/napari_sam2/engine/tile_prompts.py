@@ -5,6 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SAM2Error
+from .prompt_inputs import check_inside
 
 # (y0, x0, y1, x1) in frame pixels; None for a prompt with nothing in it (a clearing one)
 Extent = tuple[float, float, float, float] | None
@@ -39,8 +40,8 @@ def click_geometry(
     A click or corner outside the frame is a SAM2Error (as for a `Tracker`), before it could
     read as a prompt too large for a tile."""
     corners = np.zeros((0, 2)) if box is None else box.reshape(2, 2)
-    _check_inside(points, "point", height, width)
-    _check_inside(corners, "box corner", height, width)
+    check_inside(points, "point", height, width)
+    check_inside(corners, "box corner", height, width)
     every = np.concatenate([points, corners])
     if len(every) == 0:
         return (height / 2, width / 2), None
@@ -64,10 +65,3 @@ def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], Extent]:
     ys, xs = np.nonzero(mask[rows, cols])
     centre = ys.mean() + rows.start, xs.mean() + cols.start
     return centre, (rows.start, cols.start, rows.stop, cols.stop)
-
-
-def _check_inside(xy: np.ndarray, what: str, height: int, width: int) -> None:
-    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
-    if outside.any():
-        x, y = xy[np.argmax(outside)]
-        raise SAM2Error(f"{what} at (x={x:g}, y={y:g}) is outside the {width} x {height} frame")
