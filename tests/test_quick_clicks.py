@@ -2,6 +2,7 @@
 never those of a frame it needs (it waits for that encode)."""
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -75,3 +76,81 @@ def test_a_timed_click_holds_encodes_while_it_applies_and_releases_after_an_erro
     with pytest.raises(RuntimeError):
         quick_clicks.timed(model, tracker, {3}, fails)()
     assert background_encoding._clicks == []
+
+
+def test_a_click_starts_once_a_computing_encode_of_another_frame_reaches_its_check():
+    began, reached, cancel = threading.Event(), threading.Event(), threading.Event()
+    passed = []
+
+    def encode():
+        with background_encoding.background_encode(5, cancel):
+            began.set()
+            time.sleep(0.3)  # one part of the image encoder, between two checks
+            reached.set()
+            background_encoding._stop_if_cancelled(None, ())
+            passed.append("went on")
+
+    thread = threading.Thread(target=encode, daemon=True)
+    thread.start()
+    assert began.wait(5)
+    with hold_for_click({2}):
+        started_after_check = reached.is_set()
+        assert passed == []  # and the encode waits while the click runs
+    thread.join(5)
+    assert started_after_check and passed == ["went on"]
+    assert background_encoding._computing == {}
+
+
+def test_a_click_waits_for_a_computing_encode_at_most_wait_s():
+    began, cancel, release = threading.Event(), threading.Event(), threading.Event()
+
+    def encode():
+        with background_encoding.background_encode(5, cancel):
+            began.set()
+            release.wait(5)  # stuck between two checks
+
+    thread = threading.Thread(target=encode, daemon=True)
+    thread.start()
+    assert began.wait(5)
+    start = time.monotonic()
+    with hold_for_click({2}, wait_s=0.2):
+        waited = time.monotonic() - start
+    release.set()
+    thread.join(5)
+    assert 0.15 < waited < 2.0
+
+
+def test_a_click_does_not_wait_for_an_encode_of_a_frame_it_needs():
+    began, cancel, release = threading.Event(), threading.Event(), threading.Event()
+
+    def encode():
+        with background_encoding.background_encode(2, cancel):
+            began.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=encode, daemon=True)
+    thread.start()
+    assert began.wait(5)
+    start = time.monotonic()
+    with hold_for_click({2}, wait_s=2.0):
+        waited = time.monotonic() - start
+    release.set()
+    thread.join(5)
+    assert waited < 0.5
+
+
+def test_a_click_is_timed_by_its_threads_processor_time_not_the_wall_clock():
+    # a worker's click that waits (for the window being drawn, say) is no slower to run
+    tracker = SimpleNamespace(is_encoded=lambda t: True)
+    model = FakeModel()
+    quick_clicks.timed(model, tracker, {0}, lambda: time.sleep(0.2))()
+    assert quick_clicks.expected_ms(model) < 50
+
+    def busy():
+        end = time.thread_time() + 0.1
+        while time.thread_time() < end:
+            pass
+
+    for _ in range(3):
+        quick_clicks.timed(model, tracker, {0}, busy)()
+    assert quick_clicks.expected_ms(model) >= 90

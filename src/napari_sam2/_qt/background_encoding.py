@@ -5,11 +5,14 @@ the feature budget holds), so that a first click on a frame costs only the decod
 Never on the GUI thread. An encode of a frame other than the one on view stops (between two
 blocks of the image encoder) when a propagation or a slow click has run for YIELD_AFTER_MS,
 and nothing starts while they run; navigating away drops the frames planned for the old
-position and stops an encode of another frame. While a click runs (in either thread), an
-encode of a frame the click does not need waits at its next check, so that the click has the
-processor to itself.
+position and stops an encode of another frame. A click (in either thread) first lets an encode
+of a frame it does not need reach its next check, where that encode waits until the click is
+done: the two never compute at once, so the click has the processor to itself. The checks sit
+before every part of the image encoder (each linear layer, norm, activation and attention), so
+a click waits at most for one of them.
 """
 
+import atexit
 import threading
 import time
 import weakref
@@ -26,6 +29,9 @@ SETTLE_MS = 50
 RETRY_MS = 100
 # a job (a click, a propagation) running this long cancels a background encode
 YIELD_AFTER_MS = 50
+# a click waits at most this long for an encode of another frame to reach its next check (the
+# longest part of tiny's encoder at 1024, a global attention, takes about 0.25 s on 2 cores)
+PARK_WAIT_S = 0.5
 
 
 class EncodeCancelled(Exception):
@@ -34,18 +40,41 @@ class EncodeCancelled(Exception):
 
 _local = threading.local()  # the cancel event and frame of the encode running in this thread
 _hooked: "weakref.WeakSet" = weakref.WeakSet()
-# the frames each click running now needs; guarded by _clicks_changed's lock
+# the frames each click running now needs, and the frames of the background encodes computing
+# now (by thread; an encode waiting at a check is not computing); guarded by _clicks_changed
 _clicks: list[set[int]] = []
+_computing: dict[int, int] = {}
 _clicks_changed = threading.Condition()
+# every encode thread still alive, with its cancel event: stopped before the interpreter exits,
+# as a thread killed inside torch aborts the process
+_threads: dict[threading.Thread, threading.Event] = {}
+
+
+@atexit.register
+def _stop_all(timeout_s: float = 5.0) -> None:
+    for thread, cancel in list(_threads.items()):
+        cancel.set()
+        thread.join(timeout_s)
+
+
+def _held(frame: int) -> bool:
+    return any(frame not in needed for needed in _clicks)
 
 
 @contextmanager
-def hold_for_click(frames: Iterable[int]) -> Iterator[None]:
+def hold_for_click(frames: Iterable[int], wait_s: float = PARK_WAIT_S) -> Iterator[None]:
     """While the block runs (a click on `frames`), background encodes of other frames wait
-    at their next check. An encode of one of `frames` goes on: the click waits for it."""
+    at their next check; the block starts once they are there (or after `wait_s`). An encode
+    of one of `frames` goes on: the click waits for it."""
     needed = set(frames)
     with _clicks_changed:
         _clicks.append(needed)
+        deadline = time.monotonic() + wait_s
+        while any(f not in needed for f in _computing.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _clicks_changed.wait(left)
     try:
         yield
     finally:
@@ -54,26 +83,47 @@ def hold_for_click(frames: Iterable[int]) -> Iterator[None]:
             _clicks_changed.notify_all()
 
 
+@contextmanager
+def background_encode(frame: int, cancel: threading.Event) -> Iterator[None]:
+    """Mark this thread as a background encode of `frame` while the block runs: the image
+    encoder's checks (`make_cancellable`) stop it when `cancel` is set and hold it for clicks."""
+    me = threading.get_ident()
+    _local.cancel, _local.frame = cancel, frame
+    with _clicks_changed:
+        _computing[me] = frame
+    try:
+        yield
+    finally:
+        _local.cancel = _local.frame = None
+        with _clicks_changed:
+            _computing.pop(me, None)
+            _clicks_changed.notify_all()
+
+
 def _stop_if_cancelled(module, args) -> None:
     cancel = getattr(_local, "cancel", None)
     if cancel is None:  # not a background encode
         return
-    frame = getattr(_local, "frame", None)
+    frame, me = getattr(_local, "frame", None), threading.get_ident()
     with _clicks_changed:
-        while not cancel.is_set() and any(frame not in needed for needed in _clicks):
-            _clicks_changed.wait(0.05)
+        if not cancel.is_set() and _held(frame):
+            _computing.pop(me, None)  # waiting here: a click may start
+            _clicks_changed.notify_all()
+            while not cancel.is_set() and _held(frame):
+                _clicks_changed.wait(0.05)
+            _computing[me] = frame
     if cancel.is_set():
         raise EncodeCancelled
 
 
 def make_cancellable(model) -> None:
     """Let background encodes of `model` stop, or wait for a click, within its image
-    encoder (a check before each block's attention and MLP, which only background encode
-    threads ever act on)."""
+    encoder: a check before every part of it (only background encode threads act on them)."""
     if model in _hooked:
         return
-    for block in model.image_encoder.trunk.blocks:
-        for part in (block, block.mlp):
+    encoder = model.image_encoder
+    for part in encoder.modules():
+        if part is not encoder:
             part.register_forward_pre_hook(_stop_if_cancelled)
     _hooked.add(model)
 
@@ -185,18 +235,23 @@ class BackgroundEncoder(QObject):
 
         def encode() -> None:
             self.threads.add(threading.get_ident())
-            _local.cancel, _local.frame = cancel, frame
             try:
-                computed = tracker.encode(frame)
+                with background_encode(frame, cancel):
+                    computed = tracker.encode(frame)
             except EncodeCancelled:
                 computed = None
             except (SAM2Error, RuntimeError):
                 computed = False  # the click or propagation will say what is wrong
             finally:
-                _local.cancel = _local.frame = None
-            self.encoded.emit(generation, frame, computed)
+                _threads.pop(threading.current_thread(), None)
+            try:
+                self.encoded.emit(generation, frame, computed)
+            except RuntimeError:  # the widget is gone (napari closing)
+                pass
 
-        threading.Thread(target=encode, name="sam2-background-encode", daemon=True).start()
+        thread = threading.Thread(target=encode, name="sam2-background-encode", daemon=True)
+        _threads[thread] = cancel
+        thread.start()
 
     def _finished(self, generation: int, frame: int, computed) -> None:
         self.running = self._cancel = None
