@@ -9,7 +9,9 @@ the command line exactly as the README writes it); held-out time-lapses of the g
 defaults and of the widened range (one-click IoU, masklet J, F, J&F, and whether both
 daughters of each division are followed), next to the classical baseline
 (`napari_sam2.baseline.classical_tracking`) given the same click; held-out z-stacks (volume
-J); a 600-frame run (J over its last 100 frames).
+J, with the size cue along Z as the command line uses it for the model unless --size-cue no;
+--z-seeds held-out scores z-stacks the size cue's settings were not chosen on); a 600-frame
+run (J over its last 100 frames).
 """
 
 import argparse
@@ -120,8 +122,8 @@ def score_timelapses(model, stacks: list, with_baseline: bool = True) -> dict:
     return out
 
 
-def score_zstacks(model, stacks: list) -> dict:
-    results = [evaluate_zstack(model, s) for s in stacks]
+def score_zstacks(model, stacks: list, size_cue: bool | None = None) -> dict:
+    results = [evaluate_zstack(model, s, size_cue=size_cue) for s in stacks]
     volume = [v for r in results for v in r.volume_iou]
     return {
         "objects": len(volume),
@@ -152,6 +154,19 @@ def main() -> int:
         default="readme,default,widened,zdefault,zwidened,long",
         help="which measures, comma-separated (default: all)",
     )
+    parser.add_argument(
+        "--size-cue",
+        default="auto",
+        choices=("auto", "no"),
+        help="z-stacks: auto (the model's default along Z, as the CLI) or no (the model alone)",
+    )
+    parser.add_argument(
+        "--z-seeds",
+        default="tuning",
+        choices=("tuning", "held-out"),
+        help="z-stacks: seeds 20000.. and 30001.. (those the size cue was tuned on), or "
+        "20010.. and 30011.. (never used for choosing anything)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -176,15 +191,19 @@ def main() -> int:
     if "widened" in sections:
         widened = [widened_timelapse(s, 30) for s in range(30_000, 30_000 + 2 * n, 2)]
         report("timelapse_widened", score_timelapses(model, widened))
+    size_cue = None if args.size_cue == "auto" else False
+    shift = 0 if args.z_seeds == "tuning" else 10
     if "zdefault" in sections:
-        stacks = [zstack(32, 256, 256, 12, seed=s) for s in range(20_000, 20_000 + n)]
+        first = 20_000 + shift
+        stacks = [zstack(32, 256, 256, 12, seed=s) for s in range(first, first + n)]
         report(
             "zstack_default",
-            score_zstacks(model, [LabelledStack(s.frames, s.labels) for s in stacks]),
+            score_zstacks(model, [LabelledStack(s.frames, s.labels) for s in stacks], size_cue),
         )
     if "zwidened" in sections:
-        stacks = [widened_zstack(s, 32) for s in range(30_001, 30_001 + 2 * n, 2)]
-        report("zstack_widened", score_zstacks(model, stacks))
+        first = 30_001 + shift
+        stacks = [widened_zstack(s, 32) for s in range(first, first + 2 * n, 2)]
+        report("zstack_widened", score_zstacks(model, stacks, size_cue))
     if "long" in sections:
         report("long_run", long_run(model))
     if args.out is not None:

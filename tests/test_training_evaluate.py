@@ -33,9 +33,11 @@ class StandIn:
 
     masks: dict[int, np.ndarray] = {}
     clicks: dict[int, int] = {}
+    size_cues: list[bool] = []
 
-    def __init__(self, model, frames, reappear) -> None:
+    def __init__(self, model, frames, reappear, size_cue) -> None:
         self.num_frames = len(frames)
+        StandIn.size_cues.append(size_cue)
 
     def add_points(self, z, obj_id, points, labels):
         StandIn.clicks[obj_id] = z
@@ -58,7 +60,7 @@ def test_zstack_protocol_clicks_the_largest_slice_and_scores_volumes(nuclei, mon
     monkeypatch.setattr(evaluate_module, "Tracker", StandIn)
     ids = [int(i) for i in np.unique(nuclei.labels) if i]
     StandIn.masks = {i: nuclei.labels == i for i in ids}
-    perfect = evaluate_zstack(None, nuclei)
+    perfect = evaluate_zstack(None, nuclei, size_cue=False)
     assert perfect.object_ids == ids
     for i in ids:
         areas = (nuclei.labels == i).sum(axis=(1, 2))
@@ -74,9 +76,21 @@ def test_zstack_protocol_clicks_the_largest_slice_and_scores_volumes(nuclei, mon
         z = int(np.argmax(truth.sum(axis=(1, 2))))
         spill[i] = np.where(truth.any(axis=(1, 2))[:, None, None], truth, truth[z])
     StandIn.masks = spill
-    spilled = summarize([evaluate_zstack(None, nuclei)])
+    spilled = summarize([evaluate_zstack(None, nuclei, size_cue=False)])
     assert spilled["click_iou"] == 1.0
     assert spilled["volume IoU"] < spilled["J"] < 1.0
+
+
+def test_zstack_protocol_uses_the_size_cue_as_the_command_line_does(nuclei, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(evaluate_module, "Tracker", StandIn)
+    StandIn.masks = {i: nuclei.labels == i for i in np.unique(nuclei.labels) if i}
+    StandIn.size_cues = []
+    for name in ("demo", "sam2.1_hiera_tiny", "sam2_hiera_large"):
+        evaluate_zstack(SimpleNamespace(config=SimpleNamespace(name=name)), nuclei)
+    evaluate_zstack(SimpleNamespace(config=SimpleNamespace(name="demo")), nuclei, size_cue=False)
+    assert StandIn.size_cues == [True, False, False, False]
 
 
 def _division_movie():

@@ -86,6 +86,16 @@ def say(args: argparse.Namespace, message: str) -> None:
         print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def size_cue_choice(flag: str, axes: str, model_name: str, saved: bool | None = None) -> bool:
+    """--size-cue: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
+    else the model catalogue's along Z (on for demo) and off along T."""
+    from ..model.catalogue import size_cue_by_default
+
+    if flag != "auto":
+        return flag == "yes"
+    return saved if saved is not None else size_cue_by_default(model_name, axes[0] == "Z")
+
+
 def reappear_choice(flag: str, axes: str, saved: bool | None = None) -> bool:
     """--reappear: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
     else no along Z (a nucleus spans one run of slices) and yes otherwise."""

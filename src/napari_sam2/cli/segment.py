@@ -14,6 +14,7 @@ from .common import (
     progress,
     reappear_choice,
     say,
+    size_cue_choice,
 )
 from .segment_cells import add_cell_options, check_exports, export_results, run_cells
 from .tiles import add_tile_option, parse_tile, tile_size, track_prompts_in_tiles
@@ -47,6 +48,14 @@ def add_parser(commands) -> None:
         choices=("auto", "yes", "no"),
         help="may an object lost on a frame be found again later? auto: no along Z (a "
         "nucleus spans one run of slices), yes otherwise (cells leave and come back)",
+    )
+    segment.add_argument(
+        "--size-cue",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="trim each mask to the object's half-maximum edge measured on its prompted frame "
+        "(for fluorescent nuclei through z)? auto: the model's choice along Z (yes for demo), "
+        "no along T",
     )
     segment.add_argument(
         "--direction",
@@ -175,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         options["percentiles"] = norm.percentiles
     axes = label_axes(stack, frames)
     options["reappear"] = reappear_choice(args.reappear, axes, prompts.reappear)
+    options["size_cue"] = size_cue_choice(args.size_cue, axes, model.config.name, prompts.size_cue)
     size = tile_size(args, frames, model)
     if size is not None:
         if log is not None:

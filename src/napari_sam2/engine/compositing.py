@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 
 
 def frame_logits(result: FrameResult, height: int, width: int) -> np.ndarray:
-    """One result's logits at the frame's resolution, float32 (H, W)."""
+    """One result's logits at the frame's resolution, float32 (H, W), trimmed where the
+    size cue trimmed them."""
     logits = to_frame_resolution(result.low_res_logits.float(), height, width)
-    return logits[0].cpu().numpy()
+    logits = logits[0].cpu().numpy()
+    return logits if result.kept is None else result.kept.apply(logits)
 
 
 @torch.inference_mode()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import SAM2Error
 from ..model import FrameMemory
@@ -17,6 +18,7 @@ from .freed_memory import release_freed_memory
 from .masks import to_frame_resolution
 from .object_batches import batches_by_layout
 from .propagation_plan import DIRECTIONS, Pass, plan_passes
+from .size_cue import KeptRegion, SizeReference, brightness, size_reference, trim_to_edge
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FrameResult, ObjectState
 
 if TYPE_CHECKING:
@@ -159,13 +161,21 @@ def track_batch(
     features = tracker.frame_features(t)
     with tracker._autocast():
         prediction = model.track_frames(features, memories)
-        memory = model.frame_memory(
-            features,
-            prediction.high_res_masks,
-            prediction.object_score_logits,
-            prediction.obj_ptr,
-        )
     low_res = tracker._finish(prediction.low_res_masks)
+    logits = to_frame_resolution(low_res, tracker.height, tracker.width).cpu().numpy()
+    kept: list[KeptRegion | None] = [None] * len(objs)
+    high_res = prediction.high_res_masks
+    if tracker.size_cue:
+        kept = trim_by_size_cue(tracker, objs, t, logits)
+        logits = np.stack(
+            [k.apply(row) if k is not None else row for k, row in zip(kept, logits, strict=True)]
+        )
+        if CUE_INTO_MEMORY:
+            high_res = trimmed_high_res(high_res, logits)
+    with tracker._autocast():
+        memory = model.frame_memory(
+            features, high_res, prediction.object_score_logits, prediction.obj_ptr
+        )
     scores = prediction.object_score_logits.float().cpu().view(-1).tolist()
     options = tracker._memory_options
     budget = tracker.result_budget_bytes // max(1, len(tracker.objects))
@@ -174,8 +184,58 @@ def track_batch(
         row = slice(i, i + 1)
         obj_ptr = memory.obj_ptr[row].clone()
         own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
-        result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory)
+        result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory, kept[i])
         obj.tracked.pop(t, None)
         obj.tracked[t] = result  # newest last, for eviction order
         evict_results(obj, t, reverse, budget, options["num_maskmem"], options["max_obj_ptrs"])
-    return to_frame_resolution(low_res, tracker.height, tracker.width).cpu().numpy()
+    return logits
+
+
+# the memory encoder sees the trimmed masks too, not only the results: later frames then
+# start from the smaller mask (measured better, docs/demo_model.md)
+CUE_INTO_MEMORY = True
+
+
+def trim_by_size_cue(
+    tracker: "Tracker", objs: list[ObjectState], t: int, logits: np.ndarray
+) -> list[KeptRegion | None]:
+    """Each object's mask on frame t trimmed to its half-maximum edge (`size_cue`), measured
+    against its nearest prompted frame; None where there is nothing to trim or no reference."""
+    image = None
+    kept: list[KeptRegion | None] = []
+    for obj, obj_logits in zip(objs, logits, strict=True):
+        reference = size_reference_of(tracker, obj, t)
+        mask = obj_logits > 0
+        if reference is None or not mask.any():
+            kept.append(None)
+            continue
+        if image is None:
+            image = brightness(tracker.normalized_frame(t))
+        kept.append(trim_to_edge(image, mask, reference))
+    return kept
+
+
+def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeReference | None:
+    """The object's size reference from its prompted frame nearest to t (remembered per
+    prompted result: new prompts there give a new result, hence a new reference)."""
+    if not obj.conditioning:
+        return None
+    nearest = min(obj.conditioning, key=lambda c: (abs(c - t), c))
+    result = obj.conditioning[nearest]
+    key = (obj.obj_id, nearest)
+    cached = tracker._size_references.get(key)
+    if cached is not None and cached[0] is result:
+        return cached[1]
+    image = brightness(tracker.normalized_frame(nearest))
+    reference = size_reference(image, tracker._frame_logits(result) > 0)
+    tracker._size_references[key] = (result, reference)
+    return reference
+
+
+def trimmed_high_res(high_res: torch.Tensor, logits: np.ndarray) -> torch.Tensor:
+    """The decoder's (B, 1, S, S) masks with the pixels the size cue removed from the frame
+    logits (B, H, W) set to no object, for the memory encoder."""
+    removed = torch.from_numpy(logits <= 0)[:, None].float()
+    removed = F.interpolate(removed, size=high_res.shape[-2:], mode="nearest") > 0.5
+    removed = removed.to(high_res.device)
+    return torch.where(removed & (high_res > 0), torch.full_like(high_res, -10.0), high_res)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..model import FrameMemory
+from .size_cue import KeptRegion
 
 NOT_TRACKED, FORWARD, BACKWARD = 0, 1, -1
 
@@ -49,6 +50,7 @@ class FrameResult:
 
     low_res_logits: (1, 1, S/4, S/4) after hole filling; obj_ptr: (1, C); memory: what later
     frames attend to (None on a prompted frame until the next propagation encodes it);
+    kept: where the size cue trimmed the mask (None: the mask is the logits' own);
     candidates: (1, 3, S/4, S/4) the decoder's three candidate masks after a single click,
     and candidate_ptrs (1, 3, C) their object pointers.
     """
@@ -57,6 +59,7 @@ class FrameResult:
     object_score: float
     obj_ptr: torch.Tensor
     memory: FrameMemory | None = None
+    kept: KeptRegion | None = None
     candidates: torch.Tensor | None = None
     candidate_ptrs: torch.Tensor | None = None
 
@@ -66,6 +69,8 @@ class FrameResult:
         if self.memory is not None and self.memory.features is not None:
             # the position encoding is one tensor shared by all memories; not counted
             total += self.memory.features.numel() * self.memory.features.element_size()
+        if self.kept is not None:
+            total += self.kept.nbytes
         return total
 
 

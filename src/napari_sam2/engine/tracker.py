@@ -29,6 +29,7 @@ from .object_batches import default_batch_size
 from .precision import PRECISIONS, uses_bfloat16
 from .prompt_inputs import to_model_xy
 from .propagation_plan import DIRECTIONS
+from .size_cue import SizeReference
 from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 __all__ = ["DIRECTIONS", "PRECISIONS", "Tracker"]
@@ -61,6 +62,10 @@ class Tracker(FrameEncoding):
     propagation pass, from the first frame where its mask is empty after it was seen, until
     one of its prompted frames: for z-stacks, where a nucleus spans one run of slices and another
     nucleus at the same place deeper down is not it. Can be changed between propagations.
+    size_cue: trim each tracked mask to the object's half-maximum edge, measured against its
+    nearest prompted frame (`size_cue`): for fluorescent objects through z with a model that
+    draws a nucleus's end slices as large as its middle one (the demo model). Off by default,
+    so the Tracker computes exactly what SAM 2 does; can be changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -83,6 +88,7 @@ class Tracker(FrameEncoding):
         compile: bool = False,
         reappear: bool = True,
         batch_size: int | None = None,
+        size_cue: bool = False,
     ) -> None:
         self.bfloat16 = uses_bfloat16(precision, model.device)
         self.model = model.eval()
@@ -100,6 +106,9 @@ class Tracker(FrameEncoding):
         self.height, self.width = self.frames.height, self.frames.width
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
+        self.size_cue = size_cue
+        # (object id, prompted frame) -> (that frame's result, its size reference)
+        self._size_references: dict[tuple[int, int], tuple[FrameResult, SizeReference | None]] = {}
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
@@ -276,11 +285,14 @@ class Tracker(FrameEncoding):
         obj = self._object(obj_id, create=False)
         del self.objects[obj.obj_id]
         self.volume.remove_object(obj.obj_id)
+        for key in [k for k in self._size_references if k[0] == obj.obj_id]:
+            del self._size_references[key]
 
     def reset(self) -> None:
         """Forget every object and prompt; image features stay cached."""
         self.objects.clear()
         self.volume.clear()
+        self._size_references.clear()
 
     @property
     def object_ids(self) -> list[int]:

@@ -73,6 +73,7 @@ class Prompts:
     fixed: tuple[int, ...] | None = None
     num_frames: int | None = None
     reappear: bool | None = None
+    size_cue: bool | None = None
     lineage: dict[int, int] = field(default_factory=dict)
     # SHA-256 of the label volume the session held when saved (C-order bytes, its dtype)
     labels_sha256: str | None = None

@@ -37,6 +37,7 @@ _TOP_FIELDS = (
     "frame_shape",
     "normalization",
     "reappear",
+    "size_cue",
     "objects",
     "lineage",
     "log",
@@ -113,6 +114,10 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
     if reappear is not None and not isinstance(reappear, bool):
         f.fail("reappear", f"expected true or false, got {shown(reappear)}")
     prompts.reappear = reappear
+    size_cue = top.get("size_cue")
+    if size_cue is not None and not isinstance(size_cue, bool):
+        f.fail("size_cue", f"expected true or false, got {shown(size_cue)}")
+    prompts.size_cue = size_cue
     if "objects" not in top:
         f.fail("objects", "missing; expected a list of objects")
     if not isinstance(top["objects"], list):

@@ -57,6 +57,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "frame_shape": None if prompts.frame_shape is None else list(prompts.frame_shape),
         "normalization": normalization,
         "reappear": prompts.reappear,
+        "size_cue": prompts.size_cue,
         "objects": objects,
         "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},
         "log": prompts.log,

@@ -30,6 +30,9 @@ class ModelEntry:
     shipped: bool
     description: str
     download_mb: int | None = None  # approximate, for listings only
+    # whether tracking along Z trims masks to each object's half-maximum edge by default
+    # (engine/size_cue.py): for a model that never learnt how a nucleus shrinks to its ends
+    size_cue_along_z: bool = False
 
     @property
     def filename(self) -> str:
@@ -92,6 +95,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     shipped=True,
     description="small model trained on synthetic cells, shipped with the package (offline)",
     download_mb=None,
+    size_cue_along_z=True,
 )
 
 # the eight official names, in the order users see them
@@ -109,6 +113,13 @@ def model_entry(name: str) -> ModelEntry:
     if entry is None:
         raise SAM2Error(f"unknown model {name!r}; choose one of: {', '.join(CATALOGUE)}")
     return entry
+
+
+def size_cue_by_default(name: str | None, along_z: bool) -> bool:
+    """Whether tracking trims masks by the size cue unless asked otherwise: along Z for the
+    models whose catalogue entry says so (a model by another name: never); never along T."""
+    entry = CATALOGUE.get(name) if isinstance(name, str) else None
+    return along_z and entry is not None and entry.size_cue_along_z
 
 
 def is_known_model(name: object) -> bool:

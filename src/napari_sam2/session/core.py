@@ -86,6 +86,14 @@ class Session:
     def reappear(self, value: bool) -> None:
         self.tracker.reappear = bool(value)
 
+    @property
+    def size_cue(self) -> bool:
+        return self.tracker.size_cue
+
+    @size_cue.setter
+    def size_cue(self, value: bool) -> None:
+        self.tracker.size_cue = bool(value)
+
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
         new = max(self.objects, default=0) + 1
@@ -273,6 +281,7 @@ class Session:
             None if start_frame is None else int(start_frame),
             None if obj_ids is None else tuple(obj_ids),
             self.tracker.reappear,
+            size_cue=self.tracker.size_cue,
         )
         return self._run(op)
 
@@ -325,6 +334,7 @@ class Session:
             self.choose_candidate(op.frame, op.object, op.index)
         elif isinstance(op, Propagation):
             self.tracker.reappear = op.reappear
+            self.tracker.size_cue = op.size_cue
             self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
             run = self._run(op)
             for step in run:

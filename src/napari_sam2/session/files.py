@@ -35,6 +35,7 @@ def session_document(session: Session) -> Prompts:
         frame_shape=(tracker.height, tracker.width),
         normalization=session.normalization or _used_limits(tracker),
         reappear=tracker.reappear,
+        size_cue=tracker.size_cue,
         lineage=session.lineage,
         log=[operation_document(op) for op in session.log],
         labels_sha256=labels_digest(tracker.labels()),

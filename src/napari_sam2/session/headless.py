@@ -64,6 +64,8 @@ def replay_log(
     )
     if prompts.reappear is not None:
         tracker.reappear = prompts.reappear
+    if prompts.size_cue is not None:
+        tracker.size_cue = prompts.size_cue
     same = replay_prompts(session, prompts, ops, source, on_frame)
     return session, same
 

@@ -57,14 +57,15 @@ class CandidateChoice:
 @dataclass(frozen=True)
 class Propagation:
     """A propagation run: its direction, start frame, objects (None: all) and the reappear
-    setting; `frames` is None when it ran to its end, else the number of frame steps done
-    before it was cancelled (or failed), after which the labels were put back."""
+    and size-cue settings; `frames` is None when it ran to its end, else the number of frame
+    steps done before it was cancelled (or failed), after which the labels were put back."""
 
     direction: str
     start_frame: int | None
     objects: tuple[int, ...] | None
     reappear: bool
     frames: int | None = None
+    size_cue: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "objects": None if op.objects is None else list(op.objects),
             "reappear": op.reappear,
             "frames": op.frames,
+            "size_cue": op.size_cue,
         }
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
@@ -161,7 +163,7 @@ _FIELDS = {
     "prompts": ("op", "frame", "object", "points", "box"),
     "mask": ("op", "frame", "object", "mask"),
     "candidate": ("op", "frame", "object", "index"),
-    "propagate": ("op", "direction", "start_frame", "objects", "reappear", "frames"),
+    "propagate": ("op", "direction", "start_frame", "objects", "reappear", "frames", "size_cue"),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object"),
     "reset": ("op",),
@@ -218,7 +220,11 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
         if not isinstance(reappear, bool):
             f.fail(f"{where}.reappear", f"expected true or false, got {shown(reappear)}")
         frames = None if entry.get("frames") is None else integer("frames")
-        return Propagation(direction, start, objects, reappear, frames)
+        # sessions saved before the size cue existed ran without it
+        size_cue = entry.get("size_cue", False)
+        if not isinstance(size_cue, bool):
+            f.fail(f"{where}.size_cue", f"expected true or false, got {shown(size_cue)}")
+        return Propagation(direction, start, objects, reappear, frames, size_cue)
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
         by_hand = entry.get("by_hand", True)

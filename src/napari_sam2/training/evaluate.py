@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from ..engine import Tracker
 from ..model import SAM2
+from ..model.catalogue import size_cue_by_default
 from .clips import LabelledStack
 
 
@@ -161,10 +162,12 @@ def evaluate_zstack(
     max_objects: int | None = None,
     min_area: int = 50,
     reappear: bool = False,
+    size_cue: bool | None = None,
 ) -> StackScores:
     """Click once in the middle of each object on the slice where it is largest, as a user
     does in a z-stack, then propagate both ways through the stack (with the Tracker's
-    `reappear` off by default, as recommended for z-stacks).
+    `reappear` off by default, as recommended for z-stacks, and its `size_cue` as the CLI
+    and the widget choose along Z for this model unless `size_cue` says otherwise).
 
     Besides the per-slice masklet scores (slices where neither the object nor its prediction
     is count as perfect, which flatters objects that span few slices), the objects' volume
@@ -178,7 +181,9 @@ def evaluate_zstack(
             truth[i], largest[i] = mask, int(np.argmax(areas))
     object_ids = list(truth)[:max_objects]
     masks = {i: np.zeros(stack.labels.shape, bool) for i in object_ids}
-    tracker = Tracker(model, frames, reappear=reappear)
+    if size_cue is None:
+        size_cue = size_cue_by_default(model.config.name, along_z=True)
+    tracker = Tracker(model, frames, reappear=reappear, size_cue=size_cue)
     click_iou = []
     for i in object_ids:
         z = largest[i]
