@@ -156,3 +156,22 @@ def test_a_saved_session_replays_the_cue_to_the_same_labels(tmp_path, model, nuc
     _, same = replay_log(fresh, prompts, log, "session.json")
     assert same
     np.testing.assert_array_equal(fresh.labels(), saved)
+
+
+def test_a_bad_size_cue_in_a_prompts_file_or_session_log_is_a_clear_error():
+    from napari_sam2.errors import SAM2Error
+    from napari_sam2.io import parse_prompts
+    from napari_sam2.session.log import parse_log
+
+    top = {"format": "napari-sam2 prompts", "version": 2, "objects": []}
+    assert parse_prompts(top).size_cue is None
+    assert parse_prompts(top | {"size_cue": True}).size_cue is True
+    with pytest.raises(SAM2Error, match=r"p.json: size_cue: expected true or false, got \"yes\""):
+        parse_prompts(top | {"size_cue": "yes"}, "p.json")
+    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
+    run |= {"reappear": False, "frames": None}
+    # a log written before the size cue existed ran without it
+    assert parse_log([run], (8, 8))[0].size_cue is False
+    assert parse_log([run | {"size_cue": True}], (8, 8))[0].size_cue is True
+    with pytest.raises(SAM2Error, match=r"log\[0\]\.size_cue: expected true or false, got 1"):
+        parse_log([run | {"size_cue": 1}], (8, 8), "s.json")

@@ -201,7 +201,6 @@ def trim_by_size_cue(
 ) -> list[KeptRegion | None]:
     """Each object's mask on frame t trimmed to its half-maximum edge (`size_cue`), measured
     against its nearest prompted frame; None where there is nothing to trim or no reference."""
-    image = None
     kept: list[KeptRegion | None] = []
     for obj, obj_logits in zip(objs, logits, strict=True):
         reference = size_reference_of(tracker, obj, t)
@@ -209,10 +208,17 @@ def trim_by_size_cue(
         if reference is None or not mask.any():
             kept.append(None)
             continue
-        if image is None:
-            image = brightness(tracker.normalized_frame(t))
-        kept.append(trim_to_edge(image, mask, reference))
+        kept.append(trim_to_edge(frame_brightness(tracker, t), mask, reference))
     return kept
+
+
+def frame_brightness(tracker: "Tracker", t: int) -> np.ndarray:
+    """Frame t as the size cue reads it (`brightness`), kept for the frame's next object
+    batch: on a CPU each object is a batch of its own."""
+    cached = tracker._size_cue_frame
+    if cached is None or cached[0] != t:
+        cached = tracker._size_cue_frame = (t, brightness(tracker.normalized_frame(t)))
+    return cached[1]
 
 
 def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeReference | None:
@@ -226,7 +232,7 @@ def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeRefer
     cached = tracker._size_references.get(key)
     if cached is not None and cached[0] is result:
         return cached[1]
-    image = brightness(tracker.normalized_frame(nearest))
+    image = frame_brightness(tracker, nearest)
     reference = size_reference(image, tracker._frame_logits(result) > 0)
     tracker._size_references[key] = (result, reference)
     return reference
