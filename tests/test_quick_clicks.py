@@ -154,3 +154,24 @@ def test_a_click_is_timed_by_its_threads_processor_time_not_the_wall_clock():
     for _ in range(3):
         quick_clicks.timed(model, tracker, {0}, busy)()
     assert quick_clicks.expected_ms(model) >= 90
+
+
+def test_after_a_click_encodes_of_frames_not_on_view_stay_held_a_moment(monkeypatch):
+    monkeypatch.setattr(background_encoding, "_on_view", [2])
+    with hold_for_click({2}):
+        pass
+    timings = {}
+
+    def check(frame):
+        with background_encoding.background_encode(frame, threading.Event()):
+            start = time.monotonic()
+            background_encoding._stop_if_cancelled(None, ())
+            timings[frame] = time.monotonic() - start
+
+    threads = [threading.Thread(target=check, args=(frame,)) for frame in (3, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    quiet = background_encoding.CLICK_QUIET_S
+    assert timings[2] < quiet / 2 and quiet / 2 < timings[3] < quiet * 3

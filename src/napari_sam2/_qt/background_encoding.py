@@ -9,7 +9,8 @@ position and stops an encode of another frame. A click (in either thread) first 
 of a frame it does not need reach its next check, where that encode waits until the click is
 done: the two never compute at once, so the click has the processor to itself. The checks sit
 before every part of the image encoder (each linear layer, norm, activation and attention), so
-a click waits at most for one of them.
+a click waits at most for one of them; encodes of neighbours stay held for a moment after a
+click, as clicks come in bursts.
 """
 
 import atexit
@@ -32,6 +33,9 @@ YIELD_AFTER_MS = 50
 # a click waits at most this long for an encode of another frame to reach its next check (the
 # longest part of tiny's encoder at 1024, a global attention, takes about 0.25 s on 2 cores)
 PARK_WAIT_S = 0.5
+# clicks come in bursts (one per cell): encodes of neighbours stay held this long after a
+# click, so that the next click does not wait for one of them to reach a check again
+CLICK_QUIET_S = 1.0
 
 
 class EncodeCancelled(Exception):
@@ -45,6 +49,8 @@ _hooked: "weakref.WeakSet" = weakref.WeakSet()
 _clicks: list[set[int]] = []
 _computing: dict[int, int] = {}
 _clicks_changed = threading.Condition()
+_last_click = [float("-inf")]  # time.monotonic() when the last click ended
+_on_view: list[int | None] = [None]  # the frame the user looks at (set in the GUI thread)
 # every encode thread still alive, with its cancel event: stopped before the interpreter exits,
 # as a thread killed inside torch aborts the process
 _threads: dict[threading.Thread, threading.Event] = {}
@@ -58,6 +64,9 @@ def _stop_all(timeout_s: float = 5.0) -> None:
 
 
 def _held(frame: int) -> bool:
+    neighbour = _on_view[0] is not None and frame != _on_view[0]
+    if neighbour and time.monotonic() - _last_click[0] < CLICK_QUIET_S:
+        return True
     return any(frame not in needed for needed in _clicks)
 
 
@@ -80,13 +89,15 @@ def hold_for_click(frames: Iterable[int], wait_s: float = PARK_WAIT_S) -> Iterat
     finally:
         with _clicks_changed:
             _clicks.remove(needed)
+            _last_click[0] = time.monotonic()
             _clicks_changed.notify_all()
 
 
 @contextmanager
 def background_encode(frame: int, cancel: threading.Event) -> Iterator[None]:
     """Mark this thread as a background encode of `frame` while the block runs: the image
-    encoder's checks (`make_cancellable`) stop it when `cancel` is set and hold it for clicks."""
+    encoder's checks (`make_cancellable`) stop it when `cancel` is set and hold it for clicks
+    (an encode of a frame not on view also for CLICK_QUIET_S after a click)."""
     me = threading.get_ident()
     _local.cancel, _local.frame = cancel, frame
     with _clicks_changed:
@@ -167,6 +178,7 @@ class BackgroundEncoder(QObject):
         self._generation += 1
         self._plan = []
         host = self.host
+        _on_view[0] = host.current_frame() if host.view is not None else None
         if self.running is not None and host.view is not None:
             if host.current_frame() != self.running:
                 self.cancel()
