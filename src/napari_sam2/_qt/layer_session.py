@@ -8,7 +8,7 @@ import numpy as np
 from ..engine import Tracker, VideoAxisView
 from ..io.prompts import Normalization
 from ..model import SAM2
-from ..model.catalogue import is_known_model
+from ..model.catalogue import is_known_model, size_cue_by_default
 from ..session import Session
 from .data_panel import axis_name
 
@@ -37,6 +37,9 @@ def layer_session(
         labels_out=labels_out,
         # through z a nucleus spans one run of slices: once lost it is not found again
         reappear=not along_z,
+        # through z, models that never learnt how a nucleus shrinks to its ends are helped
+        # by its half-maximum edge (the catalogue says which)
+        size_cue=size_cue_by_default(model.config.name, along_z),
     )
     name, checkpoint = model_source
     return Session(

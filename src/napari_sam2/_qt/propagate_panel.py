@@ -40,22 +40,40 @@ class PropagatePanel(Panel):
             "tracked again, the others keep their masks. On: every object."
         )
         buttons.addWidget(self.all_objects, 1, 0, 1, 3)
+        self.size_cue = QCheckBox("Trim to each object's half-maximum edge")
+        self.size_cue.setToolTip(
+            "The size cue: each tracked mask keeps only the pixels brighter than half way "
+            "from the background to the object's brightness on its prompted frame (darker, "
+            "for a dark object). On by default through z with the demo model."
+        )
+        self.size_cue.setEnabled(False)
+        self.size_cue.toggled.connect(self._size_cue_toggled)
+        buttons.addWidget(self.size_cue, 2, 0, 1, 3)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(
             f"Stop propagating; the labels stay as they were ({SHORTCUTS['cancel']})"
         )
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.cancel_button, 2, 0, 1, 3)
+        buttons.addWidget(self.cancel_button, 3, 0, 1, 3)
         self.progress_bar = QProgressBar()  # in the dock, not only in napari's corner
         self.progress_bar.setFormat("")  # empty until a run
         self.progress_bar.setValue(0)
-        buttons.addWidget(self.progress_bar, 3, 0, 1, 3)
+        buttons.addWidget(self.progress_bar, 4, 0, 1, 3)
         self.tiles = TilesOption(host)  # large frames at their own resolution
-        buttons.addWidget(self.tiles, 4, 0, 1, 3)
+        buttons.addWidget(self.tiles, 5, 0, 1, 3)
 
     def session_started(self, session) -> None:
         self.tiles.describe()  # the tile count of the new frames
+        # the new session's own choice (layer_session: the model's default along the axis)
+        self.size_cue.setEnabled(True)
+        self.size_cue.blockSignals(True)
+        self.size_cue.setChecked(session.size_cue)
+        self.size_cue.blockSignals(False)
+
+    def _size_cue_toggled(self, on: bool) -> None:
+        if self.session is not None:
+            self.session.size_cue = on  # for the next propagation; the log records it
 
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""

@@ -1,0 +1,63 @@
+"""The size cue in the widget: ticked along z with the demo model, unticked along time, and
+the box drives what the next propagation does (and what the session log records)."""
+
+import numpy as np
+import pytest
+
+from napari_sam2.synthetic import zstack
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+@pytest.fixture
+def viewer_with_nuclei(make_napari_viewer):
+    s = zstack(10, 96, 96, 2, seed=31_339, nucleus_radius=14.0, z_radius=3.5)
+    viewer = make_napari_viewer()
+    return viewer, s
+
+
+def load_demo(viewer, qtbot):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    widget.model_combo.setCurrentText("demo")
+    widget.device_combo.setCurrentText("cpu")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    return widget
+
+
+def test_the_box_follows_the_axis_and_drives_propagation(viewer_with_nuclei, qtbot):
+    viewer, s = viewer_with_nuclei
+    viewer.add_image(s.frames, name="nuclei", axis_labels=("z", "y", "x"))
+    widget = load_demo(viewer, qtbot)
+    box = widget.propagate_panel.size_cue
+    assert widget.axis_name() == "Z"
+    assert box.isEnabled() and box.isChecked() and widget.session.size_cue is True
+
+    z = int(np.argmax((s.labels == 1).sum(axis=(1, 2))))
+    ys, xs = np.nonzero(s.labels[z] == 1)
+    widget.viewer.dims.set_point(0, z)
+    widget.clicks.add([[z, float(np.median(ys)), float(np.median(xs))]])
+    idle(qtbot, widget)
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+    box.setChecked(False)
+    assert widget.session.size_cue is False
+    widget.propagate_panel.all_objects.setChecked(True)
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+    assert [op.size_cue for op in widget.session.log if hasattr(op, "size_cue")] == [True, False]
+
+
+def test_the_box_is_unticked_along_time(viewer_with_nuclei, qtbot):
+    viewer, s = viewer_with_nuclei
+    viewer.add_image(s.frames, name="movie")  # no axis labels: time
+    widget = load_demo(viewer, qtbot)
+    assert widget.axis_name() == "T"
+    assert not widget.propagate_panel.size_cue.isChecked()
+    assert widget.session.size_cue is False
