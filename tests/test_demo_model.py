@@ -136,9 +136,10 @@ def test_random_weights_do_not(stack):
 
 def test_a_click_on_a_nucleus_segments_its_slice_in_a_zstack():
     """On a held-out nuclei z-stack, a click on each nucleus's largest slice segments it
-    (measured IoU 0.89-0.94) and follows it through z: slice J 0.77-0.86 (goal 0.7), volume
-    IoU 0.62-0.74 (goal 0.75, not met: the end slices come out too large, docs/demo_model.md;
-    the first demo model measured 0.46-0.60; phase 4's weights alone 0.13-0.77)."""
+    (measured IoU 0.89-0.94) and follows it through z, with the size cue as along Z by
+    default: mean slice J 0.865 (goal 0.7), volume IoU 0.80-0.86 (goal 0.75). The model
+    alone draws the end slices too large: volume IoU 0.62-0.74, mean slice J 0.821
+    (docs/demo_model.md; the first demo model measured 0.46-0.60)."""
     from napari_sam2.synthetic import zstack
     from napari_sam2.training import LabelledStack, evaluate_zstack
 
@@ -147,7 +148,7 @@ def test_a_click_on_a_nucleus_segments_its_slice_in_a_zstack():
     assert len(scores.object_ids) == 6
     assert min(scores.click_iou) >= 0.85, scores.click_iou
     assert np.mean([m.j for m in scores.masklet]) >= SLICE_J, scores.masklet
-    assert min(scores.volume_iou) >= 0.55, scores.volume_iou
+    assert min(scores.volume_iou) >= 0.7, scores.volume_iou
 
 
 def test_in_a_zstack_lost_nuclei_do_not_return_when_told():
