@@ -18,10 +18,11 @@ from collections.abc import Callable
 
 from .background_encoding import hold_for_click
 
-# a click may hold the GUI thread this long: below the extra window draw a worker costs
-# (above), and a short pause after the user's own click (at 16 ms, a demo-model click slowed
-# to 21 ms by other jobs went to a worker and took 190 ms to its mask instead of ~40)
-BUDGET_MS = 50.0
+# a click may hold the GUI thread this long: about what a worker adds (above; at 16 ms, a
+# demo-model click slowed to 21 ms by other jobs went to a worker and took 190 ms to its mask
+# instead of ~40), and enough for the SAM 2 mask decoder at 1024 on two CPU cores (37-50 ms,
+# where a worker took 125-240 ms to the mask)
+BUDGET_MS = 100.0
 _recent: "weakref.WeakKeyDictionary[object, deque]" = weakref.WeakKeyDictionary()
 
 
