@@ -101,30 +101,13 @@ def test_a_click_starts_once_a_computing_encode_of_another_frame_reaches_its_che
     assert background_encoding._computing == {}
 
 
-def test_a_click_waits_for_a_computing_encode_at_most_wait_s():
-    began, cancel, release = threading.Event(), threading.Event(), threading.Event()
+def seconds_a_click_waits(encoding: int, clicked: int, wait_s: float) -> float:
+    """How long a click on frame `clicked` waits while an encode of frame `encoding` is
+    stuck between two checks."""
+    began, release = threading.Event(), threading.Event()
 
     def encode():
-        with background_encoding.background_encode(5, cancel):
-            began.set()
-            release.wait(5)  # stuck between two checks
-
-    thread = threading.Thread(target=encode, daemon=True)
-    thread.start()
-    assert began.wait(5)
-    start = time.monotonic()
-    with hold_for_click({2}, wait_s=0.2):
-        waited = time.monotonic() - start
-    release.set()
-    thread.join(5)
-    assert 0.15 < waited < 2.0
-
-
-def test_a_click_does_not_wait_for_an_encode_of_a_frame_it_needs():
-    began, cancel, release = threading.Event(), threading.Event(), threading.Event()
-
-    def encode():
-        with background_encoding.background_encode(2, cancel):
+        with background_encoding.background_encode(encoding, threading.Event()):
             began.set()
             release.wait(5)
 
@@ -132,11 +115,19 @@ def test_a_click_does_not_wait_for_an_encode_of_a_frame_it_needs():
     thread.start()
     assert began.wait(5)
     start = time.monotonic()
-    with hold_for_click({2}, wait_s=2.0):
+    with hold_for_click({clicked}, wait_s=wait_s):
         waited = time.monotonic() - start
     release.set()
     thread.join(5)
-    assert waited < 0.5
+    return waited
+
+
+def test_a_click_waits_for_a_computing_encode_at_most_wait_s():
+    assert 0.15 < seconds_a_click_waits(5, clicked=2, wait_s=0.2) < 2.0
+
+
+def test_a_click_does_not_wait_for_an_encode_of_a_frame_it_needs():
+    assert seconds_a_click_waits(2, clicked=2, wait_s=2.0) < 0.5
 
 
 def test_a_click_is_timed_by_its_threads_processor_time_not_the_wall_clock():
