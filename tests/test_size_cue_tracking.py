@@ -117,6 +117,27 @@ def test_segment_size_cue_flag_along_z(tmp_path, model, nuclei):
     np.testing.assert_array_equal(no, tracked(model, nuclei[0], nuclei[1]))
 
 
+def test_segment_seeds_along_z_uses_the_cue_by_default(tmp_path, nuclei):
+    stack, _ = _cli_inputs(tmp_path, nuclei)
+    truth, clicks = nuclei[0].labels, nuclei[1]
+    # the nuclei of one slice (where the first is largest) seeded from the truth there
+    z = next(iter(clicks.values()))[0]
+    seeds = tmp_path / "seeds.tif"
+    tifffile.imwrite(seeds, truth[z])
+
+    def run(*extra):
+        out = tmp_path / "cells.tif"
+        argv = ["segment", stack, "--seeds", seeds, "--seed-frame", z, "--out", out]
+        argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
+        assert main([str(a) for a in argv]) == 0
+        return tifffile.imread(out)
+
+    auto, no = run(), run("--size-cue", "no")
+    np.testing.assert_array_equal(auto, run("--size-cue", "yes"))
+    assert (auto != no).any()
+    assert (auto > 0).sum() < (no > 0).sum()  # the cue only trims
+
+
 def test_segment_leaves_it_off_along_t(tmp_path, nuclei, monkeypatch):
     import napari_sam2.engine as engine
 

@@ -144,6 +144,8 @@ class FilesPanel(Panel):
             session = host.start_session(clear_prompts=True)
             if prompts.reappear is not None:
                 session.reappear = prompts.reappear
+            if prompts.size_cue is not None:
+                session.size_cue = prompts.size_cue
             host.show_prompts(prompts)
             host.say(f"Prompts loaded from {source}.")
             return
@@ -152,6 +154,8 @@ class FilesPanel(Panel):
         session = host.new_session(labels_out=None, normalization=prompts.normalization)
         if prompts.reappear is not None:
             session.reappear = prompts.reappear
+        if prompts.size_cue is not None:
+            session.size_cue = prompts.size_cue
 
         def replayed(same: bool) -> None:
             try:

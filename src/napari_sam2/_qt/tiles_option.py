@@ -85,7 +85,7 @@ def propagate_in_tiles(
 
     def run() -> Iterator[Progress]:
         # written straight into `out`, with the frames it changes kept to put back
-        # as the whole-frame propagation would: the session's precision and reappear choice
+        # as the whole-frame propagation would: the session's precision, reappear and size cue
         # (a z-stack's objects are not looked for again once lost)
         tiled = TiledTracker(
             tracker.model,
@@ -94,6 +94,7 @@ def propagate_in_tiles(
             labels_out=out,
             precision="bfloat16" if tracker.bfloat16 else "float32",
             reappear=tracker.reappear,
+            size_cue=tracker.size_cue,
         )
         tiled.begin_journal()
         finished = False

@@ -17,6 +17,7 @@ FORWARDED = {
     "--precision": "auto|float32|bfloat16",
     "--direction": "forward|backward|both",
     "--reappear": "auto|yes|no",
+    "--size-cue": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
     "--reseed-every": "K",

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SAM2Error
-from .common import check_image_size, parse_fixes, progress, reappear_choice, say
+from .common import (
+    check_image_size,
+    parse_fixes,
+    progress,
+    reappear_choice,
+    say,
+    size_cue_choice,
+)
 
 
 def add_cell_options(parser: argparse.ArgumentParser, prompts_or_seeds) -> None:
@@ -191,9 +198,10 @@ def run_cells(args: argparse.Namespace) -> int:
     reappear = reappear_choice(args.reappear, axes)
     device = resolve_device(args.device)
     model = load_model(args, device)
+    size_cue = size_cue_choice(args.size_cue, axes, model.config.name)
     size = tile_size(args, frames, model)
     if size is not None:
-        labels = track_seeds_in_tiles(args, model, frames, seeds, size, reappear)
+        labels = track_seeds_in_tiles(args, model, frames, seeds, size, reappear, size_cue)
         write_labels(
             out, labels, axes=axes, overwrite=args.overwrite, spacing=stack.spacing, unit=stack.unit
         )
@@ -201,7 +209,12 @@ def run_cells(args: argparse.Namespace) -> int:
         export_results(args, labels, {}, frames, stack)
         return 0
     tracker = Tracker(
-        model, frames, precision=args.precision, compile=args.compile, reappear=reappear
+        model,
+        frames,
+        precision=args.precision,
+        compile=args.compile,
+        reappear=reappear,
+        size_cue=size_cue,
     )
     cells = CellTracker(
         tracker,

@@ -82,6 +82,7 @@ def track_seeds_in_tiles(
     seeds: np.ndarray | str,
     size: int,
     reappear: bool,
+    size_cue: bool = False,
 ) -> np.ndarray:
     """`segment --seeds --tile`: every cell seeded on --seed-frame (automatic masks found tile
     by tile, or a label image) tracked both ways in tiles, without divisions; the labels."""
@@ -100,6 +101,7 @@ def track_seeds_in_tiles(
         precision=args.precision,
         compile=args.compile,
         reappear=reappear,
+        size_cue=size_cue,
     )
     if isinstance(seeds, str):
         settings = settings_for_model(model.config.name)
