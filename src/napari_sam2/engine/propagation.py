@@ -97,23 +97,36 @@ def run_pass(
         objs = [o for o in objs if tracker.objects.get(o.obj_id) is o]
         if not objs:
             return
-        partial = partial or len(objs) < len(tracker.objects)
-        obj_ids = [o.obj_id for o in objs]
+        active = objs if tracker.reappear else [o for o in objs if reached(o, t, reverse)]
+        if not active:
+            yield t, [], np.empty((0, tracker.height, tracker.width), dtype=np.float32)
+            continue
+        frame_partial = partial or len(active) < len(tracker.objects)
+        obj_ids = [o.obj_id for o in active]
         with torch.inference_mode():
-            logits = track_objects(tracker, objs, t, reverse, lost)
+            logits = track_objects(tracker, active, t, reverse, lost)
         if not tracker.reappear:
-            for obj, obj_logits in zip(objs, logits, strict=True):
+            for obj, obj_logits in zip(active, logits, strict=True):
                 # lost: an empty mask (an absent object's mask is empty too)
                 if (obj_logits > 0).any():
                     seen.add(obj.obj_id)
                     lost.discard(obj.obj_id)
                 elif obj.obj_id in seen:
                     lost.add(obj.obj_id)
-        write_tracked_frame(tracker, t, objs, logits, partial)
+        write_tracked_frame(tracker, t, active, logits, frame_partial)
         # the frame's activations are freed: give them back to the system now, so the
         # process's resident memory stays near what the caches hold
         release_freed_memory()
         yield t, obj_ids, logits
+
+
+def reached(obj: ObjectState, t: int, reverse: bool) -> bool:
+    """Whether a pass in this direction has reached or passed one of the object's prompted
+    frames at frame t. With `reappear` off (along Z) an object is only followed away from its
+    prompts: tracked towards a prompt from far off, a nucleus prompted on slice 4 would be
+    looked for on slices 31..5 in the backward pass, found on a deeper nucleus or lost, and
+    its forward results there overwritten."""
+    return any(c >= t if reverse else c <= t for c in obj.conditioning)
 
 
 def track_objects(
