@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.synthetic import zstack
+from widget_helpers import open_with_demo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,19 +23,10 @@ def viewer_with_nuclei(make_napari_viewer):
     return viewer, s
 
 
-def load_demo(viewer, qtbot):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
-    widget.model_combo.setCurrentText("demo")
-    widget.device_combo.setCurrentText("cpu")
-    widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
-    return widget
-
-
 def test_the_box_follows_the_axis_and_drives_propagation(viewer_with_nuclei, qtbot):
     viewer, s = viewer_with_nuclei
     viewer.add_image(s.frames, name="nuclei", axis_labels=("z", "y", "x"))
-    widget = load_demo(viewer, qtbot)
+    widget = open_with_demo(viewer, qtbot)
     box = widget.propagate_panel.size_cue
     assert widget.axis_name() == "Z"
     assert box.isEnabled() and box.isChecked() and widget.session.size_cue is True
@@ -57,7 +49,7 @@ def test_the_box_follows_the_axis_and_drives_propagation(viewer_with_nuclei, qtb
 def test_the_box_is_unticked_along_time(viewer_with_nuclei, qtbot):
     viewer, s = viewer_with_nuclei
     viewer.add_image(s.frames, name="movie")  # no axis labels: time
-    widget = load_demo(viewer, qtbot)
+    widget = open_with_demo(viewer, qtbot)
     assert widget.axis_name() == "T"
     assert not widget.propagate_panel.size_cue.isChecked()
     assert widget.session.size_cue is False
