@@ -195,27 +195,25 @@ def run_cells(args: argparse.Namespace) -> int:
     axes = label_axes(stack, frames)
     along_z = axes[0] == "Z"
     divisions = args.divisions == "yes" or (args.divisions == "auto" and not along_z)
-    reappear = reappear_choice(args.reappear, axes)
     device = resolve_device(args.device)
     model = load_model(args, device)
-    size_cue = size_cue_choice(args.size_cue, axes, model.config.name)
+    # the same Tracker options for whole frames and for each tile's window
+    options = dict(
+        precision=args.precision,
+        compile=args.compile,
+        reappear=reappear_choice(args.reappear, axes),
+        size_cue=size_cue_choice(args.size_cue, axes, model.config.name),
+    )
     size = tile_size(args, frames, model)
     if size is not None:
-        labels = track_seeds_in_tiles(args, model, frames, seeds, size, reappear, size_cue)
+        labels = track_seeds_in_tiles(args, model, frames, seeds, size, options)
         write_labels(
             out, labels, axes=axes, overwrite=args.overwrite, spacing=stack.spacing, unit=stack.unit
         )
         say(args, f"wrote {out} ({len(np.unique(labels)) - 1} objects, {num_frames} frames, tiles)")
         export_results(args, labels, {}, frames, stack)
         return 0
-    tracker = Tracker(
-        model,
-        frames,
-        precision=args.precision,
-        compile=args.compile,
-        reappear=reappear,
-        size_cue=size_cue,
-    )
+    tracker = Tracker(model, frames, **options)
     cells = CellTracker(
         tracker,
         divisions=divisions,

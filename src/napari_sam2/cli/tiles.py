@@ -81,11 +81,11 @@ def track_seeds_in_tiles(
     frames: np.ndarray,
     seeds: np.ndarray | str,
     size: int,
-    reappear: bool,
-    size_cue: bool = False,
+    tracker_options: dict,
 ) -> np.ndarray:
     """`segment --seeds --tile`: every cell seeded on --seed-frame (automatic masks found tile
-    by tile, or a label image) tracked both ways in tiles, without divisions; the labels."""
+    by tile, or a label image) tracked both ways in tiles, without divisions; the labels.
+    tracker_options: the options of each window's `Tracker`."""
     from ..engine.automatic_masks import settings_for_model
     from ..engine.tiled_tracking import TiledTracker
 
@@ -94,15 +94,7 @@ def track_seeds_in_tiles(
             "--tile tracks seeds without divisions or reseeding; drop --divisions yes and "
             "--reseed-every, or --tile"
         )
-    tracker = TiledTracker(
-        model,
-        frames,
-        size,
-        precision=args.precision,
-        compile=args.compile,
-        reappear=reappear,
-        size_cue=size_cue,
-    )
+    tracker = TiledTracker(model, frames, size, **tracker_options)
     if isinstance(seeds, str):
         settings = settings_for_model(model.config.name)
         with _device_memory(size):

@@ -145,11 +145,13 @@ def track_objects(
             logits[i] = tracker._frame_logits(obj.conditioning[t])
             continue
         to_track.append((i, obj, tracker._memory_for(obj, t, reverse)))
+    # the size cue reads the frame once for all its objects' batches
+    image = brightness(tracker.normalized_frame(t)) if tracker.size_cue and to_track else None
     layouts = [memory.layout for _, _, memory in to_track]
     for batch in batches_by_layout(to_track, layouts, tracker.batch_size):
         rows = [i for i, _, _ in batch]
         logits[rows] = track_batch(
-            tracker, [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse
+            tracker, [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse, image
         )
     return logits
 
@@ -168,8 +170,10 @@ def track_batch(
     memories: list[MemoryInputs],
     t: int,
     reverse: bool,
+    image: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Track objects on frame t in one batch; their logits (B, H, W)."""
+    """Track objects on frame t in one batch; their logits (B, H, W). With the frame's
+    `brightness` as `image`, masks are trimmed by the size cue."""
     model = tracker.model
     features = tracker.frame_features(t)
     with tracker._autocast():
@@ -178,8 +182,8 @@ def track_batch(
     logits = to_frame_resolution(low_res, tracker.height, tracker.width).cpu().numpy()
     kept: list[KeptRegion | None] = [None] * len(objs)
     high_res = prediction.high_res_masks
-    if tracker.size_cue:
-        kept = trim_by_size_cue(tracker, objs, t, logits)
+    if image is not None:
+        kept = trim_by_size_cue(tracker, objs, t, logits, image)
         logits = np.stack(
             [k.apply(row) if k is not None else row for k, row in zip(kept, logits, strict=True)]
         )
@@ -210,10 +214,11 @@ CUE_INTO_MEMORY = True
 
 
 def trim_by_size_cue(
-    tracker: "Tracker", objs: list[ObjectState], t: int, logits: np.ndarray
+    tracker: "Tracker", objs: list[ObjectState], t: int, logits: np.ndarray, image: np.ndarray
 ) -> list[KeptRegion | None]:
-    """Each object's mask on frame t trimmed to its half-maximum edge (`size_cue`), measured
-    against its nearest prompted frame; None where there is nothing to trim or no reference."""
+    """Each object's mask on frame t (`image`: its `brightness`) trimmed to its half-maximum
+    edge (`size_cue`), measured against its nearest prompted frame; None where there is
+    nothing to trim or no reference."""
     kept: list[KeptRegion | None] = []
     for obj, obj_logits in zip(objs, logits, strict=True):
         reference = size_reference_of(tracker, obj, t)
@@ -221,17 +226,8 @@ def trim_by_size_cue(
         if reference is None or not mask.any():
             kept.append(None)
             continue
-        kept.append(trim_to_edge(frame_brightness(tracker, t), mask, reference))
+        kept.append(trim_to_edge(image, mask, reference))
     return kept
-
-
-def frame_brightness(tracker: "Tracker", t: int) -> np.ndarray:
-    """Frame t as the size cue reads it (`brightness`), kept for the frame's next object
-    batch: on a CPU each object is a batch of its own."""
-    cached = tracker._size_cue_frame
-    if cached is None or cached[0] != t:
-        cached = tracker._size_cue_frame = (t, brightness(tracker.normalized_frame(t)))
-    return cached[1]
 
 
 def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeReference | None:
@@ -245,7 +241,7 @@ def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeRefer
     cached = tracker._size_references.get(key)
     if cached is not None and cached[0] is result:
         return cached[1]
-    image = frame_brightness(tracker, nearest)
+    image = brightness(tracker.normalized_frame(nearest))
     reference = size_reference(image, tracker._frame_logits(result) > 0)
     tracker._size_references[key] = (result, reference)
     return reference

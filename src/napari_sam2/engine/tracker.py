@@ -109,7 +109,6 @@ class Tracker(FrameEncoding):
         self.size_cue = size_cue
         # (object id, prompted frame) -> (that frame's result, its size reference)
         self._size_references: dict[tuple[int, int], tuple[FrameResult, SizeReference | None]] = {}
-        self._size_cue_frame: tuple[int, np.ndarray] | None = None  # (t, its brightness)
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
