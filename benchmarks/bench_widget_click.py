@@ -21,6 +21,7 @@ import torch
 from qtpy.QtWidgets import QApplication
 
 from napari_sam2._qt import quick_clicks
+from napari_sam2._qt.engine_panel import EnginePanel
 from napari_sam2.synthetic import timelapse
 
 
@@ -128,7 +129,7 @@ def main() -> None:
             widget.model_combo.setCurrentText("demo")
         widget.device_combo.setCurrentText("cpu")
         if args.no_background:
-            engine = next(p for p in widget.panels if hasattr(p, "background"))
+            engine = next(p for p in widget.panels if isinstance(p, EnginePanel))
             engine.background.setChecked(False)
         widget.load_button.click()
         while widget.tracker is None:
