@@ -183,6 +183,10 @@ class DataPanel(Panel):
         size = int(self.size_combo.currentText())
         shown = Path(checkpoint).name if name == CHECKPOINT_FILE else name
         host.say(f"Loading {shown} on {device}…")
+        if host.image is not None:
+            # the layers' first draw (shaders, glyphs: half a second of the GUI thread) runs
+            # while the model loads, not beside the first encode
+            host.prompt_sync.adopt_layers(host.image)
         source = (
             (None, str(Path(checkpoint).resolve())) if name == CHECKPOINT_FILE else (name, None)
         )

@@ -70,7 +70,7 @@ class EnginePanel(Panel):
             box.blockSignals(False)
         self.encoding.setText("")
         plane_refresh.watch(self.host.labels)
-        self.encoder.viewed()
+        self.encoder.viewed(at_once=True)
 
     def _set_budgets(self, _=None) -> None:
         self._chosen = CacheBudgets(
