@@ -131,6 +131,7 @@ def main() -> None:
         if args.no_background:
             engine = next(p for p in widget.panels if isinstance(p, EnginePanel))
             engine.background.setChecked(False)
+        viewer.dims.set_point(0, 0)  # the frame the user looks at while the model loads
         widget.load_button.click()
         while widget.tracker is None:
             pump(0.05)
@@ -146,7 +147,6 @@ def main() -> None:
     centres = [np.argwhere(stack.labels[0] == i).mean(axis=0) for i in np.unique(stack.labels[0])]
     centres = [(float(y), float(x)) for y, x in centres[1:]]  # the cells on frame 0
     y, x = centres[0]
-    viewer.dims.set_point(0, 0)
     pump(args.view_seconds)
     first = click(widget, clock, 0, y, x)
     further = []
