@@ -231,20 +231,16 @@ def trim_by_size_cue(
 
 
 def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeReference | None:
-    """The object's size reference from its prompted frame nearest to t (remembered per
+    """The object's size reference from its prompted frame nearest to t (measured once per
     prompted result: new prompts there give a new result, hence a new reference)."""
     if not obj.conditioning:
         return None
     nearest = min(obj.conditioning, key=lambda c: (abs(c - t), c))
     result = obj.conditioning[nearest]
-    key = (obj.obj_id, nearest)
-    cached = tracker._size_references.get(key)
-    if cached is not None and cached[0] is result:
-        return cached[1]
-    image = brightness(tracker.normalized_frame(nearest))
-    reference = size_reference(image, tracker._frame_logits(result) > 0)
-    tracker._size_references[key] = (result, reference)
-    return reference
+    if result.size_reference is None:
+        image = brightness(tracker.normalized_frame(nearest))
+        result.size_reference = (size_reference(image, tracker._frame_logits(result) > 0),)
+    return result.size_reference[0]
 
 
 def trimmed_high_res(high_res: torch.Tensor, logits: np.ndarray) -> torch.Tensor:

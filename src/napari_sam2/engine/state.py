@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..model import FrameMemory
-from .size_cue import KeptRegion
+from .size_cue import KeptRegion, SizeReference
 
 NOT_TRACKED, FORWARD, BACKWARD = 0, 1, -1
 
@@ -62,6 +62,9 @@ class FrameResult:
     kept: KeptRegion | None = None
     candidates: torch.Tensor | None = None
     candidate_ptrs: torch.Tensor | None = None
+    # on a prompted frame, the size cue's reference once measured, as (reference or None):
+    # new prompts there make a new result, so it never goes stale
+    size_reference: tuple[SizeReference | None] | None = field(default=None, repr=False)
 
     @property
     def nbytes(self) -> int:

@@ -29,7 +29,6 @@ from .object_batches import default_batch_size
 from .precision import PRECISIONS, uses_bfloat16
 from .prompt_inputs import to_model_xy
 from .propagation_plan import DIRECTIONS
-from .size_cue import SizeReference
 from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 __all__ = ["DIRECTIONS", "PRECISIONS", "Tracker"]
@@ -107,8 +106,6 @@ class Tracker(FrameEncoding):
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
         self.size_cue = size_cue
-        # (object id, prompted frame) -> (that frame's result, its size reference)
-        self._size_references: dict[tuple[int, int], tuple[FrameResult, SizeReference | None]] = {}
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
@@ -264,6 +261,7 @@ class Tracker(FrameEncoding):
             raise SAM2Error(f"there are {count} candidate masks on frame {t}")
         result.low_res_logits = self._finish(result.candidates[:, index : index + 1])
         result.obj_ptr = result.candidate_ptrs[:, index]
+        result.size_reference = None  # measured on the mask it had
         return show_result(self, obj, t, result)
 
     def clear_frame(self, t: int, obj_id: int | None = None) -> None:
@@ -285,14 +283,11 @@ class Tracker(FrameEncoding):
         obj = self._object(obj_id, create=False)
         del self.objects[obj.obj_id]
         self.volume.remove_object(obj.obj_id)
-        for key in [k for k in self._size_references if k[0] == obj.obj_id]:
-            del self._size_references[key]
 
     def reset(self) -> None:
         """Forget every object and prompt; image features stay cached."""
         self.objects.clear()
         self.volume.clear()
-        self._size_references.clear()
 
     @property
     def object_ids(self) -> list[int]:
