@@ -141,21 +141,15 @@ class FilesPanel(Panel):
             except SAM2Error as error:
                 host.failed(error)
                 return
-            session = host.start_session(clear_prompts=True)
-            if prompts.reappear is not None:
-                session.reappear = prompts.reappear
-            if prompts.size_cue is not None:
-                session.size_cue = prompts.size_cue
+            host.start_session(clear_prompts=True).take_choices(prompts)
+            host.session_changed()  # the panels show the file's choices
             host.show_prompts(prompts)
             host.say(f"Prompts loaded from {source}.")
             return
         # replayed on a label array of its own: the current session stays as it is until
         # the replay succeeds
         session = host.new_session(labels_out=None, normalization=prompts.normalization)
-        if prompts.reappear is not None:
-            session.reappear = prompts.reappear
-        if prompts.size_cue is not None:
-            session.size_cue = prompts.size_cue
+        session.take_choices(prompts)
 
         def replayed(same: bool) -> None:
             try:

@@ -65,11 +65,17 @@ class PropagatePanel(Panel):
 
     def session_started(self, session) -> None:
         self.tiles.describe()  # the tile count of the new frames
-        # the new session's own choice (layer_session: the model's default along the axis)
-        self.size_cue.setEnabled(True)
-        self.size_cue.blockSignals(True)
-        self.size_cue.setChecked(session.size_cue)
-        self.size_cue.blockSignals(False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        # the session's own choice (layer_session: the model's default along the axis; a
+        # loaded session file: its own)
+        session = self.session
+        self.size_cue.setEnabled(session is not None)
+        if session is not None:
+            self.size_cue.blockSignals(True)
+            self.size_cue.setChecked(session.size_cue)
+            self.size_cue.blockSignals(False)
 
     def _size_cue_toggled(self, on: bool) -> None:
         if self.session is not None:

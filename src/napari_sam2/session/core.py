@@ -94,6 +94,14 @@ class Session:
     def size_cue(self, value: bool) -> None:
         self.tracker.size_cue = bool(value)
 
+    def take_choices(self, prompts) -> None:
+        """Follow the choices a prompts or session file recorded (whether objects may
+        reappear, the size cue); those it does not record keep this session's defaults."""
+        if prompts.reappear is not None:
+            self.reappear = prompts.reappear
+        if prompts.size_cue is not None:
+            self.size_cue = prompts.size_cue
+
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
         new = max(self.objects, default=0) + 1

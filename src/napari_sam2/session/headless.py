@@ -62,10 +62,7 @@ def replay_log(
         fixed=prompts.fixed,
         normalization=prompts.normalization,
     )
-    if prompts.reappear is not None:
-        tracker.reappear = prompts.reappear
-    if prompts.size_cue is not None:
-        tracker.size_cue = prompts.size_cue
+    session.take_choices(prompts)
     same = replay_prompts(session, prompts, ops, source, on_frame)
     return session, same
 
