@@ -30,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import build_reference_video_predictor, perturb_  # noqa: E402
 
 MIN_IOU = 0.99
+# the image encoder in bfloat16 gives features about 1 % off: masks close to the reference's,
+# not equal
+MIN_IOU_BFLOAT16 = 0.95
 OBJECT_ID = 1
 # the object-score head is biased towards "present", so random weights give non-empty masks
 OBJECT_SCORE_BIAS = 8.0
@@ -269,13 +272,17 @@ def min_iou(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> float
 
 
 def report(runs: dict[str, Run], budget_note: str) -> bool:
-    """Print the comparison; True when both produced the same masks in every phase."""
+    """Print the comparison; True when both produced the same masks in every phase (close
+    masks where ours ran in bfloat16)."""
     ref, ours = runs["reference"], runs["ours"]
+    precision = ours.tracker.precision
+    min_iou = MIN_IOU if precision == "float32" else MIN_IOU_BFLOAT16
+    print(f"ours ran in {precision} (--precision auto resolves it for this machine)")
     same = True
     rows = []
     for name in PHASES:
         iou = min_iou(ours.masks[name], ref.masks[name])
-        same &= iou >= MIN_IOU
+        same &= iou >= min_iou
         frames = len(ours.masks[name])
         rows.append(
             [
@@ -334,10 +341,10 @@ def report(runs: dict[str, Run], budget_note: str) -> bool:
     empty = sum(not m.any() for m in first_masks)
     print(f"our first-pass masks cover {cover:.1f}% of the frame on average ({empty} empty)")
     if same:
-        print(f"same masks: every frame of every phase has IoU >= {MIN_IOU}")
+        print(f"same masks: every frame of every phase has IoU >= {min_iou}")
     else:
         print(
-            f"DIFFERENT MASKS: some frame has IoU < {MIN_IOU}; the timings compare different work"
+            f"DIFFERENT MASKS: some frame has IoU < {min_iou}; the timings compare different work"
         )
     return same
 

@@ -355,6 +355,39 @@ def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
     np.testing.assert_array_equal(read_labels(tmp_path / "replayed.tif")[0], saved)
 
 
+
+def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
+    widget, qtbot, tmp_path, make_napari_viewer, stack
+):
+    """The precision box applies to the next model loaded and shows in "Runs at"; a session
+    saved in bfloat16-encoder replays in it in a fresh viewer left at "auto"."""
+    panel = widget.engine_panel
+    assert panel.runs_at.text().endswith(", float32")  # auto below 512 px
+    panel.precision.setCurrentText("bfloat16-encoder")
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: widget.tracker.precision == "bfloat16-encoder", timeout=60_000)
+    idle(qtbot, widget)
+    assert panel.runs_at.text().endswith(", bfloat16-encoder")
+    widget.clicks.add([[1, 24, 31]])
+    idle(qtbot, widget)
+    widget.run_buttons["both"].click()
+    idle(qtbot, widget)
+    saved = widget.labels.data.copy()
+    assert (saved == 1).any()
+    widget.save_session(str(tmp_path / "session.json"))
+
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="cells")
+    _, fresh = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    fresh.device_combo.setCurrentText("cpu")
+    assert fresh.engine_panel.precision.currentText() == "auto"
+    fresh.load_session(str(tmp_path / "session.json"))
+    qtbot.waitUntil(lambda: fresh.model is not None, timeout=60_000)
+    idle(qtbot, fresh)
+    assert "replayed" in fresh.status.text()
+    assert fresh.tracker.precision == "bfloat16-encoder"
+    np.testing.assert_array_equal(fresh.labels.data, saved)
+
 def test_re_track_all_objects_on_request(widget, qtbot):
     widget.clicks.add([[1, 24, 31]])
     idle(qtbot, widget)

@@ -103,7 +103,7 @@ def engine_panel(widget):
 def test_the_viewed_frame_is_encoded_in_a_worker_then_its_neighbours(widget, qtbot):
     panel = engine_panel(widget)
     tracker = widget.tracker
-    assert panel.runs_at.text() == f"{widget.model.image_size} px input, cpu"
+    assert panel.runs_at.text() == f"{widget.model.image_size} px input, cpu, float32"
     widget.viewer.dims.set_point(0, 3)
     qtbot.waitUntil(lambda: all(tracker.is_encoded(t) for t in (1, 2, 3, 4, 5)), timeout=30_000)
     assert not tracker.is_encoded(0)  # two neighbours on each side, no more

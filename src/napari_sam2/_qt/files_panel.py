@@ -11,6 +11,7 @@ from ..errors import SAM2Error
 from ..io import check_prompts_fit, write_labels
 from ..session import read_session, replay_prompts, write_session
 from ..session.files import check_replay_fits
+from ..session.headless import session_precision
 from .panel import Panel
 from .workers import job
 
@@ -148,7 +149,11 @@ class FilesPanel(Panel):
             return
         # replayed on a label array of its own: the current session stays as it is until
         # the replay succeeds
-        session = host.new_session(labels_out=None, normalization=prompts.normalization)
+        session = host.new_session(
+            labels_out=None,
+            normalization=prompts.normalization,
+            precision=session_precision(prompts, None, host.model.device),
+        )
         session.take_choices(prompts)
 
         def replayed(same: bool) -> None:

@@ -20,10 +20,12 @@ def layer_session(
     model_source: tuple[str | None, str | None],
     labels_out: np.ndarray | None = None,
     normalization: Normalization | None = None,
+    precision: str = "auto",
 ) -> Session:
     """A session tracking `view` of `image` with `model` (whose name and checkpoint are
     `model_source`), writing into `labels_out` or, with None, into a label array of its own;
-    intensities mapped by `normalization`, else the layer's contrast limits."""
+    intensities mapped by `normalization`, else the layer's contrast limits; in `precision`
+    (`engine.precision`)."""
     limits = None if image.rgb else tuple(float(v) for v in image.contrast_limits)
     percentiles = None
     if normalization is not None:
@@ -35,6 +37,7 @@ def layer_session(
         contrast_limits=limits,
         **({} if percentiles is None else {"percentiles": percentiles}),
         labels_out=labels_out,
+        precision=precision,
         # through z a nucleus spans one run of slices: once lost it is not found again
         reappear=not along_z,
         # through z, models that never learnt how a nucleus shrinks to its ends are helped

@@ -92,7 +92,7 @@ def propagate_in_tiles(
             tracker.frames,
             size,
             labels_out=out,
-            precision="bfloat16" if tracker.bfloat16 else "float32",
+            precision=tracker.precision,
             reappear=tracker.reappear,
             size_cue=tracker.size_cue,
         )

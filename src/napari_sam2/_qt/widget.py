@@ -76,6 +76,7 @@ class SAM2Widget(QWidget):
             ObjectsPanel: "objects_panel",
             PropagatePanel: "propagate_panel",
             FilesPanel: "files_panel",
+            EnginePanel: "engine_panel",
         }.get(type(panel))
         if name is not None:
             setattr(self, name, panel)
@@ -252,13 +253,23 @@ class SAM2Widget(QWidget):
         return self.session
 
     def new_session(
-        self, labels_out: np.ndarray | None = None, normalization: Normalization | None = None
+        self,
+        labels_out: np.ndarray | None = None,
+        normalization: Normalization | None = None,
+        precision: str | None = None,
     ) -> Session:
         """A session on the current image view and model, writing into `labels_out` (the
         labels layer's frames) or, with None, into a label array of its own; intensities
-        mapped by `normalization` (a saved session's), else the layer's contrast limits."""
+        mapped by `normalization` (a saved session's), else the layer's contrast limits; in
+        `precision` (a saved session's), else the one chosen in the widget."""
         return layer_session(
-            self.image, self.view, self.model, self.model_source, labels_out, normalization
+            self.image,
+            self.view,
+            self.model,
+            self.model_source,
+            labels_out,
+            normalization,
+            precision or self.engine_panel.precision.currentText(),
         )
 
     def adopt_session(self, session: Session) -> None:

@@ -32,9 +32,12 @@ def add_parser(commands) -> None:
     add_device_option(segment)
     segment.add_argument(
         "--precision",
-        default="auto",
-        choices=("auto", "float32", "bfloat16"),  # engine.tracker.PRECISIONS, without torch
-        help="auto: bfloat16 on CUDA as the reference does, float32 elsewhere",
+        default=None,
+        # engine.precision.PRECISIONS, without importing torch (a test checks they agree)
+        choices=("auto", "float32", "bfloat16", "bfloat16-encoder"),
+        help="a session file's own precision, else auto: bfloat16 on CUDA as the reference "
+        "does; on a CPU with bfloat16 instructions and a 512 px or larger input, the image "
+        "encoder in bfloat16 and the rest in float32 (bfloat16-encoder); float32 elsewhere",
     )
     segment.add_argument(
         "--compile",
@@ -147,7 +150,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..io.label_files import LABEL_SUFFIXES
     from ..model.devices import resolve_device
-    from ..session.headless import replay_log, session_fixes, session_log, session_model
+    from ..session.headless import (
+        replay_log,
+        session_fixes,
+        session_log,
+        session_model,
+        session_precision,
+    )
 
     if args.seeds is not None:  # every cell, from a label image or automatic masks
         return run_cells(args)
@@ -185,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     axes = label_axes(stack, frames)
     options["reappear"] = reappear_choice(args.reappear, axes, prompts.reappear)
     options["size_cue"] = size_cue_choice(args.size_cue, axes, model.config.name, prompts.size_cue)
+    options["precision"] = session_precision(prompts, args.precision, device)
     size = tile_size(args, frames, model)
     if size is not None:
         if log is not None:
@@ -204,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         say(args, f"wrote {out} ({len(prompts.objects)} objects, {len(frames)} frames, tiles)")
         export_results(args, labels, {}, frames, stack)
         return 0
-    tracker = Tracker(model, frames, precision=args.precision, compile=args.compile, **options)
+    tracker = Tracker(model, frames, compile=args.compile, **options)
     try:
         if log is not None:  # a session: its log replayed, as the user made it
             with progress(None, args.quiet) as advance:

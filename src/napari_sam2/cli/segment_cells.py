@@ -199,7 +199,7 @@ def run_cells(args: argparse.Namespace) -> int:
     model = load_model(args, device)
     # the same Tracker options for whole frames and for each tile's window
     options = dict(
-        precision=args.precision,
+        precision=args.precision or "auto",
         compile=args.compile,
         reappear=reappear_choice(args.reappear, axes),
         size_cue=size_cue_choice(args.size_cue, axes, model.config.name),

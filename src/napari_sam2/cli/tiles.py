@@ -67,9 +67,7 @@ def track_prompts_in_tiles(
     from ..engine.tiled_tracking import TiledTracker
     from ..io import apply_prompts
 
-    tracker = TiledTracker(
-        model, frames, size, precision=args.precision, compile=args.compile, **options
-    )
+    tracker = TiledTracker(model, frames, size, compile=args.compile, **options)
     with _device_memory(size):
         apply_prompts(tracker, prompts, prompts_name)
     return _track(args, tracker, args.direction)

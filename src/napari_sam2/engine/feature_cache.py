@@ -221,15 +221,17 @@ def disk_store_for(
     directory: str | Path,
     model: torch.nn.Module,
     frames: FrameSource,
-    bfloat16: bool,
+    precision: str,
     image_pos: Callable[[], torch.Tensor],
 ) -> DiskFeatureStore:
     """The disk store of a tracker's frames: its keys cover the channels and intensity
-    limits the frames are normalized with and the precision the encoder runs in."""
+    limits the frames are normalized with and the precision the encoder runs in (a resolved
+    `engine.precision` name)."""
+    suffix = {"float32": "", "bfloat16": "-bf16", "bfloat16-encoder": "-bf16-encoder"}[precision]
     return DiskFeatureStore(
         directory,
         model,
-        normalization=f"{frames.channels}-{frames.limits.tolist()}" + ("-bf16" if bfloat16 else ""),
+        normalization=f"{frames.channels}-{frames.limits.tolist()}{suffix}",
         frame_bytes=lambda t: np.ascontiguousarray(frames.read(t)).tobytes(),
         image_pos=image_pos,
     )

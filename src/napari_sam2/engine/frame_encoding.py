@@ -11,16 +11,25 @@ from .precision import autocast
 
 class FrameEncoding:
     """The `Tracker`'s methods for image features and cache budgets; it provides `model`,
-    `device`, `frames`, `features` (a `FeatureCache`), `bfloat16`, `result_budget_bytes` and
-    `_check_frame`."""
+    `device`, `frames`, `features` (a `FeatureCache`), `precision` and `bfloat16` (see
+    `engine.precision`), `result_budget_bytes` and `_check_frame`."""
 
     def _autocast(self):
         return autocast(self.device, self.bfloat16)
 
     def _compute_features(self, t: int) -> FrameFeatures:
         image = self.frames.frame_tensor(t).to(self.device)[None]
-        with self._autocast():
-            return self.model.encode_image(image)
+        if self.precision != "bfloat16-encoder":
+            with self._autocast():
+                return self.model.encode_image(image)
+        with autocast(self.device, True):
+            features = self.model.encode_image(image)
+        # the steps after the encoder run in float32
+        return FrameFeatures(
+            features.image_embed.float(),
+            features.image_pos.float(),
+            [level.float() for level in features.high_res],
+        )
 
     def _image_pos(self) -> torch.Tensor:
         """The image position encoding, the same for every frame."""

@@ -1,4 +1,5 @@
-"""The number format the model runs in: float32, or bfloat16 autocast where it pays."""
+"""The number format the model runs in: float32, bfloat16 autocast, or bfloat16 autocast for
+the image encoder alone, where each pays."""
 
 import contextlib
 
@@ -6,15 +7,43 @@ import torch
 
 from ..errors import SAM2Error
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "bfloat16-encoder")
+RESOLVED = PRECISIONS[1:]
+
+# Below this input size the image encoder is fast in float32 already (the demo model's at
+# 256 px: 14 ms either way); from 512 px on a CPU with bfloat16 instructions it is 1.5-1.9x
+# faster in bfloat16 (docs/performance.md).
+ENCODER_BFLOAT16_FROM = 512
 
 
-def uses_bfloat16(precision: str, device: torch.device) -> bool:
-    """ "auto" is bfloat16 autocast on CUDA (the reference's fast path) and float32
-    elsewhere; "float32" and "bfloat16" are that on any device."""
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): elsewhere autocast
+    emulates it and is slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in checks:
+        check = getattr(torch.cpu, name, None)
+        if check is not None and check():
+            return True
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device, image_size: int) -> str:
+    """The precision "auto" stands for on this device, or the one asked for.
+
+    "auto" is bfloat16 autocast on CUDA (the reference's fast path); on a CPU with bfloat16
+    instructions and an input of at least 512 px, the image encoder in bfloat16 and the rest
+    (memory attention, decoder, memory encoder, where bfloat16 was slower on the CPU) in
+    float32; float32 elsewhere.
+    """
     if precision not in PRECISIONS:
         raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision == "bfloat16" or (precision == "auto" and device.type == "cuda")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16"
+    if device.type == "cpu" and image_size >= ENCODER_BFLOAT16_FROM and cpu_has_bfloat16():
+        return "bfloat16-encoder"
+    return "float32"
 
 
 def autocast(device: torch.device, bfloat16: bool) -> contextlib.AbstractContextManager:

@@ -26,7 +26,7 @@ from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
 from .object_batches import default_batch_size
-from .precision import PRECISIONS, uses_bfloat16
+from .precision import PRECISIONS, resolve_precision
 from .prompt_inputs import to_model_xy
 from .propagation_plan import DIRECTIONS
 from .state import NOT_TRACKED, FramePrompt, FrameResult, ObjectState
@@ -50,10 +50,13 @@ class Tracker(FrameEncoding):
     sessions on the same frames with the same model and normalization (a folder that cannot
     be written is an error here; a write that fails later, e.g. on a full disk, warns and
     leaves the features in memory only).
-    precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
-    elsewhere; "float32" always float32 (the reference's float32 numbers on a GPU too);
-    "bfloat16" autocast on any device (on the AMX CPU of docs/performance.md it was not
-    faster than float32).
+    precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path); on a CPU
+    with bfloat16 instructions (AVX512-BF16, AMX) and an input of at least 512 px, the image
+    encoder under bfloat16 autocast and the rest in float32 ("bfloat16-encoder": the encoder
+    1.5-1.9x faster, features about 1 % off); float32 elsewhere. "float32" always float32
+    (the reference's float32 numbers on a GPU too); "bfloat16" autocast on any device (on
+    the CPU of docs/performance.md memory attention was slower in it). `precision` holds
+    what "auto" resolved to; sessions record it so a replay computes the same.
     compile: torch.compile the model's image encoder and memory attention (in place, see
     `SAM2.compile_heavy_parts`); pays off on long stacks, mostly on GPUs.
     reappear: an object judged absent on a frame may be found again on later frames, as SAM 2
@@ -89,7 +92,8 @@ class Tracker(FrameEncoding):
         batch_size: int | None = None,
         size_cue: bool = False,
     ) -> None:
-        self.bfloat16 = uses_bfloat16(precision, model.device)
+        self.precision = resolve_precision(precision, model.device, model.image_size)
+        self.bfloat16 = self.precision == "bfloat16"
         self.model = model.eval()
         if compile:
             model.compile_heavy_parts()
@@ -114,7 +118,7 @@ class Tracker(FrameEncoding):
         disk = None
         if feature_cache_dir is not None:
             disk = disk_store_for(
-                feature_cache_dir, model, self.frames, self.bfloat16, self._image_pos
+                feature_cache_dir, model, self.frames, self.precision, self._image_pos
             )
         automatic = default_budgets(self.device)
         self.features = FeatureCache(

@@ -59,6 +59,11 @@ class Normalization:
     percentiles: tuple[float, float] | None = None
 
 
+# `napari_sam2.engine.precision.RESOLVED`, named here without importing torch (a test checks
+# they agree)
+SESSION_PRECISIONS = ("float32", "bfloat16", "bfloat16-encoder")
+
+
 @dataclass
 class Prompts:
     """The content of a prompts file."""
@@ -74,6 +79,8 @@ class Prompts:
     num_frames: int | None = None
     reappear: bool | None = None
     size_cue: bool | None = None
+    # the resolved precision a session ran in (`napari_sam2.engine.precision`)
+    precision: str | None = None
     lineage: dict[int, int] = field(default_factory=dict)
     # SHA-256 of the label volume the session held when saved (C-order bytes, its dtype)
     labels_sha256: str | None = None

@@ -17,6 +17,7 @@ from .prompt_data import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
     MAX_OBJECT_ID,
+    SESSION_PRECISIONS,
     VERSION,
     VERSIONS,
     FramePrompts,
@@ -38,6 +39,7 @@ _TOP_FIELDS = (
     "normalization",
     "reappear",
     "size_cue",
+    "precision",
     "objects",
     "lineage",
     "log",
@@ -118,6 +120,11 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
     if size_cue is not None and not isinstance(size_cue, bool):
         f.fail("size_cue", f"expected true or false, got {shown(size_cue)}")
     prompts.size_cue = size_cue
+    precision = top.get("precision")
+    if precision is not None and precision not in SESSION_PRECISIONS:
+        expected = ", ".join(SESSION_PRECISIONS)
+        f.fail("precision", f"expected one of {expected}, got {shown(precision)}")
+    prompts.precision = precision
     if "objects" not in top:
         f.fail("objects", "missing; expected a list of objects")
     if not isinstance(top["objects"], list):

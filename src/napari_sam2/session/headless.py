@@ -41,6 +41,20 @@ def session_model(
     return checkpoint, image_size
 
 
+def session_precision(prompts: Prompts, asked: str | None, device) -> str:
+    """The precision to run a prompts or session file in: the one asked for, else the one
+    the session recorded, so a replay computes what the session did. A session saved before
+    sessions recorded it ran in what "auto" meant then (bfloat16 on CUDA, float32 elsewhere);
+    a file without a log gets "auto"."""
+    if asked is not None:
+        return asked
+    if prompts.precision is not None:
+        return prompts.precision
+    if prompts.log is not None:
+        return "bfloat16" if device.type == "cuda" else "float32"
+    return "auto"
+
+
 def replay_log(
     tracker: Tracker,
     prompts: Prompts,
