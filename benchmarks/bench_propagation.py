@@ -33,6 +33,13 @@ MIN_IOU = 0.99
 # the image encoder in bfloat16 gives features about 1 % off: masks close to the reference's,
 # not equal
 MIN_IOU_BFLOAT16 = 0.95
+
+
+def iou_floor(precision: str) -> float:
+    """The lowest mask IoU with the reference that still means the same work."""
+    return MIN_IOU if precision == "float32" else MIN_IOU_BFLOAT16
+
+
 OBJECT_ID = 1
 # the object-score head is biased towards "present", so random weights give non-empty masks
 OBJECT_SCORE_BIAS = 8.0
@@ -276,13 +283,13 @@ def report(runs: dict[str, Run], budget_note: str) -> bool:
     masks where ours ran in bfloat16)."""
     ref, ours = runs["reference"], runs["ours"]
     precision = ours.tracker.precision
-    min_iou = MIN_IOU if precision == "float32" else MIN_IOU_BFLOAT16
+    least = iou_floor(precision)
     print(f"ours ran in {precision} (--precision auto resolves it for this machine)")
     same = True
     rows = []
     for name in PHASES:
         iou = min_iou(ours.masks[name], ref.masks[name])
-        same &= iou >= min_iou
+        same &= iou >= least
         frames = len(ours.masks[name])
         rows.append(
             [
@@ -341,11 +348,9 @@ def report(runs: dict[str, Run], budget_note: str) -> bool:
     empty = sum(not m.any() for m in first_masks)
     print(f"our first-pass masks cover {cover:.1f}% of the frame on average ({empty} empty)")
     if same:
-        print(f"same masks: every frame of every phase has IoU >= {min_iou}")
+        print(f"same masks: every frame of every phase has IoU >= {least}")
     else:
-        print(
-            f"DIFFERENT MASKS: some frame has IoU < {min_iou}; the timings compare different work"
-        )
+        print(f"DIFFERENT MASKS: some frame has IoU < {least}; the timings compare different work")
     return same
 
 
