@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QApplication
 
 from napari_sam2._qt import quick_clicks
 from napari_sam2._qt.engine_panel import EnginePanel
+from napari_sam2.engine.precision import PRECISIONS
 from napari_sam2.synthetic import timelapse
 
 
@@ -104,6 +105,12 @@ def main() -> None:
         "--no-background", action="store_true", help="untick background encoding (to compare)"
     )
     parser.add_argument(
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help="set the widget's Precision box (default: left as a user finds it, fast)",
+    )
+    parser.add_argument(
         "--budget-ms", type=float, default=None, help="quick_clicks.BUDGET_MS (default: as set)"
     )
     args = parser.parse_args()
@@ -128,8 +135,10 @@ def main() -> None:
         else:
             widget.model_combo.setCurrentText("demo")
         widget.device_combo.setCurrentText("cpu")
+        engine = next(p for p in widget.panels if isinstance(p, EnginePanel))
+        if args.precision is not None:
+            engine.precision.setCurrentText(args.precision)
         if args.no_background:
-            engine = next(p for p in widget.panels if isinstance(p, EnginePanel))
             engine.background.setChecked(False)
         viewer.dims.set_point(0, 0)  # the frame the user looks at while the model loads
         widget.load_button.click()
@@ -165,7 +174,7 @@ def main() -> None:
     name = widget.model.config.name
     print(
         f"{name} at {widget.model.image_size}, {args.shape}x{args.shape} frames, "
-        f"{'full refresh' if args.full_refresh else 'plane refresh'}, "
+        f"{widget.tracker.precision}, {'full refresh' if args.full_refresh else 'plane refresh'}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     if first is not None:

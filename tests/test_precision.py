@@ -22,13 +22,18 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_is_the_bfloat16_encoder_on_a_bfloat16_cpu_from_512_px(monkeypatch, native):
+def test_fast_is_the_bfloat16_encoder_on_a_bfloat16_cpu_from_512_px(monkeypatch, native):
+    """auto keeps the reference's float32 numbers on any CPU; fast (the widget's default)
+    runs the encoder in bfloat16 where the CPU has the instructions and the input is big."""
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: native)
     heavy = "bfloat16-encoder" if native else "float32"
-    assert precision.resolve_precision("auto", CPU, 1024) == heavy
-    assert precision.resolve_precision("auto", CPU, 512) == heavy
-    assert precision.resolve_precision("auto", CPU, 256) == "float32"  # the demo model's
-    assert precision.resolve_precision("auto", CUDA, 256) == "bfloat16"
+    assert precision.resolve_precision("fast", CPU, 1024) == heavy
+    assert precision.resolve_precision("fast", CPU, 512) == heavy
+    assert precision.resolve_precision("fast", CPU, 256) == "float32"  # the demo model's
+    for size in (256, 1024):
+        assert precision.resolve_precision("auto", CPU, size) == "float32"
+        for policy in ("auto", "fast"):
+            assert precision.resolve_precision(policy, CUDA, size) == "bfloat16"
     for asked in precision.RESOLVED:  # a choice is kept whatever the machine
         assert precision.resolve_precision(asked, CPU, 1024) == asked
         assert precision.resolve_precision(asked, CUDA, 256) == asked

@@ -360,9 +360,9 @@ def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     widget, qtbot, tmp_path, make_napari_viewer, stack
 ):
     """The precision box applies to the next model loaded and shows in "Runs at"; a session
-    saved in bfloat16-encoder replays in it in a fresh viewer left at "auto"."""
+    saved in bfloat16-encoder replays in it in a fresh viewer left at its default."""
     panel = widget.engine_panel
-    assert panel.runs_at.text().endswith(", float32")  # auto below 512 px
+    assert panel.runs_at.text().endswith(", float32")  # "fast" below 512 px
     panel.precision.setCurrentText("bfloat16-encoder")
     widget.load_button.click()
     qtbot.waitUntil(lambda: widget.tracker.precision == "bfloat16-encoder", timeout=60_000)
@@ -380,7 +380,7 @@ def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     viewer.add_image(stack, name="cells")
     _, fresh = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     fresh.device_combo.setCurrentText("cpu")
-    assert fresh.engine_panel.precision.currentText() == "auto"
+    assert fresh.engine_panel.precision.currentText() == "fast"
     fresh.load_session(str(tmp_path / "session.json"))
     qtbot.waitUntil(lambda: fresh.model is not None, timeout=60_000)
     idle(qtbot, fresh)

@@ -34,10 +34,11 @@ def add_parser(commands) -> None:
         "--precision",
         default=None,
         # engine.precision.PRECISIONS, without importing torch (a test checks they agree)
-        choices=("auto", "float32", "bfloat16", "bfloat16-encoder"),
+        choices=("auto", "fast", "float32", "bfloat16", "bfloat16-encoder"),
         help="a session file's own precision, else auto: bfloat16 on CUDA as the reference "
-        "does; on a CPU with bfloat16 instructions and a 512 px or larger input, the image "
-        "encoder in bfloat16 and the rest in float32 (bfloat16-encoder); float32 elsewhere",
+        "does, float32 elsewhere; fast: the same, but on a CPU with bfloat16 instructions "
+        "and a 512 px or larger input the image encoder in bfloat16 and the rest in float32 "
+        "(bfloat16-encoder, the widget's default)",
     )
     segment.add_argument(
         "--compile",

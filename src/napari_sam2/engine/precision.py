@@ -7,8 +7,8 @@ import torch
 
 from ..errors import SAM2Error
 
-PRECISIONS = ("auto", "float32", "bfloat16", "bfloat16-encoder")
-RESOLVED = PRECISIONS[1:]
+PRECISIONS = ("auto", "fast", "float32", "bfloat16", "bfloat16-encoder")
+RESOLVED = PRECISIONS[2:]
 
 # Below this input size the image encoder is fast in float32 already (the demo model's at
 # 256 px: 14 ms either way); from 512 px on a CPU with bfloat16 instructions it is 1.5-1.9x
@@ -28,20 +28,22 @@ def cpu_has_bfloat16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device, image_size: int) -> str:
-    """The precision "auto" stands for on this device, or the one asked for.
+    """The precision "auto" or "fast" stands for on this device, or the one asked for.
 
-    "auto" is bfloat16 autocast on CUDA (the reference's fast path); on a CPU with bfloat16
-    instructions and an input of at least 512 px, the image encoder in bfloat16 and the rest
-    (memory attention, decoder, memory encoder, where bfloat16 was slower on the CPU) in
-    float32; float32 elsewhere.
+    "auto" (the `Tracker`'s default) is bfloat16 autocast on CUDA (the reference's fast path)
+    and float32 elsewhere, so on a CPU the reference's numbers. "fast" (the widget's default)
+    is the same except on a CPU with bfloat16 instructions and an input of at least 512 px:
+    there the image encoder runs in bfloat16 and the rest (memory attention, decoder, memory
+    encoder, where bfloat16 was slower on the CPU) in float32.
     """
     if precision not in PRECISIONS:
         raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
+    if precision not in ("auto", "fast"):
         return precision
     if device.type == "cuda":
         return "bfloat16"
-    if device.type == "cpu" and image_size >= ENCODER_BFLOAT16_FROM and cpu_has_bfloat16():
+    heavy = image_size >= ENCODER_BFLOAT16_FROM
+    if precision == "fast" and device.type == "cpu" and heavy and cpu_has_bfloat16():
         return "bfloat16-encoder"
     return "float32"
 
