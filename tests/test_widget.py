@@ -355,7 +355,6 @@ def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
     np.testing.assert_array_equal(read_labels(tmp_path / "replayed.tif")[0], saved)
 
 
-
 def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     widget, qtbot, tmp_path, make_napari_viewer, stack
 ):
@@ -387,6 +386,7 @@ def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     assert "replayed" in fresh.status.text()
     assert fresh.tracker.precision == "bfloat16-encoder"
     np.testing.assert_array_equal(fresh.labels.data, saved)
+
 
 def test_re_track_all_objects_on_request(widget, qtbot):
     widget.clicks.add([[1, 24, 31]])
