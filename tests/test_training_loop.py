@@ -52,6 +52,35 @@ def test_training_steps_reduce_the_loss_on_a_fixed_clip():
     assert all(np.isfinite(losses))
 
 
+def test_shrunk_memories_remember_eroded_masks_of_tracked_frames_only(monkeypatch):
+    """With shrunk_memory_prob 1 the prompted frame is remembered as predicted and each
+    tracked frame from its mask eroded: inside the predicted mask, and smaller."""
+    torch.manual_seed(0)
+    model = build_model(TINY).train()
+    clip = ClipSampler([drifting_discs()], 64).sample(np.random.default_rng(0))
+    remembered = []
+    encode = model.encode_memory
+
+    def recording(features, masks, *args, **kwargs):
+        remembered[-1].append(masks.detach().clone())
+        return encode(features, masks, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode_memory", recording)
+    # clicks only, no corrective clicks: both runs draw the same prompts
+    plain = Recipe(first_prompt_probs=(0.0, 1.0, 0.0), correction_clicks=0)
+    for recipe in (plain, replace(plain, shrunk_memory_prob=1.0, shrunk_memory_px=3)):
+        remembered.append([])
+        torch.manual_seed(1)  # the same dropout in both
+        clip_step(model, clip, np.random.default_rng(5), recipe)
+    before, after = remembered
+    first = len(clip.masks)  # one encode per object on the prompted frame
+    for a, b in zip(before[:first], after[:first], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    tracked_before, tracked_after = before[first] > 0, after[first] > 0  # frame 1, all objects
+    assert tracked_after.sum() < tracked_before.sum()
+    assert not (tracked_after & ~tracked_before).any()
+
+
 def test_a_frozen_image_encoder_does_not_change(tmp_path):
     torch.manual_seed(0)
     model = build_model(TINY)

@@ -29,6 +29,10 @@ class Recipe:
     chance that a corrective click ignores the prediction; box_noise: see `box_around`;
     full_resolution_loss: score masks upscaled to the input size (as the reference recipe)
     rather than at the decoder's quarter resolution (16 times cheaper, for CPU training).
+    shrunk_memory_prob / shrunk_memory_px: the chance that a clip's tracked frames are
+    remembered from masks eroded by 1..shrunk_memory_px input pixels (drawn per frame), while
+    the next frames are still scored against the whole object: a model whose masks shrink a
+    little each frame over a long run learns to grow them back instead of compounding it.
     """
 
     first_prompt_probs: tuple[float, float, float] = FIRST_PROMPT_PROBS
@@ -37,6 +41,8 @@ class Recipe:
     from_target_prob: float = 0.1
     box_noise: float = 0.1
     full_resolution_loss: bool = False
+    shrunk_memory_prob: float = 0.0
+    shrunk_memory_px: int = 4
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -69,6 +75,15 @@ def _select(prediction: MaskPrediction, k: int) -> MaskPrediction:
     """Object k of a batched prediction, as a batch of one."""
     fields = MaskPrediction.__dataclass_fields__
     return MaskPrediction(**{n: getattr(prediction, n)[k : k + 1] for n in fields})
+
+
+def _eroded(prediction: MaskPrediction, radius: int) -> MaskPrediction:
+    """The prediction with its high-resolution mask logits eroded by `radius` pixels (a
+    minimum filter moves the mask's edge inwards), for a memory of a shrunk mask."""
+    logits = prediction.high_res_masks
+    eroded = -F.max_pool2d(-logits, 2 * radius + 1, stride=1, padding=radius)
+    fields = {n: getattr(prediction, n) for n in MaskPrediction.__dataclass_fields__}
+    return MaskPrediction(**{**fields, "high_res_masks": eroded})
 
 
 def _points(prompt: Prompt, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -163,6 +178,9 @@ class ClipStep:
         conditioning: dict[int, FrameMemory] = {}
         tracked: dict[int, FrameMemory] = {}
         config = model.config
+        chance = self.recipe.shrunk_memory_prob
+        # drawn only when asked for, so recipes without it draw what they always drew
+        shrink = chance > 0 and rng.random() < chance
         for t in range(num_frames):
             f = features[t]
             if t == 0:
@@ -189,11 +207,15 @@ class ClipStep:
                 from_clicks = [False]
                 if t in correction_frames:
                     outputs, from_clicks = self.correct_all(prediction, pix_feat, f, t, prompts)
-            frame_memory = self.remember(f, outputs, from_clicks)
             final = torch.cat([p.high_res_masks for p in outputs]).detach()
             self.final_ious.append(mask_iou(final[:, 0], clip.masks[:, t]))
+            prompted = t == 0 or any(from_clicks)
+            if shrink and not prompted:
+                radius = int(rng.integers(1, self.recipe.shrunk_memory_px + 1))
+                outputs = [_eroded(p, radius) for p in outputs]
+            frame_memory = self.remember(f, outputs, from_clicks)
             # prompted frames are conditioning memory, as in the Tracker
-            if t == 0 or any(from_clicks):
+            if prompted:
                 conditioning[t] = frame_memory
             else:
                 tracked[t] = frame_memory
