@@ -774,7 +774,9 @@ def test_bfloat16_precision_on_the_cpu_is_close_to_float32():
     full, half = volumes
     assert full.sum() > 1000
     assert (full & half).sum() / (full | half).sum() > 0.95
-    with pytest.raises(SAM2Error, match="precision must be one of auto, float32, bfloat16"):
+    with pytest.raises(
+        SAM2Error, match="precision must be one of auto, fast, float32, bfloat16, bfloat16-encoder"
+    ):
         Tracker(model, stack.frames, precision="float16")
 
 
