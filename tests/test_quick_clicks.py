@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from napari_sam2._qt import background_encoding, quick_clicks
-from napari_sam2._qt.background_encoding import EncodeCancelled, hold_for_click
+from napari_sam2._qt.background_encoding import EncodeCancelled, frame_key, hold_for_click
 
 
 def encode_check(frame: int, cancel: threading.Event, passed: list) -> threading.Thread:
@@ -46,6 +46,29 @@ def test_an_encode_of_a_frame_the_click_needs_goes_on():
         assert passed == ["went on"]
 
 
+def test_frames_are_told_apart_by_their_stack():
+    """Frame 5 of one widget's stack is not frame 5 of another's: a click on one holds an
+    encode of the other, and an encode on view in one widget is on view only there."""
+    mine, theirs = object(), object()
+    passed = []
+    with hold_for_click({frame_key(mine, 5)}):
+        thread = encode_check(frame_key(theirs, 5), threading.Event(), passed)
+        thread.join(0.3)
+        assert thread.is_alive() and passed == []
+    thread.join(5)
+    assert passed == ["went on"]
+
+    widget = FakeModel()  # stands for a BackgroundEncoder (a weak key)
+    background_encoding._on_view[widget] = frame_key(mine, 5)
+    background_encoding._last_click[0] = time.monotonic()  # within CLICK_QUIET_S
+    try:
+        assert not background_encoding._held(frame_key(mine, 5))
+        assert background_encoding._held(frame_key(theirs, 5))  # a neighbour, after a click
+    finally:
+        background_encoding._on_view.pop(widget, None)
+        background_encoding._last_click[0] = float("-inf")
+
+
 def test_a_held_encode_can_still_be_cancelled():
     passed, cancel = [], threading.Event()
     with hold_for_click({2}):
@@ -68,7 +91,7 @@ def test_a_timed_click_holds_encodes_while_it_applies_and_releases_after_an_erro
         model, tracker, {3}, lambda: seen.append(list(background_encoding._clicks))
     )
     run()
-    assert seen == [[{3}]] and background_encoding._clicks == []
+    assert seen == [[{frame_key(tracker, 3)}]] and background_encoding._clicks == []
 
     def fails():
         raise RuntimeError("decoder failed")
@@ -148,7 +171,7 @@ def test_a_click_is_timed_by_its_threads_processor_time_not_the_wall_clock():
 
 
 def test_after_a_click_encodes_of_frames_not_on_view_stay_held_a_moment(monkeypatch):
-    monkeypatch.setattr(background_encoding, "_on_view", [2])
+    monkeypatch.setattr(background_encoding, "_on_view", {FakeModel: 2})  # a widget on frame 2
     with hold_for_click({2}):
         pass
     timings = {}

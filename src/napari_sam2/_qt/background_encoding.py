@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 
 from qtpy.QtCore import QObject, QTimer, Signal
@@ -45,15 +45,26 @@ class EncodeCancelled(Exception):
     """A background encode stopped between two blocks of the image encoder."""
 
 
+# Clicks and encodes of every widget in the process share one processor, so they hold each
+# other across widgets; a frame is named with its tracker (`frame_key`), as two widgets'
+# stacks both have a frame 3.
+FrameKey = Hashable
+
 _local = threading.local()  # the cancel event and frame of the encode running in this thread
 _hooked: "weakref.WeakSet" = weakref.WeakSet()
 # the frames each click running now needs, and the frames of the background encodes computing
 # now (by thread; an encode waiting at a check is not computing); guarded by _clicks_changed
-_clicks: list[set[int]] = []
-_computing: dict[int, int] = {}
+_clicks: list[set[FrameKey]] = []
+_computing: dict[int, FrameKey] = {}
 _clicks_changed = threading.Condition()
 _last_click = [float("-inf")]  # time.monotonic() when the last click ended
-_on_view: list[int | None] = [None]  # the frame the user looks at (set in the GUI thread)
+# the frame each widget's user looks at (set in the GUI thread)
+_on_view: "weakref.WeakKeyDictionary[object, FrameKey]" = weakref.WeakKeyDictionary()
+
+
+def frame_key(tracker, t: int) -> FrameKey:
+    """Frame t of this tracker's stack, as clicks and encodes name it."""
+    return (id(tracker), int(t))
 
 
 class _EncodeThread:
@@ -112,16 +123,18 @@ def _stop_all() -> None:
         worker.stop()
 
 
-def _held(frame: int) -> bool:
-    neighbour = _on_view[0] is not None and frame != _on_view[0]
+def _held(frame: FrameKey) -> bool:
+    viewed = set(_on_view.values())
+    neighbour = bool(viewed) and frame not in viewed
     if neighbour and time.monotonic() - _last_click[0] < CLICK_QUIET_S:
         return True
     return any(frame not in needed for needed in _clicks)
 
 
 @contextmanager
-def hold_for_click(frames: Iterable[int], wait_s: float = PARK_WAIT_S) -> Iterator[None]:
-    """While the block runs (a click on `frames`), background encodes of other frames wait
+def hold_for_click(frames: Iterable[FrameKey], wait_s: float = PARK_WAIT_S) -> Iterator[None]:
+    """While the block runs (a click on `frames`, see `frame_key`), background encodes of
+    other frames (of any widget) wait
     at their next check; the block starts once they are there (or after `wait_s`). An encode
     of one of `frames` goes on: the click waits for it."""
     needed = set(frames)
@@ -143,7 +156,7 @@ def hold_for_click(frames: Iterable[int], wait_s: float = PARK_WAIT_S) -> Iterat
 
 
 @contextmanager
-def background_encode(frame: int, cancel: threading.Event) -> Iterator[None]:
+def background_encode(frame: FrameKey, cancel: threading.Event) -> Iterator[None]:
     """Mark this thread as a background encode of `frame` while the block runs: the image
     encoder's checks (`make_cancellable`) stop it when `cancel` is set and hold it for clicks
     (an encode of a frame not on view also for CLICK_QUIET_S after a click)."""
@@ -231,7 +244,10 @@ class BackgroundEncoder(QObject):
         self._generation += 1
         self._plan = []
         host = self.host
-        _on_view[0] = host.current_frame() if host.view is not None else None
+        if host.view is not None and host.session is not None:
+            _on_view[self] = frame_key(host.tracker, host.current_frame())
+        else:
+            _on_view.pop(self, None)
         if self.running is not None and host.view is not None:
             if host.current_frame() != self.running:
                 self.cancel()
@@ -303,7 +319,7 @@ class BackgroundEncoder(QObject):
         def encode() -> None:
             self.threads.add(threading.get_ident())
             try:
-                with background_encode(frame, cancel):
+                with background_encode(frame_key(tracker, frame), cancel):
                     computed = tracker.encode(frame)
             except EncodeCancelled:
                 computed = None

@@ -16,7 +16,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-from .background_encoding import hold_for_click
+from .background_encoding import frame_key, hold_for_click
 
 # a click may hold the GUI thread this long: about what a worker adds (above; at 16 ms, a
 # demo-model click slowed to 21 ms by other jobs went to a worker and took 190 ms to its mask
@@ -38,7 +38,8 @@ def timed(model, tracker, frames, apply: Callable) -> Callable:
 
     def run():
         encoded = all(tracker.is_encoded(t) for t in frames)
-        with hold_for_click(frames):  # background encodes of other frames wait
+        # background encodes of other frames wait
+        with hold_for_click({frame_key(tracker, t) for t in frames}):
             start = time.thread_time()
             result = apply()
             spent = time.thread_time() - start
