@@ -79,6 +79,8 @@ def test_shrunk_memories_remember_eroded_masks_of_tracked_frames_only(monkeypatc
     tracked_before, tracked_after = before[first] > 0, after[first] > 0  # frame 1, all objects
     assert tracked_after.sum() < tracked_before.sum()
     assert not (tracked_after & ~tracked_before).any()
+    with pytest.raises(ValueError, match="shrunk_memory_px must be at least 1"):
+        Recipe(shrunk_memory_prob=0.5, shrunk_memory_px=0)
 
 
 def test_a_frozen_image_encoder_does_not_change(tmp_path):

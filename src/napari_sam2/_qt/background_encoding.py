@@ -58,7 +58,7 @@ _clicks: list[set[FrameKey]] = []
 _computing: dict[int, FrameKey] = {}
 _clicks_changed = threading.Condition()
 _last_click = [float("-inf")]  # time.monotonic() when the last click ended
-# the frame each widget's user looks at (set in the GUI thread)
+# the frame each widget's user looks at (set in the GUI thread); guarded by _clicks_changed
 _on_view: "weakref.WeakKeyDictionary[object, FrameKey]" = weakref.WeakKeyDictionary()
 
 
@@ -244,10 +244,11 @@ class BackgroundEncoder(QObject):
         self._generation += 1
         self._plan = []
         host = self.host
-        if host.view is not None and host.session is not None:
-            _on_view[self] = frame_key(host.tracker, host.current_frame())
-        else:
-            _on_view.pop(self, None)
+        with _clicks_changed:  # encode threads read it under this lock
+            if host.view is not None and host.session is not None:
+                _on_view[self] = frame_key(host.tracker, host.current_frame())
+            else:
+                _on_view.pop(self, None)
         if self.running is not None and host.view is not None:
             if host.current_frame() != self.running:
                 self.cancel()

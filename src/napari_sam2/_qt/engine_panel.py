@@ -34,10 +34,11 @@ class EnginePanel(Panel):
         self.precision.addItems(PRECISIONS)
         self.precision.setCurrentText("fast")
         self.precision.setToolTip(
-            "The number format of the next model loaded (a saved session replays in its "
-            "own). fast: bfloat16 on CUDA; on a CPU with bfloat16 instructions and an input "
-            "of 512 px or more, the image encoder in bfloat16 (1.5-1.9x faster, features "
-            "about 1 % off) and the rest in float32 (bfloat16-encoder); float32 elsewhere. "
+            "The number format of the next session (from Load model, or a change of image "
+            "or axis; a saved session replays in its own). fast: bfloat16 on CUDA; on a CPU "
+            "with bfloat16 instructions and an input of 512 px or more, the image encoder "
+            "in bfloat16 (1.5-1.9x faster, features about 1 % off) and the rest in float32 "
+            "(bfloat16-encoder); float32 elsewhere. "
             "auto: the same but float32 on every CPU (the reference's numbers)"
         )
         self.feature_budget = _budget_box(

@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
         help="a session file's own precision, else auto: bfloat16 on CUDA as the reference "
         "does, float32 elsewhere; fast: the same, but on a CPU with bfloat16 instructions "
         "and a 512 px or larger input the image encoder in bfloat16 and the rest in float32 "
-        "(bfloat16-encoder, the widget's default)",
+        "(bfloat16-encoder); fast is the widget's default",
     )
     segment.add_argument(
         "--compile",
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 say(
                     args,
                     "note: the labels differ from those saved with the session "
-                    "(another model, stack, device or version?)",
+                    "(another model, stack, device, precision or version?)",
                 )
         else:
             apply_prompts(tracker, prompts, prompts_name)

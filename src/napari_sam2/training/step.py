@@ -45,6 +45,12 @@ class Recipe:
     shrunk_memory_px: int = 4
     weights: LossWeights = field(default_factory=LossWeights)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shrunk_memory_prob <= 1.0:
+            raise ValueError(f"shrunk_memory_prob must be 0..1, got {self.shrunk_memory_prob}")
+        if self.shrunk_memory_px < 1:
+            raise ValueError(f"shrunk_memory_px must be at least 1, got {self.shrunk_memory_px}")
+
 
 @dataclass
 class StepResult:
