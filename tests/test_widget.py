@@ -362,13 +362,16 @@ def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     saved in bfloat16-encoder replays in it in a fresh viewer left at its default."""
     panel = widget.engine_panel
     assert panel.runs_at.text().endswith(", float32")  # "fast" below 512 px
-    panel.precision.setCurrentText("bfloat16-encoder")
-    widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker.precision == "bfloat16-encoder", timeout=60_000)
+    panel.precision.setCurrentText("bfloat16-encoder")  # nothing done yet: applies at once
     idle(qtbot, widget)
+    assert widget.tracker.precision == "bfloat16-encoder"
     assert panel.runs_at.text().endswith(", bfloat16-encoder")
     widget.clicks.add([[1, 24, 31]])
     idle(qtbot, widget)
+    panel.precision.setCurrentText("float32")  # the click is kept: from the next session
+    idle(qtbot, widget)
+    assert widget.tracker.precision == "bfloat16-encoder" and len(widget.clicks.data) == 1
+    panel.precision.setCurrentText("bfloat16-encoder")
     widget.run_buttons["both"].click()
     idle(qtbot, widget)
     saved = widget.labels.data.copy()

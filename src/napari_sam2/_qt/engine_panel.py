@@ -34,8 +34,9 @@ class EnginePanel(Panel):
         self.precision.addItems(PRECISIONS)
         self.precision.setCurrentText("fast")
         self.precision.setToolTip(
-            "The number format of the next session (from Load model, or a change of image "
-            "or axis; a saved session replays in its own). fast: bfloat16 on CUDA; on a CPU "
+            "The number format of the session: at once while nothing has been done in it, "
+            "else from the next one (Load model, another image or axis; a saved session "
+            "replays in its own). fast: bfloat16 on CUDA; on a CPU "
             "with bfloat16 instructions and an input of 512 px or more, the image encoder "
             "in bfloat16 (1.5-1.9x faster, features about 1 % off) and the rest in float32 "
             "(bfloat16-encoder); float32 elsewhere. "
@@ -61,6 +62,7 @@ class EnginePanel(Panel):
         self.encoding = QLabel("")
         form.addRow("Runs at", self.runs_at)
         form.addRow("Precision", self.precision)
+        self.precision.currentTextChanged.connect(self._precision_changed)
         form.addRow("Feature cache", self.feature_budget)
         form.addRow("Result cache", self.result_budget)
         form.addRow(self.background)
@@ -87,6 +89,13 @@ class EnginePanel(Panel):
         self.encoding.setText("")
         plane_refresh.watch(self.host.labels)
         self.encoder.viewed(at_once=True)
+
+    def _precision_changed(self, _=None) -> None:
+        host = self.host
+        session = host.session
+        if session is None or session.log or host.busy:
+            return  # from the next session: nothing done is thrown away
+        host.start_session()  # nothing done yet: the same session in the chosen precision
 
     def _set_budgets(self, _=None) -> None:
         self._chosen = CacheBudgets(
