@@ -11,8 +11,13 @@ from .precision import autocast
 
 class FrameEncoding:
     """The `Tracker`'s methods for image features and cache budgets; it provides `model`,
-    `device`, `frames`, `features` (a `FeatureCache`), `precision` and `bfloat16` (see
+    `device`, `frames`, `features` (a `FeatureCache`), `precision` (resolved, see
     `engine.precision`), `result_budget_bytes` and `_check_frame`."""
+
+    @property
+    def bfloat16(self) -> bool:
+        """Whether every step runs under bfloat16 autocast."""
+        return self.precision == "bfloat16"
 
     def _autocast(self):
         return autocast(self.device, self.bfloat16)

@@ -94,7 +94,6 @@ class Tracker(FrameEncoding):
         size_cue: bool = False,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
-        self.bfloat16 = self.precision == "bfloat16"
         self.model = model.eval()
         if compile:
             model.compile_heavy_parts()

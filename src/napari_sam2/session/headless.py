@@ -8,6 +8,7 @@ import numpy as np
 
 from ..engine import Tracker
 from ..engine.labels import LabelVolume
+from ..engine.precision import resolve_precision
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
 from ..io.prompts import Prompts
@@ -50,8 +51,8 @@ def session_precision(prompts: Prompts, asked: str | None, device) -> str:
         return asked
     if prompts.precision is not None:
         return prompts.precision
-    if prompts.log is not None:
-        return "bfloat16" if device.type == "cuda" else "float32"
+    if prompts.log is not None:  # "auto" means today what it meant then
+        return resolve_precision("auto", device, prompts.image_size or 0)
     return "auto"
 
 

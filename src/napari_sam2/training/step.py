@@ -7,7 +7,7 @@ runs without gradients), so the loss reaches the memory encoder and memory atten
 """
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -88,8 +88,7 @@ def _eroded(prediction: MaskPrediction, radius: int) -> MaskPrediction:
     minimum filter moves the mask's edge inwards), for a memory of a shrunk mask."""
     logits = prediction.high_res_masks
     eroded = -F.max_pool2d(-logits, 2 * radius + 1, stride=1, padding=radius)
-    fields = {n: getattr(prediction, n) for n in MaskPrediction.__dataclass_fields__}
-    return MaskPrediction(**{**fields, "high_res_masks": eroded})
+    return replace(prediction, high_res_masks=eroded)
 
 
 def _points(prompt: Prompt, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
