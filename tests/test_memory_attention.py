@@ -73,6 +73,29 @@ def test_forward_matches_reference(pair_256, num_ptr_tokens):
     assert _max_difference(reference, ours, *inputs, num_ptr_tokens) < 1e-4
 
 
+def test_objects_of_one_frame_share_its_tokens(pair_256):
+    """The frame's tokens given once for three objects' memories: the reference's result for
+    the tokens repeated per object, and a bad batch is refused."""
+    reference, ours = pair_256
+    curr, curr_pos, memory, memory_pos = _inputs(batch=3, side=16, num_frames=2, num_ptr_tokens=16)
+    curr, curr_pos = curr[:1], curr_pos[:1]
+    with torch.no_grad():
+        expected = reference(
+            curr=[curr.expand(3, -1, -1).transpose(0, 1)],
+            curr_pos=[curr_pos.expand(3, -1, -1).transpose(0, 1)],
+            memory=memory.transpose(0, 1),
+            memory_pos=memory_pos.transpose(0, 1),
+            num_obj_ptr_tokens=16,
+        ).transpose(0, 1)
+        shared = ours(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens=16)
+    assert shared.shape == (3, *curr.shape[1:])
+    assert (shared - expected).abs().max().item() < 1e-4
+    # each object's own memory still decides its result
+    assert (shared[0] - shared[1]).abs().max().item() > 1e-2
+    with pytest.raises(ValueError, match="memory batch 3"):
+        ours(torch.cat([curr, curr]), curr_pos, memory, memory_pos, num_obj_ptr_tokens=16)
+
+
 def test_object_pointers_are_not_rotated(pair_256):
     """Declaring the pointer tokens must change the result; treating them as grid tokens
     (rotated) would be a different function."""

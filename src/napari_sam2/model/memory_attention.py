@@ -87,6 +87,9 @@ class MemoryAttentionLayer(nn.Module):
         """`num_k_exclude_rope`: how many keys at the end of memory (object pointers) have no
         grid position and so are not rotated."""
         x = self._self_attention(x, pos)
+        if x.shape[0] != memory.shape[0]:
+            # the objects of one frame share its image tokens until they meet their memories
+            x = x.expand(memory.shape[0], -1, -1)
         x = self._cross_attention(x, pos, memory, memory_pos, num_k_exclude_rope)
         y = self.linear2(self.dropout(self.activation(self.linear1(self.norm3(x)))))
         return x + self.dropout3(y)
@@ -125,10 +128,15 @@ class MemoryAttention(nn.Module):
     ) -> torch.Tensor:
         """Image tokens `curr` (B, HW, C) with position encoding `curr_pos` (B, HW, C), memory
         tokens `memory` (B, M, C_mem) with `memory_pos` (B, M, C_mem), the last
-        `num_obj_ptr_tokens` of which are object pointers -> conditioned tokens (B, HW, C)."""
-        if curr.shape[0] != memory.shape[0]:
+        `num_obj_ptr_tokens` of which are object pointers -> conditioned tokens (B, HW, C).
+
+        `curr` and `curr_pos` may have batch 1 for B objects on one frame: the first layer's
+        self-attention sees only the frame's tokens, so it then runs once, not B times.
+        """
+        if curr.shape[0] not in (1, memory.shape[0]) or curr_pos.shape[0] > curr.shape[0]:
             raise ValueError(
-                f"current frame batch {curr.shape[0]} != memory batch {memory.shape[0]}"
+                f"current frame batch {curr.shape[0]} (positions {curr_pos.shape[0]}) does not "
+                f"fit memory batch {memory.shape[0]}: give B or one frame's tokens"
             )
         x = curr
         if self.pos_enc_at_input:

@@ -305,11 +305,12 @@ class SAM2(nn.Module):
         tokens = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         token_pos = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         b = tokens.shape[0]
-        embed = features.image_embed.expand(b, -1, -1, -1)
+        embed = features.image_embed
         _, c, h, w = embed.shape
+        # one frame's tokens for all B objects: memory attention shares what only they decide
         fused = self.memory_attention(
             curr=embed.flatten(2).transpose(1, 2),
-            curr_pos=features.image_pos.expand(b, -1, -1, -1).flatten(2).transpose(1, 2),
+            curr_pos=features.image_pos.flatten(2).transpose(1, 2),
             memory=tokens,
             memory_pos=token_pos,
             num_obj_ptr_tokens=num_ptr_tokens,
