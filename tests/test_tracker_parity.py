@@ -185,3 +185,30 @@ def test_batches_track_like_one_object_at_a_time_in_both_directions(monkeypatch)
     for (t, ids, batched), (t1, ids1, single) in zip(runs[8], runs[1], strict=True):
         assert (t, ids) == (t1, ids1)
         np.testing.assert_allclose(batched, single, rtol=0, atol=1e-4)
+
+
+def test_objects_one_by_one_share_the_frames_first_self_attention(monkeypatch):
+    """One object per batch (the CPU default): memory attention's first self-attention, which
+    sees only the frame, runs once per frame for all four objects, with the reference's
+    results."""
+    frames, _ = moving_cells(num_frames=6)
+    reference, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
+    tracker = Tracker(model, frames, fill_hole_area=0, batch_size=1)
+    state = _reference_state(reference, tracker, monkeypatch)
+    _upcast_reference_memory(reference, monkeypatch)
+    batches = _count_batches(model, monkeypatch)
+    computed = []
+    frame_tokens = model.memory_attention.frame_tokens
+
+    def spy(curr, curr_pos):
+        computed.append(curr.shape[0])
+        return frame_tokens(curr, curr_pos)
+
+    monkeypatch.setattr(model.memory_attention, "frame_tokens", spy)
+    for t, obj_id, points, labels in FOUR_OBJECTS:
+        tracker.add_points(t, obj_id, points, labels)
+        reference.add_new_points_or_box(state, t, obj_id, points, labels)
+    tracked = _propagate_both(tracker, reference, state, "forward")
+    assert max(batches) == 1
+    # once per frame (or less: a frame where no object has memory yet attends to none)
+    assert set(computed) == {1} and len(computed) <= len(tracked) < len(batches)

@@ -83,10 +83,13 @@ class MemoryAttentionLayer(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_k_exclude_rope: int = 0,
+        self_attention: bool = True,
     ) -> torch.Tensor:
         """`num_k_exclude_rope`: how many keys at the end of memory (object pointers) have no
-        grid position and so are not rotated."""
-        x = self._self_attention(x, pos)
+        grid position and so are not rotated. `self_attention` False: `x` has been through
+        this layer's self-attention already."""
+        if self_attention:
+            x = self._self_attention(x, pos)
         if x.shape[0] != memory.shape[0]:
             # the objects of one frame share its image tokens until they meet their memories
             x = x.expand(memory.shape[0], -1, -1)
@@ -125,6 +128,7 @@ class MemoryAttention(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_obj_ptr_tokens: int = 0,
+        frame_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Image tokens `curr` (B, HW, C) with position encoding `curr_pos` (B, HW, C), memory
         tokens `memory` (B, M, C_mem) with `memory_pos` (B, M, C_mem), the last
@@ -132,16 +136,31 @@ class MemoryAttention(nn.Module):
 
         `curr` and `curr_pos` may have batch 1 for B objects on one frame: the first layer's
         self-attention sees only the frame's tokens, so it then runs once, not B times.
+        `frame_tokens`: `frame_tokens(curr, curr_pos)` computed before, for another batch of
+        objects on the same frame.
         """
         if curr.shape[0] not in (1, memory.shape[0]) or curr_pos.shape[0] > curr.shape[0]:
             raise ValueError(
                 f"current frame batch {curr.shape[0]} (positions {curr_pos.shape[0]}) does not "
                 f"fit memory batch {memory.shape[0]}: give B or one frame's tokens"
             )
+        x = self.frame_tokens(curr, curr_pos) if frame_tokens is None else frame_tokens
+        for i, layer in enumerate(self.layers):
+            x = layer(
+                x,
+                curr_pos,
+                memory,
+                memory_pos,
+                num_k_exclude_rope=num_obj_ptr_tokens,
+                self_attention=i > 0,
+            )
+        return self.norm(x)
+
+    def frame_tokens(self, curr: torch.Tensor, curr_pos: torch.Tensor) -> torch.Tensor:
+        """The image tokens after the first layer's self-attention, which sees no memory:
+        the same for every object on a frame."""
         x = curr
         if self.pos_enc_at_input:
             # a weak hint of position at input; the layers themselves rely on RoPE
             x = x + 0.1 * curr_pos
-        for layer in self.layers:
-            x = layer(x, curr_pos, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
-        return self.norm(x)
+        return self.layers[0]._self_attention(x, curr_pos)

@@ -7,6 +7,7 @@ exposes the steps the tracker composes. It holds no video state: which memories 
 is decided by `memory_bank.select_memories` and passed in.
 """
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -92,6 +93,7 @@ class SAM2(nn.Module):
         # scales a binary mask prompt to logits at the low-res mask size (for object pointers)
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
         self.memory_attention = memory_attention
+        self._frame_tokens = None  # see _kept_frame_tokens
         self.memory_encoder = memory_encoder
         # learned embeddings: temporal position of each memory slot, "no memory yet",
         # "object absent" pointer and, in 2.1, its spatial counterpart
@@ -308,14 +310,43 @@ class SAM2(nn.Module):
         embed = features.image_embed
         _, c, h, w = embed.shape
         # one frame's tokens for all B objects: memory attention shares what only they decide
+        curr = embed.flatten(2).transpose(1, 2)
+        curr_pos = features.image_pos.flatten(2).transpose(1, 2)
         fused = self.memory_attention(
-            curr=embed.flatten(2).transpose(1, 2),
-            curr_pos=features.image_pos.flatten(2).transpose(1, 2),
+            curr=curr,
+            curr_pos=curr_pos,
             memory=tokens,
             memory_pos=token_pos,
             num_obj_ptr_tokens=num_ptr_tokens,
+            frame_tokens=self._kept_frame_tokens(features, curr, curr_pos),
         )
         return fused.transpose(1, 2).reshape(b, c, h, w)
+
+    def _kept_frame_tokens(
+        self, features: FrameFeatures, curr: torch.Tensor, curr_pos: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Memory attention's first self-attention of this frame, kept for the frame's next
+        batch of objects (on a CPU each object is its own batch); None in training."""
+        if self.training or torch.is_grad_enabled():
+            return None
+        device = curr.device.type
+        autocast = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device)
+        kept = self._frame_tokens
+        if (
+            kept is None
+            or kept[0]() is not features.image_embed
+            or kept[1]() is not features.image_pos
+            or kept[2] != autocast
+        ):
+            tokens = self.memory_attention.frame_tokens(curr, curr_pos)
+            kept = (
+                weakref.ref(features.image_embed),
+                weakref.ref(features.image_pos),
+                autocast,
+                tokens,
+            )
+            self._frame_tokens = kept
+        return kept[3]
 
     def _memory_tokens(self, memory: MemoryInputs) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The memory tokens one object attends to and their positions, each
