@@ -4,6 +4,7 @@
     python scripts/train_demo.py --out runs/demo --install  # ... and ship the weights
     python scripts/train_demo.py --out runs/demo --eval-only   # scores runs/demo/model.pt
     python scripts/train_demo.py --out runs/demo --from-shipped-v2   # phase 4 only, from v2
+    python scripts/train_demo.py --out runs/demo --long-steps 400   # + phase 5 (not shipped)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -51,8 +52,13 @@ PHASE2_FILE = "phase2_fp16.pt"
 SHIPPED_WIDEN_STEPS = 1000
 # phase 3 ends here (float16, as shipped as v2); a run folder holding it resumes at phase 4
 PHASE3_FILE = "phase3_fp16.pt"
-# phase 4 ends here (float16); model.pt is then the blend of phases 3 and 4 (see blend)
+# phase 4 ends here (float16); model.pt is then the blend of phases 3 and 4 (see blend);
+# a run folder holding it resumes at phase 5
 PHASE4_FILE = "phase4_fp16.pt"
+# the blend of phases 3 and 4 rounded to float16 (the shipped v3 demo.pt); phase 5 starts here
+BLEND4_FILE = "blend4_fp16.pt"
+# phase 5 ends here (float16); model.pt is then these weights
+PHASE5_FILE = "phase5_fp16.pt"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
 # from the shipped weights only while they are still v2, so a rerun never starts from v3
 V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
@@ -233,6 +239,12 @@ def focus_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     ]
 
 
+def long_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 5's extra data: long time-lapses (64 frames) of cells that stay in view, so
+    that 16-frame clips see a cell far from its prompt and from where it began."""
+    return [long_timelapse(seed, 64) for seed in range(first_seed, first_seed + count)]
+
+
 def training_stacks(count: int) -> list[LabelledStack]:
     """Two time-lapses for every z-stack."""
     return [
@@ -333,6 +345,28 @@ def focus_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int
         clip_length=clip_length,
         recipe=Recipe(correction_clicks=2, weights=WIDEN_WEIGHTS),
         seed=seed + 3,
+        checkpoint_every=25,
+        validate_every=0,
+        log_every=25,
+    )
+
+
+def long_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None = None):
+    """Phase 5: the phase-4 recipe from the shipped v3 weights (the phase 3/4 blend) on
+    longer clips, where a cell is followed from its prompt through 15 frames of the model's
+    own memories: the held-out time-lapses lose whole cells (a few in 40), not pixels at
+    their edges."""
+    return TrainOptions(
+        steps=steps,
+        stop_at=stop_at,
+        lr=lr,
+        weight_decay=0.01,
+        warmup_steps=25,
+        final_lr_fraction=0.1,
+        dropout=0.0,
+        clip_length=clip_length,
+        recipe=Recipe(correction_clicks=2, weights=WIDEN_WEIGHTS),
+        seed=seed + 4,
         checkpoint_every=25,
         validate_every=0,
         log_every=25,
@@ -441,6 +475,11 @@ def main() -> int:
         help="start phase 4 from the shipped weights (only while they are v2) when the run "
         f"folder has no {PHASE3_FILE}",
     )
+    parser.add_argument("--long-steps", type=int, default=0, help="phase 5 steps (0: none)")
+    parser.add_argument("--long-stacks", type=int, default=24, help="phase 5 extra stacks")
+    parser.add_argument("--long-lr", type=float, default=1e-4)
+    parser.add_argument("--long-clip-length", type=int, default=16)
+    parser.add_argument("--long-stop", type=int, default=None, help="end phase 5 early")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -513,7 +552,8 @@ def main() -> int:
             print(f"trained to {widen.steps} phase-3 steps", flush=True)
             history["widen"] = widen.history
         print(f"phase 3 weights: {phase3}", flush=True)
-        if args.focus_steps:
+        phase4 = args.out / PHASE4_FILE
+        if args.focus_steps and not phase4.is_file():
             focus = focus_stacks(200_000, args.focus_stacks)
             widened = widened_stacks(100_000, args.widened_stacks)
             print(f"{len(focus)} phase-4 and {len(widened)} widened stacks ready", flush=True)
@@ -529,12 +569,39 @@ def main() -> int:
                 options,
                 on_step=snapshot_every(model, run / "snapshots", 100),
             )
-            phase4 = save_model(load_trained(result.model_path), args.out / PHASE4_FILE, half=True)
-            save_model(
-                blend(load_trained(phase3), load_trained(phase4), args.focus_blend), model_path
-            )
+            last = min(args.focus_steps, args.focus_stop or args.focus_steps)
+            tuned = load_trained(result.model_path)
+            if result.steps == last:
+                # the blend is of the float16 roundings, as shipped
+                tuned = load_trained(save_model(tuned, phase4, half=True))
+            save_model(blend(load_trained(phase3), tuned, args.focus_blend), model_path)
+            if result.steps == last:
+                save_model(load_trained(model_path), args.out / BLEND4_FILE, half=True)
             print(f"trained to {result.steps} phase-4 steps", flush=True)
             history["focus"] = result.history
+        if args.long_steps:
+            start = args.out / BLEND4_FILE
+            if not start.is_file():
+                parser.error(f"phase 5 starts from {start}: run phase 4 (--focus-steps) first")
+            more = focus_stacks(200_000, args.focus_stacks) + long_stacks(300_000, args.long_stacks)
+            widened = widened_stacks(100_000, args.widened_stacks)
+            print(f"{len(more)} phase-4/5 and {len(widened)} widened stacks ready", flush=True)
+            model = load_trained(start)
+            run = args.out / "long"
+            options = long_phase(
+                args.long_steps, args.seed, args.long_lr, args.long_clip_length, args.long_stop
+            )
+            result = train(
+                model,
+                stacks + widened + more,
+                run,
+                options,
+                on_step=snapshot_every(model, run / "snapshots", 100),
+            )
+            save_model(load_trained(result.model_path), args.out / PHASE5_FILE, half=True)
+            shutil.copyfile(args.out / PHASE5_FILE, model_path)
+            print(f"trained to {result.steps} phase-5 steps", flush=True)
+            history["long"] = result.history
         minutes = (time.monotonic() - began) / 60
         print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
