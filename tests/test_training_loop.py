@@ -83,6 +83,28 @@ def test_shrunk_memories_remember_eroded_masks_of_tracked_frames_only(monkeypatc
         Recipe(shrunk_memory_prob=0.5, shrunk_memory_px=0)
 
 
+def test_the_first_frame_weight_scales_the_prompted_frame_s_loss_only():
+    """Weight w on the first frame: a one-frame clip's loss is w times as large; in a longer
+    clip the tracked frames' losses stay as they were, so the loss grows by (w - 1) times
+    the first frame's part and no more."""
+    torch.manual_seed(0)
+    model = build_model(TINY).train()
+    plain = Recipe(first_prompt_probs=(0.0, 1.0, 0.0), correction_clicks=0)
+    loss = {}
+    for length in (1, 4):
+        clip = ClipSampler([drifting_discs()], 64, length=length).sample(np.random.default_rng(0))
+        for w in (1.0, 2.0, 3.0):
+            torch.manual_seed(1)  # the same dropout in every run
+            recipe = replace(plain, first_frame_weight=w)
+            loss[length, w] = float(clip_step(model, clip, np.random.default_rng(5), recipe).loss)
+    assert loss[1, 3.0] == pytest.approx(3 * loss[1, 1.0], rel=1e-5)
+    first_part = loss[4, 2.0] - loss[4, 1.0]
+    assert 0 < first_part < loss[4, 1.0]  # the tracked frames add to the loss too
+    assert loss[4, 3.0] - loss[4, 1.0] == pytest.approx(2 * first_part, rel=1e-4)
+    with pytest.raises(ValueError, match="first_frame_weight must be positive"):
+        Recipe(first_frame_weight=0.0)
+
+
 def test_a_frozen_image_encoder_does_not_change(tmp_path):
     torch.manual_seed(0)
     model = build_model(TINY)

@@ -33,6 +33,9 @@ class Recipe:
     remembered from masks eroded by 1..shrunk_memory_px input pixels (drawn per frame), while
     the next frames are still scored against the whole object: a model whose masks shrink a
     little each frame over a long run learns to grow them back instead of compounding it.
+    first_frame_weight: how many times the losses of the first (prompted) frame count; every
+    frame's prediction adds to the loss, so the clicked frame's share falls as clips get
+    longer (clip_length / 8 keeps the share of 8-frame clips).
     """
 
     first_prompt_probs: tuple[float, float, float] = FIRST_PROMPT_PROBS
@@ -43,6 +46,7 @@ class Recipe:
     full_resolution_loss: bool = False
     shrunk_memory_prob: float = 0.0
     shrunk_memory_px: int = 4
+    first_frame_weight: float = 1.0
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -50,6 +54,8 @@ class Recipe:
             raise ValueError(f"shrunk_memory_prob must be 0..1, got {self.shrunk_memory_prob}")
         if self.shrunk_memory_px < 1:
             raise ValueError(f"shrunk_memory_px must be at least 1, got {self.shrunk_memory_px}")
+        if not self.first_frame_weight > 0:
+            raise ValueError(f"first_frame_weight must be positive, got {self.first_frame_weight}")
 
 
 @dataclass
@@ -112,6 +118,7 @@ class ClipStep:
             masks = F.interpolate(masks.float(), size=(side, side), mode="area") >= 0.5
         self.targets = masks
         self.losses: list[FrameLoss] = []
+        self.loss_weights: list[float] = []
         self.final_ious: list[torch.Tensor] = []
 
     def score(self, prediction: MaskPrediction, t: int, objects: slice | int) -> None:
@@ -131,6 +138,7 @@ class ClipStep:
                 self.recipe.weights,
             )
         )
+        self.loss_weights.append(self.recipe.first_frame_weight if t == 0 else 1.0)
 
     def correct(
         self,
@@ -291,13 +299,21 @@ class ClipStep:
         # a clip whose only frame is mask-prompted has nothing to learn from: a zero loss
         total = (
             sum(
-                (loss.total(weights).sum() for loss in self.losses),
+                (
+                    w * loss.total(weights).sum()
+                    for loss, w in zip(self.losses, self.loss_weights, strict=True)
+                ),
                 start=torch.zeros((), device=self.model.device),
             )
             / num_objects
         )
         terms = {
-            name: float(sum(getattr(loss, name).detach().sum() for loss in self.losses))
+            name: float(
+                sum(
+                    w * getattr(loss, name).detach().sum()
+                    for loss, w in zip(self.losses, self.loss_weights, strict=True)
+                )
+            )
             / num_objects
             for name in ("focal", "dice", "iou", "object_score")
         }
