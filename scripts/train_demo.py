@@ -12,6 +12,7 @@ default because on a shared CPU several threads mostly wait for each other.
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import shutil
@@ -381,6 +382,11 @@ def snapshot_every(model, out: Path, every: int):
     return on_step
 
 
+def train_phase(model, stacks: list[LabelledStack], run: Path, options: TrainOptions):
+    """A phase after phase 3: no validation, float16 snapshots every 100 steps."""
+    return train(model, stacks, run, options, on_step=snapshot_every(model, run / "snapshots", 100))
+
+
 def blend(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -> torch.nn.Module:
     """`start` with its weights moved `weight` of the way to `tuned`'s (weight-space
     ensembling of a fine-tune with its starting point): phase 4 alone raised the time-lapse
@@ -556,29 +562,27 @@ def main() -> int:
             history["widen"] = widen.history
         print(f"phase 3 weights: {phase3}", flush=True)
         phase4 = args.out / PHASE4_FILE
-        if args.focus_steps and not phase4.is_file():
+
+        @functools.cache
+        def phase4_stacks() -> list[LabelledStack]:
+            """Phases 1-3's stacks, the widened ones and phase 4's (built once per run)."""
             focus = focus_stacks(200_000, args.focus_stacks)
             widened = widened_stacks(100_000, args.widened_stacks)
             print(f"{len(focus)} phase-4 and {len(widened)} widened stacks ready", flush=True)
-            model = load_trained(phase3)
-            run = args.out / "focus"
+            return stacks + widened + focus
+
+        if args.focus_steps and not phase4.is_file():
             options = focus_phase(
                 args.focus_steps, args.seed, args.focus_lr, args.focus_clip_length, args.focus_stop
             )
-            result = train(
-                model,
-                stacks + widened + focus,
-                run,
-                options,
-                on_step=snapshot_every(model, run / "snapshots", 100),
-            )
-            last = min(args.focus_steps, args.focus_stop or args.focus_steps)
+            result = train_phase(load_trained(phase3), phase4_stacks(), args.out / "focus", options)
             tuned = load_trained(result.model_path)
-            if result.steps == last:
+            finished = result.steps == min(args.focus_steps, args.focus_stop or args.focus_steps)
+            if finished:
                 # the blend is of the float16 roundings, as shipped
                 tuned = load_trained(save_model(tuned, phase4, half=True))
             save_model(blend(load_trained(phase3), tuned, args.focus_blend), model_path)
-            if result.steps == last:
+            if finished:
                 save_model(load_trained(model_path), args.out / BLEND4_FILE, half=True)
             print(f"trained to {result.steps} phase-4 steps", flush=True)
             history["focus"] = result.history
@@ -586,11 +590,8 @@ def main() -> int:
             start = args.out / BLEND4_FILE
             if not start.is_file():
                 parser.error(f"phase 5 starts from {start}: run phase 4 (--focus-steps) first")
-            more = focus_stacks(200_000, args.focus_stacks) + long_stacks(300_000, args.long_stacks)
-            widened = widened_stacks(100_000, args.widened_stacks)
-            print(f"{len(more)} phase-4/5 and {len(widened)} widened stacks ready", flush=True)
-            model = load_trained(start)
-            run = args.out / "long"
+            longer = long_stacks(300_000, args.long_stacks)
+            print(f"{len(longer)} phase-5 stacks ready", flush=True)
             options = long_phase(
                 args.long_steps,
                 args.seed,
@@ -599,12 +600,8 @@ def main() -> int:
                 args.long_first_frame_weight,
                 args.long_stop,
             )
-            result = train(
-                model,
-                stacks + widened + more,
-                run,
-                options,
-                on_step=snapshot_every(model, run / "snapshots", 100),
+            result = train_phase(
+                load_trained(start), phase4_stacks() + longer, args.out / "long", options
             )
             save_model(load_trained(result.model_path), args.out / PHASE5_FILE, half=True)
             shutil.copyfile(args.out / PHASE5_FILE, model_path)

@@ -141,16 +141,21 @@ FOUR_OBJECTS = [
 ]
 
 
+def _record_calls(monkeypatch, owner, name: str, record) -> list:
+    """`owner.name` still runs; each call also appends `record(*args)` to the list returned."""
+    calls = []
+    original = getattr(owner, name)
+
+    def spy(*args):
+        calls.append(record(*args))
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
 def _count_batches(model, monkeypatch) -> list[int]:
-    batches = []
-    track_frames = model.track_frames
-
-    def spy(features, memories):
-        batches.append(len(memories))
-        return track_frames(features, memories)
-
-    monkeypatch.setattr(model, "track_frames", spy)
-    return batches
+    return _record_calls(monkeypatch, model, "track_frames", lambda _, memories: len(memories))
 
 
 def test_four_objects_prompted_on_two_frames_run_in_batches(monkeypatch):
@@ -197,14 +202,9 @@ def test_objects_one_by_one_share_the_frames_first_self_attention(monkeypatch):
     state = _reference_state(reference, tracker, monkeypatch)
     _upcast_reference_memory(reference, monkeypatch)
     batches = _count_batches(model, monkeypatch)
-    computed = []
-    frame_tokens = model.memory_attention.frame_tokens
-
-    def spy(curr, curr_pos):
-        computed.append(curr.shape[0])
-        return frame_tokens(curr, curr_pos)
-
-    monkeypatch.setattr(model.memory_attention, "frame_tokens", spy)
+    computed = _record_calls(
+        monkeypatch, model.memory_attention, "frame_tokens", lambda curr, _: curr.shape[0]
+    )
     for t, obj_id, points, labels in FOUR_OBJECTS:
         tracker.add_points(t, obj_id, points, labels)
         reference.add_new_points_or_box(state, t, obj_id, points, labels)

@@ -6,12 +6,11 @@ all?), mixes high-resolution backbone features into the upscaling, and can fall 
 single-mask output to the best of the three candidates when the single mask is unstable.
 """
 
-import weakref
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kept_result import KeptResult
 from .layers import MLP, LayerNorm2d
 
 
@@ -136,8 +135,8 @@ class MaskDecoder(nn.Module):
         self.dynamic_multimask_via_stability = dynamic_multimask_via_stability
         self.dynamic_multimask_stability_delta = dynamic_multimask_stability_delta
         self.dynamic_multimask_stability_thresh = dynamic_multimask_stability_thresh
-        # (weak refs to the last high-res maps, those maps in block order): `_high_res_blocks`
-        self._kept_blocks = None
+        # the last high-res maps in block order: `_high_res_blocks`
+        self._kept_blocks = KeptResult()
 
     def forward(
         self,
@@ -267,11 +266,7 @@ class MaskDecoder(nn.Module):
 
         if self.training or torch.is_grad_enabled():
             return blocks()
-        kept = self._kept_blocks
-        if kept is None or kept[0]() is not feat_s0 or kept[1]() is not feat_s1:
-            kept = (weakref.ref(feat_s0), weakref.ref(feat_s1), *blocks())
-            self._kept_blocks = kept
-        return kept[2], kept[3]
+        return self._kept_blocks.get((feat_s0, feat_s1), blocks)
 
     def _stable_single_mask(
         self, masks: torch.Tensor, iou_pred: torch.Tensor

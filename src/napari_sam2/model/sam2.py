@@ -7,7 +7,6 @@ exposes the steps the tracker composes. It holds no video state: which memories 
 is decided by `memory_bank.select_memories` and passed in.
 """
 
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 
 from .config import SAM2Config
 from .image_encoder import ImageEncoder
+from .kept_result import KeptResult
 from .layers import MLP
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
@@ -93,7 +93,7 @@ class SAM2(nn.Module):
         # scales a binary mask prompt to logits at the low-res mask size (for object pointers)
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
         self.memory_attention = memory_attention
-        self._frame_tokens = None  # see _kept_frame_tokens
+        self._frame_tokens = KeptResult()  # see _kept_frame_tokens
         self.memory_encoder = memory_encoder
         # learned embeddings: temporal position of each memory slot, "no memory yet",
         # "object absent" pointer and, in 2.1, its spatial counterpart
@@ -331,22 +331,11 @@ class SAM2(nn.Module):
             return None
         device = curr.device.type
         autocast = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device)
-        kept = self._frame_tokens
-        if (
-            kept is None
-            or kept[0]() is not features.image_embed
-            or kept[1]() is not features.image_pos
-            or kept[2] != autocast
-        ):
-            tokens = self.memory_attention.frame_tokens(curr, curr_pos)
-            kept = (
-                weakref.ref(features.image_embed),
-                weakref.ref(features.image_pos),
-                autocast,
-                tokens,
-            )
-            self._frame_tokens = kept
-        return kept[3]
+        return self._frame_tokens.get(
+            (features.image_embed, features.image_pos),
+            lambda: self.memory_attention.frame_tokens(curr, curr_pos),
+            tag=autocast,
+        )
 
     def _memory_tokens(self, memory: MemoryInputs) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The memory tokens one object attends to and their positions, each

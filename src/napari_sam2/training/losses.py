@@ -4,7 +4,7 @@ score. Where the object is absent only the object score is supervised, unless `a
 asks for the focal term against an empty mask too.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,16 @@ class FrameLoss:
     iou: torch.Tensor
     object_score: torch.Tensor
     best: torch.Tensor
+
+    def scaled(self, weight: float) -> "FrameLoss":
+        """The same terms counted `weight` times (a frame that matters more)."""
+        return replace(
+            self,
+            focal=weight * self.focal,
+            dice=weight * self.dice,
+            iou=weight * self.iou,
+            object_score=weight * self.object_score,
+        )
 
     def total(self, weights: LossWeights) -> torch.Tensor:
         """Weighted sum, (B,)."""

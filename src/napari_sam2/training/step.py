@@ -118,7 +118,6 @@ class ClipStep:
             masks = F.interpolate(masks.float(), size=(side, side), mode="area") >= 0.5
         self.targets = masks
         self.losses: list[FrameLoss] = []
-        self.loss_weights: list[float] = []
         self.final_ious: list[torch.Tensor] = []
 
     def score(self, prediction: MaskPrediction, t: int, objects: slice | int) -> None:
@@ -129,16 +128,11 @@ class ClipStep:
         candidates = prediction.low_res_multimasks
         if self.recipe.full_resolution_loss:
             candidates = self.model.upscale(candidates)
-        self.losses.append(
-            frame_loss(
-                candidates,
-                prediction.ious,
-                prediction.object_score_logits,
-                target,
-                self.recipe.weights,
-            )
+        loss = frame_loss(
+            candidates, prediction.ious, prediction.object_score_logits, target, self.recipe.weights
         )
-        self.loss_weights.append(self.recipe.first_frame_weight if t == 0 else 1.0)
+        weight = self.recipe.first_frame_weight if t == 0 else 1.0
+        self.losses.append(loss if weight == 1.0 else loss.scaled(weight))
 
     def correct(
         self,
@@ -299,21 +293,13 @@ class ClipStep:
         # a clip whose only frame is mask-prompted has nothing to learn from: a zero loss
         total = (
             sum(
-                (
-                    w * loss.total(weights).sum()
-                    for loss, w in zip(self.losses, self.loss_weights, strict=True)
-                ),
+                (loss.total(weights).sum() for loss in self.losses),
                 start=torch.zeros((), device=self.model.device),
             )
             / num_objects
         )
         terms = {
-            name: float(
-                sum(
-                    w * getattr(loss, name).detach().sum()
-                    for loss, w in zip(self.losses, self.loss_weights, strict=True)
-                )
-            )
+            name: float(sum(getattr(loss, name).detach().sum() for loss in self.losses))
             / num_objects
             for name in ("focal", "dice", "iou", "object_score")
         }
