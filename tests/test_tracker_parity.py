@@ -158,13 +158,18 @@ def _count_batches(model, monkeypatch) -> list[int]:
     return _record_calls(monkeypatch, model, "track_frames", lambda _, memories: len(memories))
 
 
-def test_four_objects_prompted_on_two_frames_run_in_batches(monkeypatch):
+def _four_objects_setup(monkeypatch, batch_size: int):
+    """The reference and our tracker (its batches counted) on one stack, for FOUR_OBJECTS."""
     frames, _ = moving_cells(num_frames=6)
     reference, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
-    tracker = Tracker(model, frames, fill_hole_area=0, batch_size=8)
+    tracker = Tracker(model, frames, fill_hole_area=0, batch_size=batch_size)
     state = _reference_state(reference, tracker, monkeypatch)
     _upcast_reference_memory(reference, monkeypatch)
-    batches = _count_batches(model, monkeypatch)
+    return reference, model, tracker, state, _count_batches(model, monkeypatch)
+
+
+def test_four_objects_prompted_on_two_frames_run_in_batches(monkeypatch):
+    reference, model, tracker, state, batches = _four_objects_setup(monkeypatch, 8)
     for t, obj_id, points, labels in FOUR_OBJECTS:
         ours = tracker.add_points(t, obj_id, points, labels)
         _, ids, theirs = reference.add_new_points_or_box(state, t, obj_id, points, labels)
@@ -196,12 +201,7 @@ def test_objects_one_by_one_share_the_frames_first_self_attention(monkeypatch):
     """One object per batch (the CPU default): memory attention's first self-attention, which
     sees only the frame, runs once per frame for all four objects, with the reference's
     results."""
-    frames, _ = moving_cells(num_frames=6)
-    reference, model = _biased_pair("sam2.1_hiera_tiny", IMAGE_SIZE)
-    tracker = Tracker(model, frames, fill_hole_area=0, batch_size=1)
-    state = _reference_state(reference, tracker, monkeypatch)
-    _upcast_reference_memory(reference, monkeypatch)
-    batches = _count_batches(model, monkeypatch)
+    reference, model, tracker, state, batches = _four_objects_setup(monkeypatch, 1)
     computed = _record_calls(
         monkeypatch, model.memory_attention, "frame_tokens", lambda curr, _: curr.shape[0]
     )
