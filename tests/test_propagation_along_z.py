@@ -27,7 +27,9 @@ def nuclei():
 
 
 def masks(model, stack, clicks, direction="both") -> dict[int, np.ndarray]:
-    tracker = Tracker(model, stack.frames, reappear=False)
+    # objects kept apart interact on purpose (tests/test_non_overlap.py); here each object's
+    # own passes are the point
+    tracker = Tracker(model, stack.frames, reappear=False, non_overlap=False)
     for i, (z, xy) in clicks.items():
         tracker.add_points(z, i, [xy], [1])
     out = {i: np.zeros(stack.labels.shape, bool) for i in clicks}

@@ -49,19 +49,28 @@ class PropagatePanel(Panel):
         self.size_cue.setEnabled(False)
         self.size_cue.toggled.connect(self._size_cue_toggled)
         buttons.addWidget(self.size_cue, 2, 0, 1, 3)
+        self.non_overlap = QCheckBox("Keep objects apart")
+        self.non_overlap.setToolTip(
+            "Where tracked objects claim the same pixels, the most certain one keeps them, in "
+            "the labels and in what the model remembers for the next frames (touching cells "
+            "stay separate). On by default with the demo model; off with SAM 2's checkpoints."
+        )
+        self.non_overlap.setEnabled(False)
+        self.non_overlap.toggled.connect(self._non_overlap_toggled)
+        buttons.addWidget(self.non_overlap, 3, 0, 1, 3)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(
             f"Stop propagating; the labels stay as they were ({SHORTCUTS['cancel']})"
         )
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.cancel_button, 3, 0, 1, 3)
+        buttons.addWidget(self.cancel_button, 4, 0, 1, 3)
         self.progress_bar = QProgressBar()  # in the dock, not only in napari's corner
         self.progress_bar.setFormat("")  # empty until a run
         self.progress_bar.setValue(0)
-        buttons.addWidget(self.progress_bar, 4, 0, 1, 3)
+        buttons.addWidget(self.progress_bar, 5, 0, 1, 3)
         self.tiles = TilesOption(host)  # large frames at their own resolution
-        buttons.addWidget(self.tiles, 5, 0, 1, 3)
+        buttons.addWidget(self.tiles, 6, 0, 1, 3)
 
     def session_started(self, session) -> None:
         self.tiles.describe()  # the tile count of the new frames
@@ -71,15 +80,20 @@ class PropagatePanel(Panel):
         # the session's own choice (layer_session: the model's default along the axis; a
         # loaded session file: its own)
         session = self.session
-        self.size_cue.setEnabled(session is not None)
-        if session is not None:
-            self.size_cue.blockSignals(True)
-            self.size_cue.setChecked(session.size_cue)
-            self.size_cue.blockSignals(False)
+        for box, value in ((self.size_cue, "size_cue"), (self.non_overlap, "non_overlap")):
+            box.setEnabled(session is not None)
+            if session is not None:
+                box.blockSignals(True)
+                box.setChecked(getattr(session, value))
+                box.blockSignals(False)
 
     def _size_cue_toggled(self, on: bool) -> None:
         if self.session is not None:
             self.session.size_cue = on  # for the next propagation; the log records it
+
+    def _non_overlap_toggled(self, on: bool) -> None:
+        if self.session is not None:
+            self.session.non_overlap = on  # for the next propagation; the log records it
 
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""

@@ -95,6 +95,7 @@ def propagate_in_tiles(
             precision=tracker.precision,
             reappear=tracker.reappear,
             size_cue=tracker.size_cue,
+            non_overlap=tracker.non_overlap,
         )
         tiled.begin_journal()
         finished = False

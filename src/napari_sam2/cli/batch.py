@@ -18,6 +18,7 @@ FORWARDED = {
     "--direction": "forward|backward|both",
     "--reappear": "auto|yes|no",
     "--size-cue": "auto|yes|no",
+    "--non-overlap": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
     "--reseed-every": "K",

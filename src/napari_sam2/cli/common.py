@@ -96,6 +96,16 @@ def size_cue_choice(flag: str, axes: str, model_name: str, saved: bool | None = 
     return saved if saved is not None else size_cue_by_default(model_name, axes[0] == "Z")
 
 
+def non_overlap_choice(flag: str, model_name: str, saved: bool | None = None) -> bool:
+    """--non-overlap: yes/no wins; auto takes a prompts file's choice (`saved`) when it has
+    one, else the model catalogue's (on for demo)."""
+    from ..model.catalogue import non_overlap_by_default
+
+    if flag != "auto":
+        return flag == "yes"
+    return saved if saved is not None else non_overlap_by_default(model_name)
+
+
 def reappear_choice(flag: str, axes: str, saved: bool | None = None) -> bool:
     """--reappear: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
     else no along Z (a nucleus spans one run of slices) and yes otherwise."""

@@ -10,6 +10,7 @@ from .common import (
     add_cache_option,
     add_device_option,
     check_image_size,
+    non_overlap_choice,
     parse_fixes,
     progress,
     reappear_choice,
@@ -60,6 +61,14 @@ def add_parser(commands) -> None:
         help="trim each mask to the object's half-maximum edge measured on its prompted frame "
         "(for fluorescent nuclei through z)? auto: the model's choice along Z (yes for demo), "
         "no along T",
+    )
+    segment.add_argument(
+        "--non-overlap",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="keep tracked objects apart, each pixel to the object with the highest logit, in "
+        "the masks and in what is remembered? auto: the prompts file's choice, else the "
+        "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
     )
     segment.add_argument(
         "--direction",
@@ -195,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     axes = label_axes(stack, frames)
     options["reappear"] = reappear_choice(args.reappear, axes, prompts.reappear)
     options["size_cue"] = size_cue_choice(args.size_cue, axes, model.config.name, prompts.size_cue)
+    options["non_overlap"] = non_overlap_choice(
+        args.non_overlap, model.config.name, prompts.non_overlap
+    )
     options["precision"] = session_precision(prompts, args.precision, device)
     size = tile_size(args, frames, model)
     if size is not None:

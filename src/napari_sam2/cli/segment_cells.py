@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import SAM2Error
 from .common import (
     check_image_size,
+    non_overlap_choice,
     parse_fixes,
     progress,
     reappear_choice,
@@ -203,6 +204,7 @@ def run_cells(args: argparse.Namespace) -> int:
         compile=args.compile,
         reappear=reappear_choice(args.reappear, axes),
         size_cue=size_cue_choice(args.size_cue, axes, model.config.name),
+        non_overlap=non_overlap_choice(args.non_overlap, model.config.name),
     )
     size = tile_size(args, frames, model)
     if size is not None:

@@ -2,6 +2,7 @@
 pass tracked from memory, object batch by object batch, and written into the labels."""
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,13 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SAM2Error
-from ..model import FrameMemory
+from ..model import FrameFeatures, FrameMemory
 from ..model.memory_bank import MemoryInputs
-from ..model.sam2 import NO_OBJECT_LOGIT
+from ..model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 from .compositing import write_tracked_frame
 from .eviction import evict_results
 from .freed_memory import release_freed_memory
 from .masks import to_frame_resolution
+from .non_overlap import keep_apart
 from .object_batches import batches_by_layout
 from .propagation_plan import DIRECTIONS, Pass, plan_passes
 from .size_cue import KeptRegion, SizeReference, brightness, size_reference, trim_to_edge
@@ -148,11 +150,26 @@ def track_objects(
     # the size cue reads the frame once for all its objects' batches
     image = brightness(tracker.normalized_frame(t)) if tracker.size_cue and to_track else None
     layouts = [memory.layout for _, _, memory in to_track]
-    for batch in batches_by_layout(to_track, layouts, tracker.batch_size):
-        rows = [i for i, _, _ in batch]
-        logits[rows] = track_batch(
-            tracker, [obj for _, obj, _ in batch], [m for _, _, m in batch], t, reverse, image
-        )
+    batches = batches_by_layout(to_track, layouts, tracker.batch_size)
+    if not (tracker.non_overlap and len(to_track) > 1):
+        # one batch at a time: only one batch's high-resolution masks exist at once
+        for batch in batches:
+            objs = [obj for _, obj, _ in batch]
+            predicted = predict_batch(tracker, objs, [m for _, _, m in batch], t, image)
+            remember_batch(tracker, objs, predicted, t, reverse)
+            logits[[i for i, _, _ in batch]] = predicted.logits
+        return logits
+    # every tracked object's mask first, so that each is remembered without its neighbours'
+    predictions = [
+        predict_batch(tracker, [obj for _, obj, _ in b], [m for _, _, m in b], t, image)
+        for b in batches
+    ]
+    rows = [i for batch in batches for i, _, _ in batch]
+    logits[rows] = keep_apart(np.concatenate([p.logits for p in predictions]))
+    for batch, predicted in zip(batches, predictions, strict=True):
+        batch_rows = [i for i, _, _ in batch]
+        predicted.high_res = trimmed_high_res(predicted.high_res, logits[batch_rows])
+        remember_batch(tracker, [obj for _, obj, _ in batch], predicted, t, reverse)
     return logits
 
 
@@ -164,15 +181,29 @@ def untrack(tracker: "Tracker", obj: ObjectState, t: int) -> np.ndarray:
     return np.full((tracker.height, tracker.width), NO_OBJECT_LOGIT, dtype=np.float32)
 
 
-def track_batch(
+@dataclass
+class BatchPrediction:
+    """One batch's masks on a frame, before they are remembered: the frame's features, the
+    decoder's output, the low-resolution logits (B, 1, h, w) kept as results, the frame logits
+    (B, H, W), what the size cue kept of each mask, and the (B, 1, S, S) masks the memory
+    encoder will see."""
+
+    features: FrameFeatures
+    prediction: MaskPrediction
+    low_res: torch.Tensor
+    logits: np.ndarray
+    kept: list[KeptRegion | None]
+    high_res: torch.Tensor
+
+
+def predict_batch(
     tracker: "Tracker",
     objs: list[ObjectState],
     memories: list[MemoryInputs],
     t: int,
-    reverse: bool,
     image: np.ndarray | None = None,
-) -> np.ndarray:
-    """Track objects on frame t in one batch; their logits (B, H, W). With the frame's
+) -> BatchPrediction:
+    """Objects' masks on frame t, predicted in one batch from their memories. With the frame's
     `brightness` as `image`, masks are trimmed by the size cue."""
     model = tracker.model
     features = tracker.frame_features(t)
@@ -189,9 +220,24 @@ def track_batch(
         )
         if CUE_INTO_MEMORY:
             high_res = trimmed_high_res(high_res, logits)
+    return BatchPrediction(features, prediction, low_res, logits, kept, high_res)
+
+
+def remember_batch(
+    tracker: "Tracker",
+    objs: list[ObjectState],
+    predicted: BatchPrediction,
+    t: int,
+    reverse: bool,
+) -> None:
+    """Encode a predicted batch's masks into memory and keep each object's result on frame t."""
+    prediction = predicted.prediction
     with tracker._autocast():
-        memory = model.frame_memory(
-            features, high_res, prediction.object_score_logits, prediction.obj_ptr
+        memory = tracker.model.frame_memory(
+            predicted.features,
+            predicted.high_res,
+            prediction.object_score_logits,
+            prediction.obj_ptr,
         )
     scores = prediction.object_score_logits.float().cpu().view(-1).tolist()
     options = tracker._memory_options
@@ -201,11 +247,12 @@ def track_batch(
         row = slice(i, i + 1)
         obj_ptr = memory.obj_ptr[row].clone()
         own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
-        result = FrameResult(low_res[row].clone(), scores[i], obj_ptr, own_memory, kept[i])
+        result = FrameResult(
+            predicted.low_res[row].clone(), scores[i], obj_ptr, own_memory, predicted.kept[i]
+        )
         obj.tracked.pop(t, None)
         obj.tracked[t] = result  # newest last, for eviction order
         evict_results(obj, t, reverse, budget, options["num_maskmem"], options["max_obj_ptrs"])
-    return logits
 
 
 # the memory encoder sees the trimmed masks too, not only the results: later frames then

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, select_memories
+from ..model.catalogue import non_overlap_by_default
 from ..model.sam2 import NO_OBJECT_LOGIT
 from . import propagation
 from .budgets import default_budgets
@@ -69,6 +70,12 @@ class Tracker(FrameEncoding):
     nearest prompted frame (`size_cue`): for fluorescent objects through z with a model that
     draws a nucleus's end slices as large as its middle one (the demo model). Off by default,
     so the Tracker computes exactly what SAM 2 does; can be changed between propagations.
+    non_overlap: keep objects apart on tracked frames: where several objects' masks claim a
+    pixel, the one with the highest logit keeps it, in the frame's masks and in the memory
+    the next frames are tracked from (`napari_sam2.engine.non_overlap`). None: as the model's
+    catalogue entry says (on for the demo model; off for SAM 2's checkpoints, so the Tracker
+    computes exactly what SAM 2 does). Prompted frames keep what their prompts gave. Can be
+    changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -92,6 +99,7 @@ class Tracker(FrameEncoding):
         reappear: bool = True,
         batch_size: int | None = None,
         size_cue: bool = False,
+        non_overlap: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -110,6 +118,9 @@ class Tracker(FrameEncoding):
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
         self.size_cue = size_cue
+        self.non_overlap = (
+            non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap
+        )
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):

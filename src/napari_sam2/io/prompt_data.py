@@ -79,6 +79,7 @@ class Prompts:
     num_frames: int | None = None
     reappear: bool | None = None
     size_cue: bool | None = None
+    non_overlap: bool | None = None
     # the resolved precision a session ran in (`napari_sam2.engine.precision`)
     precision: str | None = None
     lineage: dict[int, int] = field(default_factory=dict)

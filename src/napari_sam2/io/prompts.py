@@ -18,7 +18,8 @@ order): `counts` alternate runs of 0 and 1 starting with 0, `size` is [H, W].
 Everything but `objects` may be null or left out. Version 2 adds, all optional: `checkpoint`
 (the model file a session used), `image_size`, `fixed` (the index of every other leading
 axis), `num_frames`, `reappear`, `size_cue` (whether masks were trimmed to each object's
-half-maximum edge, see `napari_sam2.engine.size_cue`), `precision` (what the session's
+half-maximum edge, see `napari_sam2.engine.size_cue`), `non_overlap` (whether tracked objects
+were kept apart, see `napari_sam2.engine.non_overlap`), `precision` (what the session's
 model ran in: float32, bfloat16 or bfloat16-encoder, see `napari_sam2.engine.precision`),
 per object `colour` ("#rrggbb") and `parent`, `lineage` ({"daughter id": parent id}), `log`
 (a session's operations, read by `napari_sam2.session`) and `labels_sha256` (of the labels

@@ -39,6 +39,7 @@ _TOP_FIELDS = (
     "normalization",
     "reappear",
     "size_cue",
+    "non_overlap",
     "precision",
     "objects",
     "lineage",
@@ -120,6 +121,10 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
     if size_cue is not None and not isinstance(size_cue, bool):
         f.fail("size_cue", f"expected true or false, got {shown(size_cue)}")
     prompts.size_cue = size_cue
+    non_overlap = top.get("non_overlap")
+    if non_overlap is not None and not isinstance(non_overlap, bool):
+        f.fail("non_overlap", f"expected true or false, got {shown(non_overlap)}")
+    prompts.non_overlap = non_overlap
     precision = top.get("precision")
     if precision is not None and precision not in SESSION_PRECISIONS:
         expected = ", ".join(SESSION_PRECISIONS)

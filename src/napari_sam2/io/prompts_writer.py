@@ -58,6 +58,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "normalization": normalization,
         "reappear": prompts.reappear,
         "size_cue": prompts.size_cue,
+        "non_overlap": prompts.non_overlap,
         "precision": prompts.precision,
         "objects": objects,
         "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},

@@ -33,6 +33,9 @@ class ModelEntry:
     # whether tracking along Z trims masks to each object's half-maximum edge by default
     # (engine/size_cue.py): for a model that never learnt how a nucleus shrinks to its ends
     size_cue_along_z: bool = False
+    # whether tracked objects are kept apart by default (engine/non_overlap.py): measured
+    # better for the demo model; SAM 2's checkpoints track as the reference does
+    non_overlap: bool = False
 
     @property
     def filename(self) -> str:
@@ -96,6 +99,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     description="small model trained on synthetic cells, shipped with the package (offline)",
     download_mb=None,
     size_cue_along_z=True,
+    non_overlap=True,
 )
 
 # the eight official names, in the order users see them
@@ -120,6 +124,13 @@ def size_cue_by_default(name: str | None, along_z: bool) -> bool:
     models whose catalogue entry says so (a model by another name: never); never along T."""
     entry = CATALOGUE.get(name) if isinstance(name, str) else None
     return along_z and entry is not None and entry.size_cue_along_z
+
+
+def non_overlap_by_default(name: str | None) -> bool:
+    """Whether tracking keeps objects apart unless asked otherwise: for the models whose
+    catalogue entry says so (a model by another name: never)."""
+    entry = CATALOGUE.get(name) if isinstance(name, str) else None
+    return entry is not None and entry.non_overlap
 
 
 def is_known_model(name: object) -> bool:

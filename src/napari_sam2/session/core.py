@@ -94,13 +94,24 @@ class Session:
     def size_cue(self, value: bool) -> None:
         self.tracker.size_cue = bool(value)
 
+    @property
+    def non_overlap(self) -> bool:
+        return self.tracker.non_overlap
+
+    @non_overlap.setter
+    def non_overlap(self, value: bool) -> None:
+        self.tracker.non_overlap = bool(value)
+
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may
-        reappear, the size cue); those it does not record keep this session's defaults."""
+        reappear, the size cue, objects kept apart); those it does not record keep this
+        session's defaults."""
         if prompts.reappear is not None:
             self.reappear = prompts.reappear
         if prompts.size_cue is not None:
             self.size_cue = prompts.size_cue
+        if prompts.non_overlap is not None:
+            self.non_overlap = prompts.non_overlap
 
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
@@ -290,6 +301,7 @@ class Session:
             None if obj_ids is None else tuple(obj_ids),
             self.tracker.reappear,
             size_cue=self.tracker.size_cue,
+            non_overlap=self.tracker.non_overlap,
         )
         return self._run(op)
 
@@ -343,6 +355,7 @@ class Session:
         elif isinstance(op, Propagation):
             self.tracker.reappear = op.reappear
             self.tracker.size_cue = op.size_cue
+            self.tracker.non_overlap = op.non_overlap
             self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
             run = self._run(op)
             for step in run:

@@ -36,6 +36,7 @@ def session_document(session: Session) -> Prompts:
         normalization=session.normalization or _used_limits(tracker),
         reappear=tracker.reappear,
         size_cue=tracker.size_cue,
+        non_overlap=tracker.non_overlap,
         precision=tracker.precision,
         lineage=session.lineage,
         log=[operation_document(op) for op in session.log],

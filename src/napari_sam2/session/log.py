@@ -56,9 +56,10 @@ class CandidateChoice:
 
 @dataclass(frozen=True)
 class Propagation:
-    """A propagation run: its direction, start frame, objects (None: all) and the reappear
-    and size-cue settings; `frames` is None when it ran to its end, else the number of frame
-    steps done before it was cancelled (or failed), after which the labels were put back."""
+    """A propagation run: its direction, start frame, objects (None: all) and the reappear,
+    size-cue and non-overlap settings; `frames` is None when it ran to its end, else the
+    number of frame steps done before it was cancelled (or failed), after which the labels
+    were put back."""
 
     direction: str
     start_frame: int | None
@@ -66,6 +67,7 @@ class Propagation:
     reappear: bool
     frames: int | None = None
     size_cue: bool = False
+    non_overlap: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "reappear": op.reappear,
             "frames": op.frames,
             "size_cue": op.size_cue,
+            "non_overlap": op.non_overlap,
         }
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
@@ -163,7 +166,16 @@ _FIELDS = {
     "prompts": ("op", "frame", "object", "points", "box"),
     "mask": ("op", "frame", "object", "mask"),
     "candidate": ("op", "frame", "object", "index"),
-    "propagate": ("op", "direction", "start_frame", "objects", "reappear", "frames", "size_cue"),
+    "propagate": (
+        "op",
+        "direction",
+        "start_frame",
+        "objects",
+        "reappear",
+        "frames",
+        "size_cue",
+        "non_overlap",
+    ),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object"),
     "reset": ("op",),
@@ -224,7 +236,11 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
         size_cue = entry.get("size_cue", False)
         if not isinstance(size_cue, bool):
             f.fail(f"{where}.size_cue", f"expected true or false, got {shown(size_cue)}")
-        return Propagation(direction, start, objects, reappear, frames, size_cue)
+        # and those saved before objects were kept apart, without that
+        non_overlap = entry.get("non_overlap", False)
+        if not isinstance(non_overlap, bool):
+            f.fail(f"{where}.non_overlap", f"expected true or false, got {shown(non_overlap)}")
+        return Propagation(direction, start, objects, reappear, frames, size_cue, non_overlap)
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
         by_hand = entry.get("by_hand", True)

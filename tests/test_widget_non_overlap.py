@@ -1,0 +1,66 @@
+"""Keeping objects apart in the widget: ticked with the demo model, the box drives the next
+propagation and the session log records it; a loaded file's choice sets the box."""
+
+import numpy as np
+import pytest
+
+from napari_sam2.synthetic import timelapse
+from widget_helpers import open_with_demo
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    s = timelapse(5, 96, 96, 2, seed=5, cell_radius=14.0, num_divisions=0, leaving=False)
+    viewer = make_napari_viewer()
+    viewer.add_image(s.frames, name="movie")
+    widget = open_with_demo(viewer, qtbot)
+    ys, xs = np.nonzero(s.labels[0] == int(np.unique(s.labels[0])[1]))
+    y, x = float(np.median(ys)), float(np.median(xs))
+    widget.clicks.add([[0, y, x]])  # object 1
+    idle(qtbot, widget)
+    widget.add_object()
+    widget.clicks.add([[0, y, x + 3.0]])  # object 2, on the same cell
+    idle(qtbot, widget)
+    return widget
+
+
+def test_the_box_drives_propagation_and_the_log(widget, qtbot):
+    box = widget.propagate_panel.non_overlap
+    assert box.isEnabled() and box.isChecked() and widget.session.non_overlap is True
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    apart = widget.session.tracker.labels().copy()
+    box.setChecked(False)
+    assert widget.session.non_overlap is False
+    widget.propagate_panel.all_objects.setChecked(True)
+    widget.run_buttons["forward"].click()
+    idle(qtbot, widget)
+    log = widget.session.log
+    assert [op.non_overlap for op in log if hasattr(op, "non_overlap")] == [True, False]
+    # without the constraint, the later object takes the shared cell on tracked frames
+    assert (widget.session.tracker.labels()[1:] != apart[1:]).any()
+
+
+def test_a_loaded_file_sets_the_box(widget, qtbot, tmp_path):
+    from napari_sam2.io import read_prompts, write_prompts
+
+    box = widget.propagate_panel.non_overlap
+    box.setChecked(False)
+    widget.save_session(str(tmp_path / "session.json"))
+    prompts = read_prompts(tmp_path / "session.json")
+    assert prompts.non_overlap is False
+    prompts.log = None  # the prompts alone
+    write_prompts(tmp_path / "prompts.json", prompts)
+    box.setChecked(True)
+    widget.load_session(str(tmp_path / "prompts.json"))
+    idle(qtbot, widget)
+    assert widget.session.non_overlap is False
+    assert not widget.propagate_panel.non_overlap.isChecked()
