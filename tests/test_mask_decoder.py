@@ -297,3 +297,21 @@ def test_full_size_tiny_matches_reference():
         reference_heads, (prompt_encoder, mask_decoder), prompts, features, False, False
     )
     assert ours[0].shape == (2, 1, 256, 256)
+
+
+def test_the_upscaling_activation_reuses_its_input_out_of_autograd_only():
+    from napari_sam2.model.mask_decoder import activate_
+
+    x = torch.randn(4, 64) * 4
+    expected = torch.nn.functional.gelu(x)
+    with torch.inference_mode():
+        owned = x.clone()
+        out = activate_(torch.nn.GELU(), owned)
+    assert out.data_ptr() == owned.data_ptr()  # no new (page-faulting) buffer
+    assert torch.equal(out, expected)
+    tracked = x.clone().requires_grad_()
+    out = activate_(torch.nn.GELU(), tracked)
+    assert out.data_ptr() != tracked.data_ptr() and out.requires_grad
+    assert torch.equal(out.detach(), expected)
+    relu = activate_(torch.nn.ReLU(), x.clone())  # other activations as they are
+    assert torch.equal(relu, torch.relu(x))
