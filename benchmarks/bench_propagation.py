@@ -7,13 +7,17 @@ the mask IoU per phase, so that the two never do different work unnoticed.
 
 import argparse
 import os
+import pickle
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
@@ -245,15 +249,24 @@ def run_reference(
 
 
 def warm_up(
-    reference, ours: SAM2, frames: np.ndarray, stack: CellStack, precision: str, compile: bool
+    reference,
+    ours: SAM2,
+    frames: np.ndarray,
+    stack: CellStack,
+    precision: str,
+    compile: bool,
+    only: str | None = None,
 ) -> None:
-    """Run both once on two frames, so one-time costs (kernel selection, allocator growth,
-    our compilation when asked) fall on neither timed run."""
+    """Run both (or `only` one) once on two frames, so one-time costs (kernel selection,
+    allocator growth, our compilation when asked) fall on neither timed run."""
     short = frames[:2]
     tracker = Tracker(ours, short, fill_hole_area=0, precision=precision, compile=compile)
-    tracker.add_points(0, OBJECT_ID, [stack.click(0)], [1])
-    for _ in tracker.propagate("forward"):
-        pass
+    if only != "reference":
+        tracker.add_points(0, OBJECT_ID, [stack.click(0)], [1])
+        for _ in tracker.propagate("forward"):
+            pass
+    if only == "ours":
+        return
     images = torch.stack([tracker.frame_tensor(t) for t in range(len(short))])
     with reference_frames(images, *short.shape[1:]):
         state = reference.init_state(video_path="warm-up")
@@ -278,7 +291,7 @@ def min_iou(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> float
     return min(mask_iou(ours[t], theirs[t]) for t in ours)
 
 
-def report(runs: dict[str, Run], budget_note: str) -> bool:
+def report(runs: dict[str, Run], budget_note: str, alternated: bool = True) -> bool:
     """Print the comparison; True when both produced the same masks in every phase (close
     masks where ours ran in bfloat16)."""
     ref, ours = runs["reference"], runs["ours"]
@@ -317,7 +330,11 @@ def report(runs: dict[str, Run], budget_note: str) -> bool:
     print(
         "ratio > 1: ours is faster. The reference's timing excludes loading its frames (it is "
         "handed our frame tensors); ours includes reading, normalizing and resizing each frame. "
-        "The two ran alternately, one frame at a time."
+        + (
+            "The two ran alternately, one frame at a time."
+            if alternated
+            else "Each ran alone in a fresh process, the reference first."
+        )
     )
 
     print("\nwhere the time goes (seconds):")
@@ -405,8 +422,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile our heavy parts (in the warm-up)"
     )
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="run each alone in a fresh process, as a user meets it: our propagation keeps "
+        "freed memory in its process while it runs (engine/freed_memory.py), which a reference "
+        "run alternating with it in the same process would share",
+    )
+    parser.add_argument("--only", choices=("reference", "ours"), help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.processes:
+        return compare_processes([a for a in (argv or sys.argv[1:]) if a != "--processes"])
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -437,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours": Run(StepClock(ours, OUR_METHODS)),
     }
     with torch.inference_mode():
-        warm_up(reference, ours, frames, stack, args.precision, args.compile)
+        warm_up(reference, ours, frames, stack, args.precision, args.compile, args.only)
         # the reference gets our exact model inputs, prepared here, outside its timing
         source = Tracker(ours, frames)
         images = torch.stack([source.frame_tensor(t) for t in range(args.frames)])
@@ -450,11 +478,47 @@ def main(argv: list[str] | None = None) -> int:
                 ours, frames, stack, correction_frame, runs["ours"], budget, args.precision
             ),
         }
+        if args.only:
+            alone = args.only
+            interleave({alone: works[alone]}, runs)
+            tracker = runs["ours"].tracker
+            kept = {
+                "seconds": dict(runs[alone].seconds),
+                "steps": {p: dict(v) for p, v in runs[alone].steps.items()},
+                "masks": runs[alone].masks,
+                "precision": None if tracker is None else tracker.precision,
+                "note": None if tracker is None else feature_note(tracker),
+            }
+            Path(args.dump).write_bytes(pickle.dumps(kept))
+            return 0
         interleave(works, runs)
         note = feature_note(runs["ours"].tracker)
     same = report(runs, note)
     load_after = os.getloadavg()
     print(f"load average at the end {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    return 0 if same else 1
+
+
+def compare_processes(argv: list[str]) -> int:
+    """Each implementation alone in a fresh process (the reference first), then the same
+    report as the alternating run."""
+    runs: dict[str, SimpleNamespace] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("reference", "ours"):
+            dump = Path(folder) / f"{name}.pickle"
+            command = [sys.executable, __file__, *argv, "--only", name, "--dump", str(dump)]
+            subprocess.run(command, check=True)
+            # written just now by this script's own child
+            kept = pickle.loads(dump.read_bytes())
+            steps = {p: defaultdict(float, v) for p, v in kept["steps"].items()}
+            runs[name] = SimpleNamespace(
+                seconds=kept["seconds"],
+                steps=steps,
+                masks=kept["masks"],
+                tracker=SimpleNamespace(precision=kept["precision"]),
+                note=kept["note"],
+            )
+    same = report(runs, runs["ours"].note, alternated=False)
     return 0 if same else 1
 
 

@@ -15,7 +15,7 @@ from ..model.memory_bank import MemoryInputs
 from ..model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
 from .compositing import write_tracked_frame
 from .eviction import evict_results
-from .freed_memory import release_freed_memory
+from .freed_memory import keeping_freed_memory, release_freed_memory
 from .masks import to_frame_resolution
 from .non_overlap import keep_apart
 from .object_batches import batches_by_layout
@@ -93,6 +93,13 @@ def run_pass(
     partial: bool = False,
 ) -> Iterator[Step]:
     """Track `objs` over the frames of `order`, yielding (t, obj_ids, logits) per frame."""
+    with keeping_freed_memory(tracker.device.type == "cpu"):
+        yield from _run_pass(tracker, objs, order, reverse, partial)
+
+
+def _run_pass(
+    tracker: "Tracker", objs: list[ObjectState], order: range, reverse: bool, partial: bool
+) -> Iterator[Step]:
     seen, lost = set(), set()  # in this pass, when lost objects may not return
     for t in order:
         # objects removed (or a reset) while the generator was paused stay gone
@@ -117,7 +124,8 @@ def run_pass(
                     lost.add(obj.obj_id)
         write_tracked_frame(tracker, t, active, logits, frame_partial)
         # the frame's activations are freed: give them back to the system now, so the
-        # process's resident memory stays near what the caches hold
+        # process's resident memory stays near what the caches hold (unless they are kept
+        # for the next frame, freed_memory.py)
         release_freed_memory()
         yield t, obj_ids, logits
 

@@ -1,0 +1,103 @@
+"""Freed memory between propagated frames (engine/freed_memory.py): kept for the next frame
+while a propagation runs on the CPU of a machine with room, given back when it ends."""
+
+import resource
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam2.engine import Tracker, freed_memory
+from napari_sam2.engine.freed_memory import (
+    KEPT_SETTINGS,
+    USUAL_SETTINGS,
+    keeping_freed_memory,
+    keeps_freed_memory,
+    release_freed_memory,
+)
+from napari_sam2.model import build_model
+
+glibc = pytest.mark.skipif(
+    freed_memory._malloc_trim() is None, reason="glibc only (elsewhere a no-op by design)"
+)
+
+
+class FakeLibc:
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list = []
+        monkeypatch.setattr(freed_memory, "_mallopt", lambda: self.mallopt)
+        monkeypatch.setattr(freed_memory, "_malloc_trim", lambda: self.trim)
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return 1
+
+    def trim(self, pad: int) -> int:
+        self.calls.append(("trim", pad))
+        return 1
+
+
+def test_nested_propagations_keep_once_and_the_last_one_out_gives_back(monkeypatch):
+    libc = FakeLibc(monkeypatch)
+    with keeping_freed_memory(on_cpu=True, min_available=0) as kept:
+        assert kept and keeps_freed_memory()
+        assert libc.calls == list(KEPT_SETTINGS)
+        assert release_freed_memory(min_interval=0) is False  # kept for the next frame
+        with keeping_freed_memory(on_cpu=True, min_available=0) as inner:
+            assert inner
+        assert libc.calls == list(KEPT_SETTINGS)  # the outer one still keeps
+    assert not keeps_freed_memory()
+    assert libc.calls == [*KEPT_SETTINGS, *USUAL_SETTINGS, ("trim", 0)]
+    assert release_freed_memory(min_interval=0) is True
+
+
+def test_nothing_is_kept_off_the_cpu_or_without_room(monkeypatch):
+    libc = FakeLibc(monkeypatch)
+    with keeping_freed_memory(on_cpu=False, min_available=0) as kept:
+        assert not kept and not keeps_freed_memory()
+    with keeping_freed_memory(on_cpu=True, min_available=1 << 62) as kept:
+        assert not kept and not keeps_freed_memory()
+    assert libc.calls == []
+
+
+def test_an_error_inside_still_gives_the_memory_back(monkeypatch):
+    libc = FakeLibc(monkeypatch)
+    with pytest.raises(RuntimeError), keeping_freed_memory(on_cpu=True, min_available=0):
+        raise RuntimeError("propagation failed")
+    assert not keeps_freed_memory()
+    assert libc.calls[-1] == ("trim", 0)
+
+
+def test_a_cpu_propagation_keeps_freed_memory_while_it_runs(monkeypatch):
+    FakeLibc(monkeypatch)
+    monkeypatch.setattr(freed_memory, "KEEP_MIN_AVAILABLE", 0)
+    tracker = Tracker(build_model("demo"), np.random.default_rng(0).random((4, 32, 32)))
+    tracker.add_points(0, 1, [[16.0, 16.0]], [1])
+    during = [keeps_freed_memory() for _ in tracker.propagate("forward")]
+    assert during == [True] * 4
+    assert not keeps_freed_memory()
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@glibc
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-fault counts: Linux")
+def test_a_large_block_freed_while_kept_is_reused_without_faults():
+    """What the module is for: a 64 MiB block is mapped afresh (16384 faults) every time
+    outside, and comes from memory the heap kept inside (once the heap holds enough free
+    memory for it: the first one or two are new)."""
+    n = 16 << 20  # 64 MiB of float32
+
+    def block_faults() -> int:
+        before = _faults()
+        torch.empty(n).fill_(1.0)  # allocated, touched and freed
+        return _faults() - before
+
+    assert min(block_faults() for _ in range(3)) > 8000
+    with keeping_freed_memory(on_cpu=True, min_available=0) as kept:
+        assert kept
+        inside = [block_faults() for _ in range(6)]
+    assert min(inside[2:]) < 1000, inside
