@@ -9,7 +9,7 @@ import torch
 from napari_sam2.engine import Tracker
 from napari_sam2.model import build_model
 from napari_sam2.synthetic import moving_cells
-from widget_helpers import fail_after
+from widget_helpers import fail_after, idle
 
 SIZE = 256
 
@@ -44,12 +44,6 @@ def widget(make_napari_viewer, qtbot, checkpoint, stack):
     widget.load_button.click()
     qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
     return widget
-
-
-def idle(qtbot, widget, timeout=60_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    qtbot.wait(50)  # let queued signals (labels refresh, sync) run
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 def engine_for(widget, stack) -> Tracker:

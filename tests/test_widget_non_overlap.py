@@ -5,15 +5,9 @@ import numpy as np
 import pytest
 
 from napari_sam2.synthetic import timelapse
-from widget_helpers import open_with_demo
+from widget_helpers import idle, open_with_demo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def idle(qtbot, widget, timeout=60_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    qtbot.wait(50)
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sam2.synthetic import moving_cells, timelapse
-from widget_helpers import fail_after, replay_saved_session
+from widget_helpers import fail_after, idle, replay_saved_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,12 +35,6 @@ def widget(make_napari_viewer, qtbot, stack):
     widget.load_button.click()
     qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
     return widget
-
-
-def idle(qtbot, widget, timeout=60_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    qtbot.wait(50)  # let queued signals (labels refresh, sync) run
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 class Refreshes:

@@ -8,7 +8,7 @@ import pytest
 from napari_sam2._qt.tiles_option import propagate_in_tiles
 from napari_sam2.engine.tiled_tracking import TiledTracker
 from napari_sam2.synthetic import moving_cells
-from widget_helpers import fail_after, open_with_demo, replay_saved_session
+from widget_helpers import fail_after, idle, open_with_demo, replay_saved_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,12 +25,6 @@ def widget(make_napari_viewer, qtbot):
     widget.clicks.add([[0, 60, 106]])
     idle(qtbot, widget)
     return widget
-
-
-def idle(qtbot, widget, timeout=60_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    qtbot.wait(50)
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
 def test_tiles_option_propagates_in_tiles_into_the_labels(widget, qtbot):

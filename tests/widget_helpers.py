@@ -45,3 +45,11 @@ def replay_saved_session(widget, path, image_name: str, frames) -> tuple[object,
     fresh = Tracker(widget.model, frames, contrast_limits=limits)
     session, same = replay_log(fresh, prompts, ops, path.name)
     return session.tracker.labels(), same
+
+
+def idle(qtbot, widget, timeout=60_000):
+    """Wait until the widget is idle, then once more after its queued signals (labels
+    refresh, sync) ran."""
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)

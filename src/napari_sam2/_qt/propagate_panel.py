@@ -40,23 +40,21 @@ class PropagatePanel(Panel):
             "tracked again, the others keep their masks. On: every object."
         )
         buttons.addWidget(self.all_objects, 1, 0, 1, 3)
-        self.size_cue = QCheckBox("Trim to each object's half-maximum edge")
-        self.size_cue.setToolTip(
+        self.size_cue = self._setting_box(
+            "size_cue",
+            "Trim to each object's half-maximum edge",
             "The size cue: each tracked mask keeps only the pixels brighter than half way "
             "from the background to the object's brightness on its prompted frame (darker, "
-            "for a dark object). On by default through z with the demo model."
+            "for a dark object). On by default through z with the demo model.",
         )
-        self.size_cue.setEnabled(False)
-        self.size_cue.toggled.connect(self._size_cue_toggled)
         buttons.addWidget(self.size_cue, 2, 0, 1, 3)
-        self.non_overlap = QCheckBox("Keep objects apart")
-        self.non_overlap.setToolTip(
+        self.non_overlap = self._setting_box(
+            "non_overlap",
+            "Keep objects apart",
             "Where tracked objects claim the same pixels, the most certain one keeps them, in "
             "the labels and in what the model remembers for the next frames (touching cells "
-            "stay separate). On by default with the demo model; off with SAM 2's checkpoints."
+            "stay separate). On by default with the demo model; off with SAM 2's checkpoints.",
         )
-        self.non_overlap.setEnabled(False)
-        self.non_overlap.toggled.connect(self._non_overlap_toggled)
         buttons.addWidget(self.non_overlap, 3, 0, 1, 3)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(
@@ -87,13 +85,19 @@ class PropagatePanel(Panel):
                 box.setChecked(getattr(session, value))
                 box.blockSignals(False)
 
-    def _size_cue_toggled(self, on: bool) -> None:
-        if self.session is not None:
-            self.session.size_cue = on  # for the next propagation; the log records it
+    def _setting_box(self, setting: str, text: str, tip: str) -> QCheckBox:
+        """A box for one of the session's settings of the next propagation (the log records
+        each run's), enabled once a session exists."""
+        box = QCheckBox(text)
+        box.setToolTip(tip)
+        box.setEnabled(False)
 
-    def _non_overlap_toggled(self, on: bool) -> None:
-        if self.session is not None:
-            self.session.non_overlap = on  # for the next propagation; the log records it
+        def toggled(on: bool) -> None:
+            if self.session is not None:
+                setattr(self.session, setting, on)
+
+        box.toggled.connect(toggled)
+        return box
 
     def propagate(self, direction: str) -> None:
         """Propagate; frames painted by hand are not overwritten unasked."""
