@@ -1,13 +1,18 @@
 """Objects kept apart on tracked frames (engine/non_overlap.py): the constraint itself, the
 Tracker's option and its catalogue default, and sessions that replay it."""
 
+import json
+
 import numpy as np
 import pytest
+import tifffile
 
+import napari_sam2.engine as engine
+from napari_sam2.cli import main
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.non_overlap import NON_OWNER_LOGIT, keep_apart
 from napari_sam2.errors import SAM2Error
-from napari_sam2.io import FramePrompts
+from napari_sam2.io import FramePrompts, parse_prompts
 from napari_sam2.model import MODEL_NAMES, build_model
 from napari_sam2.model.catalogue import non_overlap_by_default
 from napari_sam2.session import Session, read_session, write_session
@@ -156,8 +161,6 @@ def test_a_session_log_without_the_setting_ran_without_it_and_a_bad_one_is_named
     assert parse_log([run | {"non_overlap": True}], (8, 8))[0].non_overlap is True
     with pytest.raises(SAM2Error, match=r"log\[0\]\.non_overlap: expected true or false, got 1"):
         parse_log([run | {"non_overlap": 1}], (8, 8), "s.json")
-    from napari_sam2.io import parse_prompts
-
     top = {"format": "napari-sam2 prompts", "version": 2, "objects": []}
     assert parse_prompts(top).non_overlap is None
     assert parse_prompts(top | {"non_overlap": False}).non_overlap is False
@@ -166,13 +169,6 @@ def test_a_session_log_without_the_setting_ran_without_it_and_a_bad_one_is_named
 
 
 def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, cells, monkeypatch):
-    import json
-
-    import tifffile
-
-    import napari_sam2.engine as engine
-    from napari_sam2.cli import main
-
     seen = []
 
     class Spy(engine.Tracker):

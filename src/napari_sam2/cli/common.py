@@ -86,29 +86,30 @@ def say(args: argparse.Namespace, message: str) -> None:
         print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def size_cue_choice(flag: str, axes: str, model_name: str, saved: bool | None = None) -> bool:
-    """--size-cue: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
-    else the model catalogue's along Z (on for demo) and off along T."""
-    from ..model.catalogue import size_cue_by_default
-
+def auto_choice(flag: str, saved: bool | None, default: Callable[[], bool]) -> bool:
+    """An auto|yes|no option: yes/no wins; auto takes a prompts file's choice (`saved`) when
+    it has one, else `default()`."""
     if flag != "auto":
         return flag == "yes"
-    return saved if saved is not None else size_cue_by_default(model_name, axes[0] == "Z")
+    return saved if saved is not None else default()
+
+
+def size_cue_choice(flag: str, axes: str, model_name: str, saved: bool | None = None) -> bool:
+    """--size-cue: auto is the file's choice, else the model catalogue's along Z (on for
+    demo) and off along T."""
+    from ..model.catalogue import size_cue_by_default
+
+    return auto_choice(flag, saved, lambda: size_cue_by_default(model_name, axes[0] == "Z"))
 
 
 def non_overlap_choice(flag: str, model_name: str, saved: bool | None = None) -> bool:
-    """--non-overlap: yes/no wins; auto takes a prompts file's choice (`saved`) when it has
-    one, else the model catalogue's (on for demo)."""
+    """--non-overlap: auto is the file's choice, else the model catalogue's (on for demo)."""
     from ..model.catalogue import non_overlap_by_default
 
-    if flag != "auto":
-        return flag == "yes"
-    return saved if saved is not None else non_overlap_by_default(model_name)
+    return auto_choice(flag, saved, lambda: non_overlap_by_default(model_name))
 
 
 def reappear_choice(flag: str, axes: str, saved: bool | None = None) -> bool:
-    """--reappear: yes/no wins; auto takes a prompts file's choice (`saved`) when it has one,
-    else no along Z (a nucleus spans one run of slices) and yes otherwise."""
-    if flag != "auto":
-        return flag == "yes"
-    return saved if saved is not None else axes[0] != "Z"
+    """--reappear: auto is the file's choice, else no along Z (a nucleus spans one run of
+    slices) and yes otherwise."""
+    return auto_choice(flag, saved, lambda: axes[0] != "Z")

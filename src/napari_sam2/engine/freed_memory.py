@@ -40,27 +40,29 @@ USUAL_SETTINGS = ((M_MMAP_MAX, 65536), (M_MMAP_THRESHOLD, 32 * MIB), (M_TRIM_THR
 
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has `malloc_trim`), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim  # glibc only
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    libc.malloc_trim.restype = ctypes.c_int
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    return libc
 
 
-@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    libc = _glibc()
+    return None if libc is None else libc.malloc_trim
+
+
 def _mallopt() -> Callable[[int, int], int] | None:
-    if _malloc_trim() is None:
-        return None
-    mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt
+    libc = _glibc()
+    return None if libc is None else libc.mallopt
 
 
 _keep_lock = threading.Lock()

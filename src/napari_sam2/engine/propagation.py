@@ -158,26 +158,25 @@ def track_objects(
     # the size cue reads the frame once for all its objects' batches
     image = brightness(tracker.normalized_frame(t)) if tracker.size_cue and to_track else None
     layouts = [memory.layout for _, _, memory in to_track]
-    batches = batches_by_layout(to_track, layouts, tracker.batch_size)
+    # each batch as (its rows in `logits`, its objects, their memories)
+    batches = [
+        tuple(map(list, zip(*batch, strict=True)))
+        for batch in batches_by_layout(to_track, layouts, tracker.batch_size)
+    ]
     if not (tracker.non_overlap and len(to_track) > 1):
         # one batch at a time: only one batch's high-resolution masks exist at once
-        for batch in batches:
-            objs = [obj for _, obj, _ in batch]
-            predicted = predict_batch(tracker, objs, [m for _, _, m in batch], t, image)
-            remember_batch(tracker, objs, predicted, t, reverse)
-            logits[[i for i, _, _ in batch]] = predicted.logits
+        for rows, batch_objs, memories in batches:
+            predicted = predict_batch(tracker, batch_objs, memories, t, image)
+            remember_batch(tracker, batch_objs, predicted, t, reverse)
+            logits[rows] = predicted.logits
         return logits
     # every tracked object's mask first, so that each is remembered without its neighbours'
-    predictions = [
-        predict_batch(tracker, [obj for _, obj, _ in b], [m for _, _, m in b], t, image)
-        for b in batches
-    ]
-    rows = [i for batch in batches for i, _, _ in batch]
-    logits[rows] = keep_apart(np.concatenate([p.logits for p in predictions]))
-    for batch, predicted in zip(batches, predictions, strict=True):
-        batch_rows = [i for i, _, _ in batch]
-        predicted.high_res = trimmed_high_res(predicted.high_res, logits[batch_rows])
-        remember_batch(tracker, [obj for _, obj, _ in batch], predicted, t, reverse)
+    predictions = [predict_batch(tracker, b, m, t, image) for _, b, m in batches]
+    all_rows = [i for rows, _, _ in batches for i in rows]
+    logits[all_rows] = keep_apart(np.concatenate([p.logits for p in predictions]))
+    for (rows, batch_objs, _), predicted in zip(batches, predictions, strict=True):
+        predicted.high_res = trimmed_high_res(predicted.high_res, logits[rows])
+        remember_batch(tracker, batch_objs, predicted, t, reverse)
     return logits
 
 

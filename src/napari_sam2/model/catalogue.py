@@ -119,17 +119,21 @@ def model_entry(name: str) -> ModelEntry:
     return entry
 
 
+def _entry_or_none(name: object) -> ModelEntry | None:
+    return CATALOGUE.get(name) if isinstance(name, str) else None
+
+
 def size_cue_by_default(name: str | None, along_z: bool) -> bool:
     """Whether tracking trims masks by the size cue unless asked otherwise: along Z for the
     models whose catalogue entry says so (a model by another name: never); never along T."""
-    entry = CATALOGUE.get(name) if isinstance(name, str) else None
+    entry = _entry_or_none(name)
     return along_z and entry is not None and entry.size_cue_along_z
 
 
 def non_overlap_by_default(name: str | None) -> bool:
     """Whether tracking keeps objects apart unless asked otherwise: for the models whose
     catalogue entry says so (a model by another name: never)."""
-    entry = CATALOGUE.get(name) if isinstance(name, str) else None
+    entry = _entry_or_none(name)
     return entry is not None and entry.non_overlap
 
 
