@@ -207,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
     options["non_overlap"] = non_overlap_choice(
         args.non_overlap, model.config.name, prompts.non_overlap
     )
+    options["clicked_region"] = prompts.clicked_region  # None: the model's default
     options["precision"] = session_precision(prompts, args.precision, device)
     size = tile_size(args, frames, model)
     if size is not None:

@@ -80,7 +80,7 @@ def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -
             )
     obj.prompts[t] = prompt
     result = FrameResult(
-        tracker._finish(prediction.low_res_masks),
+        tracker._finish(prediction.low_res_masks, prompt),
         float(prediction.object_score_logits),
         prediction.obj_ptr,
     )

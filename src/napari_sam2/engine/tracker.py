@@ -15,10 +15,11 @@ import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, select_memories
-from ..model.catalogue import non_overlap_by_default
+from ..model.catalogue import clicked_region_by_default, non_overlap_by_default
 from ..model.sam2 import NO_OBJECT_LOGIT
 from . import propagation
 from .budgets import default_budgets
+from .clicked_region import keep_clicked_region
 from .compositing import frame_logits, show_latest, show_result
 from .feature_cache import FeatureCache, disk_store_for
 from .frame_encoding import FrameEncoding
@@ -76,6 +77,10 @@ class Tracker(FrameEncoding):
     catalogue entry says (on for the demo model; off for SAM 2's checkpoints, so the Tracker
     computes exactly what SAM 2 does). Prompted frames keep what their prompts gave. Can be
     changed between propagations.
+    clicked_region: on a clicked frame, keep of the object's mask only the connected pieces
+        its positive clicks lie on (`napari_sam2.engine.clicked_region`): a model's stray
+        pieces on other cells go. None: as the model's catalogue entry says (on for the demo
+        model; off for SAM 2's checkpoints). Applies to clicks made after it is changed.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -100,6 +105,7 @@ class Tracker(FrameEncoding):
         batch_size: int | None = None,
         size_cue: bool = False,
         non_overlap: bool | None = None,
+        clicked_region: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -120,6 +126,11 @@ class Tracker(FrameEncoding):
         self.size_cue = size_cue
         self.non_overlap = (
             non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap
+        )
+        self.clicked_region = (
+            clicked_region_by_default(model.config.name)
+            if clicked_region is None
+            else clicked_region
         )
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
@@ -195,8 +206,14 @@ class Tracker(FrameEncoding):
             **self._memory_options,
         )
 
-    def _finish(self, low_res: torch.Tensor) -> torch.Tensor:
-        return fill_holes(low_res.float(), self.fill_hole_area)
+    def _finish(self, low_res: torch.Tensor, prompt: FramePrompt | None = None) -> torch.Tensor:
+        """Holes filled; for a clicked frame with `clicked_region` on, stray pieces dropped."""
+        low_res = fill_holes(low_res.float(), self.fill_hole_area)
+        if prompt is None or not self.clicked_region or prompt.point_coords is None:
+            return low_res
+        return keep_clicked_region(
+            low_res, prompt.point_coords, prompt.point_labels, self.model.image_size
+        )
 
     def _frame_logits(self, result: FrameResult) -> np.ndarray:
         return frame_logits(result, self.height, self.width)
@@ -274,7 +291,9 @@ class Tracker(FrameEncoding):
         count = 0 if result is None or result.candidates is None else result.candidates.shape[1]
         if not 0 <= index < count:
             raise SAM2Error(f"there are {count} candidate masks on frame {t}")
-        result.low_res_logits = self._finish(result.candidates[:, index : index + 1])
+        result.low_res_logits = self._finish(
+            result.candidates[:, index : index + 1], obj.prompts.get(t)
+        )
         result.obj_ptr = result.candidate_ptrs[:, index]
         result.size_reference = None  # measured on the mask it had
         return show_result(self, obj, t, result)

@@ -40,12 +40,15 @@ _TOP_FIELDS = (
     "reappear",
     "size_cue",
     "non_overlap",
+    "clicked_region",
     "precision",
     "objects",
     "lineage",
     "log",
     "labels_sha256",
 )
+# the settings a file may record as true or false (absent: not recorded)
+_CHOICES = ("reappear", "size_cue", "non_overlap", "clicked_region")
 _V1_FIELDS = ("format", "version", "model", "video_axis", "frame_shape", "normalization", "objects")
 
 
@@ -113,18 +116,11 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
         if prompts.frame_shape[0] * prompts.frame_shape[1] > MAX_FRAME_PIXELS:
             f.fail("frame_shape", f"{list(prompts.frame_shape)} is larger than any frame read")
     prompts.normalization = _parse_normalization(f, top.get("normalization"))
-    reappear = top.get("reappear")
-    if reappear is not None and not isinstance(reappear, bool):
-        f.fail("reappear", f"expected true or false, got {shown(reappear)}")
-    prompts.reappear = reappear
-    size_cue = top.get("size_cue")
-    if size_cue is not None and not isinstance(size_cue, bool):
-        f.fail("size_cue", f"expected true or false, got {shown(size_cue)}")
-    prompts.size_cue = size_cue
-    non_overlap = top.get("non_overlap")
-    if non_overlap is not None and not isinstance(non_overlap, bool):
-        f.fail("non_overlap", f"expected true or false, got {shown(non_overlap)}")
-    prompts.non_overlap = non_overlap
+    for choice in _CHOICES:
+        value = top.get(choice)
+        if value is not None and not isinstance(value, bool):
+            f.fail(choice, f"expected true or false, got {shown(value)}")
+        setattr(prompts, choice, value)
     precision = top.get("precision")
     if precision is not None and precision not in SESSION_PRECISIONS:
         expected = ", ".join(SESSION_PRECISIONS)

@@ -59,6 +59,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "reappear": prompts.reappear,
         "size_cue": prompts.size_cue,
         "non_overlap": prompts.non_overlap,
+        "clicked_region": prompts.clicked_region,
         "precision": prompts.precision,
         "objects": objects,
         "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},

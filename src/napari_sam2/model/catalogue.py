@@ -36,6 +36,8 @@ class ModelEntry:
     # whether tracked objects are kept apart by default (engine/non_overlap.py): measured
     # better for the demo model; SAM 2's checkpoints track as the reference does
     non_overlap: bool = False
+    # whether a click's mask keeps only the pieces its clicks lie on (engine/clicked_region.py)
+    clicked_region: bool = False
 
     @property
     def filename(self) -> str:
@@ -100,6 +102,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     download_mb=None,
     size_cue_along_z=True,
     non_overlap=True,
+    clicked_region=True,
 )
 
 # the eight official names, in the order users see them
@@ -135,6 +138,13 @@ def non_overlap_by_default(name: str | None) -> bool:
     catalogue entry says so (a model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and entry.non_overlap
+
+
+def clicked_region_by_default(name: str | None) -> bool:
+    """Whether a click's mask keeps only the pieces its clicks lie on unless asked otherwise:
+    for the models whose catalogue entry says so (a model by another name: never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and entry.clicked_region
 
 
 def is_known_model(name: object) -> bool:

@@ -102,16 +102,29 @@ class Session:
     def non_overlap(self, value: bool) -> None:
         self.tracker.non_overlap = bool(value)
 
+    @property
+    def clicked_region(self) -> bool:
+        return self.tracker.clicked_region
+
+    @clicked_region.setter
+    def clicked_region(self, value: bool) -> None:
+        self.tracker.clicked_region = bool(value)
+
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may
-        reappear, the size cue, objects kept apart); those it does not record keep this
-        session's defaults."""
+        reappear, the size cue, objects kept apart, clicks kept to their pieces); those it
+        does not record keep this session's defaults, except that a session saved before
+        clicks could be kept to their pieces ran without it."""
         if prompts.reappear is not None:
             self.reappear = prompts.reappear
         if prompts.size_cue is not None:
             self.size_cue = prompts.size_cue
         if prompts.non_overlap is not None:
             self.non_overlap = prompts.non_overlap
+        if prompts.clicked_region is not None:
+            self.clicked_region = prompts.clicked_region
+        elif prompts.log is not None:
+            self.clicked_region = False
 
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
