@@ -20,6 +20,7 @@ from napari_sam2.model import MODEL_NAMES, build_model
 from napari_sam2.model.catalogue import clicked_region_by_default
 from napari_sam2.session import Session, read_session, write_session
 from napari_sam2.session.headless import replay_log, session_log
+from napari_sam2.session.log import parse_log
 from napari_sam2.synthetic import timelapse
 from napari_sam2.training.evaluate import interior_point
 
@@ -40,7 +41,8 @@ def test_pieces_no_positive_click_lies_on_are_lowered():
     logits = two_pieces()
     grid = 64  # the model's grid: 4 grid pixels per low-res pixel
     on_first = torch.tensor([[4 * 3 + 1.0, 4 * 4 + 2.0]])  # (x, y) inside rows/cols 2-5
-    kept = keep_clicked_region(logits, on_first, torch.tensor([1]), grid)
+    frame = (grid, grid)  # frame pixels the size of the grid's
+    kept = keep_clicked_region(logits, on_first, torch.tensor([1]), grid, frame)
     first = torch.zeros(16, 16, dtype=torch.bool)
     first[2:6, 2:6] = first[6:8, 6:8] = True  # the corner-joined piece counts as the same
     assert torch.equal(kept[0, 0][first], logits[0, 0][first])
@@ -49,10 +51,12 @@ def test_pieces_no_positive_click_lies_on_are_lowered():
     assert torch.equal(kept[0, 0][~stray], logits[0, 0][~stray])
     # a positive click on each piece keeps both; a negative click there does not count
     on_second = torch.tensor([[4 * 11.0, 4 * 12.0]])
-    both = keep_clicked_region(logits, torch.cat([on_first, on_second]), torch.tensor([1, 1]), grid)
+    both = keep_clicked_region(
+        logits, torch.cat([on_first, on_second]), torch.tensor([1, 1]), grid, frame
+    )
     assert torch.equal(both, logits)
     negative = keep_clicked_region(
-        logits, torch.cat([on_first, on_second]), torch.tensor([1, 0]), grid
+        logits, torch.cat([on_first, on_second]), torch.tensor([1, 0]), grid, frame
     )
     assert torch.equal(negative, kept)
 
@@ -60,11 +64,26 @@ def test_pieces_no_positive_click_lies_on_are_lowered():
 def test_a_mask_is_left_as_it_is_when_no_positive_click_lies_on_it():
     logits = two_pieces()
     off = torch.tensor([[4 * 0.5, 4 * 15.0]])  # background
-    assert keep_clicked_region(logits, off, torch.tensor([1]), 64) is logits
-    assert keep_clicked_region(logits, off, torch.tensor([0]), 64) is logits
+    assert keep_clicked_region(logits, off, torch.tensor([1]), 64, (64, 64)) is logits
+    assert keep_clicked_region(logits, off, torch.tensor([0]), 64, (64, 64)) is logits
     one = torch.full((1, 1, 16, 16), -1.0)
     one[..., 3:9, 3:9] = 2.0
-    assert keep_clicked_region(one, torch.tensor([[20.0, 20.0]]), torch.tensor([1]), 64) is one
+    click = torch.tensor([[20.0, 20.0]])
+    assert keep_clicked_region(one, click, torch.tensor([1]), 64, (64, 64)) is one
+
+
+def test_a_click_counts_where_its_pixel_centre_lies():
+    """A click on frame pixel x is at x + 0.5, where the frame's logits are resized from: on a
+    100-pixel-wide frame over a 64-cell grid, pixel 3 lies in cell 2 (3.5 * 0.64 = 2.24),
+    not in cell 1 (3 * 0.64 = 1.92)."""
+    logits = torch.full((1, 1, 64, 64), -5.0)
+    logits[..., 7:10, 2:6] = 4.0  # the clicked piece starts at column 2 (row 8: 12.5 * 0.64)
+    logits[..., 40:44, 40:44] = 4.0  # a stray piece
+    image_size, frame = 256, (100, 100)
+    click = torch.tensor([[3.0, 12.0]]) * image_size / 100  # pixel (x 3, y 12) on the grid
+    kept = keep_clicked_region(logits, click, torch.tensor([1]), image_size, frame)
+    assert (kept[..., 7:10, 2:6] == 4.0).all()
+    assert (kept[..., 40:44, 40:44] <= NON_OWNER_LOGIT).all()
 
 
 def test_the_demo_model_keeps_clicks_to_their_pieces_and_sam2_checkpoints_do_not():
@@ -109,13 +128,23 @@ def with_a_stray_piece(model, monkeypatch, corner: tuple[int, int]) -> None:
     monkeypatch.setattr(model, "track_frame", track_frame)
 
 
+def stray_corner(x: float, y: float) -> tuple[int, int]:
+    """A low-res (64 x 64 for the 96 x 96 frames) corner far from the click at (x, y)."""
+    return (0, 0) if x > 48 and y > 48 else (56, 56)
+
+
+def far_pixels(x: float, y: float) -> np.ndarray:
+    """(96, 96) pixels well inside the stray piece at `stray_corner(x, y)`."""
+    far = np.zeros((96, 96), bool)
+    r, c = (int(v * 96 / 64) for v in stray_corner(x, y))
+    far[r + 1 : r + 5, c + 1 : c + 5] = True
+    return far
+
+
 def test_a_click_and_its_candidates_lose_the_stray_piece(model, cells, monkeypatch):
     stack, (x, y) = cells
-    corner = (0, 0) if x > 48 and y > 48 else (56, 56)  # low-res (64 x 64) of the 96 x 96
-    far = np.zeros((96, 96), bool)
-    r, c = (int(v * 96 / 64) for v in corner)
-    far[r + 1 : r + 5, c + 1 : c + 5] = True  # inside the piece at frame resolution
-    with_a_stray_piece(model, monkeypatch, corner)
+    far = far_pixels(x, y)
+    with_a_stray_piece(model, monkeypatch, stray_corner(x, y))
     plain = Tracker(model, stack.frames, clicked_region=False)
     stray = plain.add_points(0, 1, [(x, y)], [1]) > 0
     assert stray[far].all()  # the piece is there without the option
@@ -124,9 +153,11 @@ def test_a_click_and_its_candidates_lose_the_stray_piece(model, cells, monkeypat
     assert not kept[far].any()
     assert kept[int(y), int(x)] and (kept == (stray & ~far_piece(stray, far))).all()
     assert not (tracker.labels()[0][far]).any()
+    previews = tracker.candidate_logits(0, 1)
     for index in range(3):
-        chosen = tracker.choose_candidate(0, 1, index) > 0
-        assert not chosen[far].any(), index
+        chosen = tracker.choose_candidate(0, 1, index)
+        assert not (chosen > 0)[far].any(), index
+        np.testing.assert_array_equal(chosen, previews[index])  # what was shown is taken
     # switched off, a new click keeps the piece again
     tracker.clicked_region = False
     assert (tracker.add_points(0, 1, [(x, y)], [1]) > 0)[far].all()
@@ -140,28 +171,49 @@ def far_piece(mask: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return np.isin(pieces, np.unique(pieces[inside & mask]))
 
 
-def test_a_saved_session_records_it_and_replays_to_the_same_labels(tmp_path, model, cells):
+def test_a_session_replays_each_click_as_it_was_made(tmp_path, model, cells, monkeypatch):
+    """The setting may change between clicks: the log says, per click and candidate choice,
+    whether it was on, and a replay follows that whatever the file or tracker say now."""
     stack, (x, y) = cells
+    with_a_stray_piece(model, monkeypatch, stray_corner(x, y))
     session = Session(Tracker(model, stack.frames), model_name="demo")
-    session.set_prompts(0, 1, FramePrompts([(x, y, 1)]))
+    session.set_prompts(0, 1, FramePrompts([(x, y, 1)]))  # on: the piece goes
+    session.clicked_region = False
+    session.set_prompts(1, 1, FramePrompts([(x, y, 1)]))  # off: the piece stays
+    session.choose_candidate(1, 1, 0)
     for _ in session.propagate("forward"):
         pass
+    saved = session.tracker.labels().copy()
+    far = far_pixels(x, y)
+    assert not saved[0][far].any() and saved[1][far].all()
     path = write_session(tmp_path / "session.json", session)
-    assert json.loads(path.read_text())["clicked_region"] is True
+    document = json.loads(path.read_text())
+    assert document["clicked_region"] is False  # the setting when saved, for clicks to come
+    flags = [e.get("clicked_region") for e in document["log"] if e["op"] != "propagate"]
+    assert flags == [True, None, None]  # written only where on
+
     prompts, _ = read_session(path)
     log = session_log(prompts, "session.json", prompts_only=False)
-    fresh = Tracker(model, stack.frames, clicked_region=False)  # the file says which to use
-    replayed, same = replay_log(fresh, prompts, log, "session.json")
-    assert same and replayed.clicked_region is True
+    for start in (True, False):
+        fresh = Tracker(model, stack.frames, clicked_region=start)
+        replayed, same = replay_log(fresh, prompts, log, "session.json")
+        assert same
+        np.testing.assert_array_equal(fresh.labels(), saved)
+        assert replayed.clicked_region is False  # the file's choice after the replay
 
-    # a session saved before the setting existed ran without it
-    document = json.loads(path.read_text())
+    # a session saved before the setting existed ran without it on every click
+    for entry in document["log"]:
+        entry.pop("clicked_region", None)
     del document["clicked_region"]
     old = tmp_path / "old.json"
     old.write_text(json.dumps(document))
     prompts, _ = read_session(old)
-    replayed, _ = replay_log(Tracker(model, stack.frames), prompts, log, "old.json")
-    assert replayed.clicked_region is False
+    fresh = Tracker(model, stack.frames)
+    replayed, _ = replay_log(
+        fresh, prompts, session_log(prompts, "old.json", prompts_only=False), "old.json"
+    )
+    assert fresh.labels()[0][far].all()  # the first click kept its piece too
+    assert replayed.clicked_region is True  # later clicks: the model's default
     # a plain prompts file without it keeps the model's default
     plain = Session(Tracker(model, stack.frames))
     top = {"format": "napari-sam2 prompts", "version": 2, "objects": []}
@@ -170,6 +222,11 @@ def test_a_saved_session_records_it_and_replays_to_the_same_labels(tmp_path, mod
 
 
 def test_a_bad_value_is_named():
+    click = {"op": "prompts", "frame": 0, "object": 1, "points": [[1, 1, 1]]}
+    assert parse_log([click], (8, 8))[0].clicked_region is False
+    assert parse_log([click | {"clicked_region": True}], (8, 8))[0].clicked_region is True
+    with pytest.raises(SAM2Error, match=r"log\[0\]\.clicked_region: expected true or false"):
+        parse_log([click | {"clicked_region": "yes"}], (8, 8), "s.json")
     top = {"format": "napari-sam2 prompts", "version": 2, "objects": []}
     assert parse_prompts(top).clicked_region is None
     assert parse_prompts(top | {"clicked_region": False}).clicked_region is False
@@ -177,7 +234,7 @@ def test_a_bad_value_is_named():
         parse_prompts(top | {"clicked_region": 1}, "p.json")
 
 
-def test_segment_follows_the_prompts_file_else_the_model(tmp_path, cells, monkeypatch):
+def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, cells, monkeypatch):
     seen = []
 
     class Spy(engine.Tracker):
@@ -194,9 +251,16 @@ def test_segment_follows_the_prompts_file_else_the_model(tmp_path, cells, monkey
         "version": 2,
         "objects": [{"id": 1, "frames": {"0": {"points": [[x, y, 1]]}}}],
     }
-    for name, document in [("plain", top), ("chosen", top | {"clicked_region": False})]:
+    runs = [
+        ("plain", top, []),
+        ("chosen", top | {"clicked_region": False}, []),
+        ("chosen", top | {"clicked_region": False}, ["--clicked-region", "yes"]),
+        ("plain", top, ["--clicked-region", "no"]),
+    ]
+    for name, document, flag in runs:
         prompts = tmp_path / f"{name}.json"
         prompts.write_text(json.dumps(document))
         argv = ["segment", path, "--prompts", prompts, "--out", tmp_path / "labels.tif"]
-        assert main([str(a) for a in [*argv, "--model", "demo", "--overwrite", "--quiet"]]) == 0
-    assert seen == [True, False]
+        argv += ["--model", "demo", "--overwrite", "--quiet", *flag]
+        assert main([str(a) for a in argv]) == 0
+    assert seen == [True, False, True, False]

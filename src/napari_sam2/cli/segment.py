@@ -9,6 +9,7 @@ from .common import (
     add_axis_options,
     add_cache_option,
     add_device_option,
+    auto_choice,
     check_image_size,
     non_overlap_choice,
     parse_fixes,
@@ -69,6 +70,14 @@ def add_parser(commands) -> None:
         help="keep tracked objects apart, each pixel to the object with the highest logit, in "
         "the masks and in what is remembered? auto: the prompts file's choice, else the "
         "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
+    )
+    segment.add_argument(
+        "--clicked-region",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="keep each click's mask to the connected pieces its object clicks lie on? auto: "
+        "the prompts file's choice, else the model's (yes for demo, no for SAM 2 "
+        "checkpoints); a session log replays its own",
     )
     segment.add_argument(
         "--direction",
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         write_labels,
     )
     from ..io.label_files import LABEL_SUFFIXES
+    from ..model.catalogue import clicked_region_by_default
     from ..model.devices import resolve_device
     from ..session.headless import (
         replay_log,
@@ -207,7 +217,11 @@ def run(args: argparse.Namespace) -> int:
     options["non_overlap"] = non_overlap_choice(
         args.non_overlap, model.config.name, prompts.non_overlap
     )
-    options["clicked_region"] = prompts.clicked_region  # None: the model's default
+    options["clicked_region"] = auto_choice(
+        args.clicked_region,
+        prompts.clicked_region,
+        lambda: clicked_region_by_default(model.config.name),
+    )
     options["precision"] = session_precision(prompts, args.precision, device)
     size = tile_size(args, frames, model)
     if size is not None:

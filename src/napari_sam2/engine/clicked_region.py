@@ -18,13 +18,17 @@ _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
 def keep_clicked_region(
-    low_res: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, image_size: int
+    low_res: torch.Tensor,
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    image_size: int,
+    frame_size: tuple[int, int],
 ) -> torch.Tensor:
     """(1, 1, h, w) mask logits with every connected piece that no positive click lies on
     lowered to at most NON_OWNER_LOGIT. points: (N, 2) clicks (x, y) on the model's
-    image_size grid, labels (N,) 1 for the object's clicks. Unchanged when no positive click
-    lies on the mask (the model did not follow the click: nothing to choose by) or when it
-    is one piece."""
+    image_size grid, made on pixels of a frame of frame_size (height, width); labels (N,) 1
+    for the object's clicks. Unchanged when no positive click lies on the mask (the model did
+    not follow the click: nothing to choose by) or when it is one piece."""
     positive = points[labels == 1]
     if positive.numel() == 0:
         return low_res
@@ -32,8 +36,10 @@ def keep_clicked_region(
     pieces, count = ndimage.label(low_res[0, 0].cpu().numpy() > 0, structure=_EIGHT_NEIGHBOURS)
     if count < 2:
         return low_res
-    scale = np.array([width, height]) / image_size
-    cells = np.floor(positive.cpu().numpy() * scale).astype(int)
+    # a click on pixel x means its centre, x + 0.5, where the frame's logits are resized from
+    pixel = image_size / np.array([frame_size[1], frame_size[0]])
+    centres = positive.cpu().numpy() + 0.5 * pixel
+    cells = np.floor(centres * np.array([width, height]) / image_size).astype(int)
     cols = np.clip(cells[:, 0], 0, width - 1)
     rows = np.clip(cells[:, 1], 0, height - 1)
     clicked = np.unique(pieces[rows, cols])

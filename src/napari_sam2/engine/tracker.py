@@ -212,7 +212,11 @@ class Tracker(FrameEncoding):
         if prompt is None or not self.clicked_region or prompt.point_coords is None:
             return low_res
         return keep_clicked_region(
-            low_res, prompt.point_coords, prompt.point_labels, self.model.image_size
+            low_res,
+            prompt.point_coords,
+            prompt.point_labels,
+            self.model.image_size,
+            (self.height, self.width),
         )
 
     def _frame_logits(self, result: FrameResult) -> np.ndarray:
@@ -273,15 +277,19 @@ class Tracker(FrameEncoding):
 
     def candidate_logits(self, t: int, obj_id: int) -> np.ndarray:
         """The three candidate masks of the last single click on frame t, as logits
-        (3, H, W) in the decoder's order (the one shown is the highest predicted IoU);
-        empty (0, H, W) when the last prompt there gave a single mask."""
-        result = self._object(obj_id, create=False).pending.get(self._check_frame(t))
+        (3, H, W) in the decoder's order (the one shown is the highest predicted IoU), each
+        as `choose_candidate` would take it; empty (0, H, W) when the last prompt there gave
+        a single mask."""
+        obj = self._object(obj_id, create=False)
+        t = self._check_frame(t)
+        result = obj.pending.get(t)
         if result is None or result.candidates is None:
             return np.zeros((0, self.height, self.width), dtype=np.float32)
-        logits = to_frame_resolution(
-            result.candidates.float().transpose(0, 1), self.height, self.width
-        )
-        return logits.cpu().numpy()
+        finished = [
+            self._finish(result.candidates[:, i : i + 1], obj.prompts.get(t))
+            for i in range(result.candidates.shape[1])
+        ]
+        return to_frame_resolution(torch.cat(finished), self.height, self.width).cpu().numpy()
 
     def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
         """Take candidate `index` of `candidate_logits(t, obj_id)` as the object's result on

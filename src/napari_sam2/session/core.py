@@ -113,8 +113,8 @@ class Session:
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may
         reappear, the size cue, objects kept apart, clicks kept to their pieces); those it
-        does not record keep this session's defaults, except that a session saved before
-        clicks could be kept to their pieces ran without it."""
+        does not record keep this session's defaults. (A session's log says for each of its
+        clicks whether it was kept to its pieces; the file's choice is for clicks to come.)"""
         if prompts.reappear is not None:
             self.reappear = prompts.reappear
         if prompts.size_cue is not None:
@@ -123,8 +123,6 @@ class Session:
             self.non_overlap = prompts.non_overlap
         if prompts.clicked_region is not None:
             self.clicked_region = prompts.clicked_region
-        elif prompts.log is not None:
-            self.clicked_region = False
 
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
@@ -176,7 +174,7 @@ class Session:
         obj_id = self.object(obj_id).id
         edit = FramePrompts(list(prompts.points), prompts.box)
         logits = apply_frame(self.tracker, t, obj_id, edit)
-        self._record(PromptEdit(int(t), obj_id, edit))
+        self._record(PromptEdit(int(t), obj_id, edit, self.tracker.clicked_region))
         return logits
 
     def add_mask(self, t: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
@@ -192,7 +190,7 @@ class Session:
         """Candidate `index` of the last single click on frame t becomes the result there."""
         self._check_not_running()
         logits = self.tracker.choose_candidate(t, obj_id, index)
-        self._record(CandidateChoice(int(t), int(obj_id), int(index)))
+        self._record(CandidateChoice(int(t), int(obj_id), int(index), self.tracker.clicked_region))
         return logits
 
     def candidate_count(self, t: int, obj_id: int) -> int:
@@ -359,12 +357,18 @@ class Session:
                 raise SAM2Error(f"replaying log[{i}] ({describe(op)}): {exc}") from exc
 
     def _replay_one(self, op: Operation, on_frame) -> None:
-        if isinstance(op, PromptEdit):
-            self.set_prompts(op.frame, op.object, op.prompts)
+        if isinstance(op, PromptEdit | CandidateChoice):
+            # as the click was made; the session's own setting stays for the clicks to come
+            chosen, self.clicked_region = self.clicked_region, op.clicked_region
+            try:
+                if isinstance(op, PromptEdit):
+                    self.set_prompts(op.frame, op.object, op.prompts)
+                else:
+                    self.choose_candidate(op.frame, op.object, op.index)
+            finally:
+                self.clicked_region = chosen
         elif isinstance(op, MaskPrompt):
             self.add_mask(op.frame, op.object, op.mask)
-        elif isinstance(op, CandidateChoice):
-            self.choose_candidate(op.frame, op.object, op.index)
         elif isinstance(op, Propagation):
             self.tracker.reappear = op.reappear
             self.tracker.size_cue = op.size_cue

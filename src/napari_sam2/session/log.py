@@ -29,11 +29,13 @@ DIRECTIONS = ("forward", "backward", "both")
 
 @dataclass(frozen=True)
 class PromptEdit:
-    """The clicks and box of one object on one frame became exactly these (none: cleared)."""
+    """The clicks and box of one object on one frame became exactly these (none: cleared);
+    `clicked_region`: whether the mask was kept to the pieces its clicks lie on."""
 
     frame: int
     object: int
     prompts: FramePrompts
+    clicked_region: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,13 @@ class MaskPrompt:
 
 @dataclass(frozen=True)
 class CandidateChoice:
-    """Candidate `index` of the last single click on a frame was chosen."""
+    """Candidate `index` of the last single click on a frame was chosen (`clicked_region`:
+    kept to the pieces the click lies on)."""
 
     frame: int
     object: int
     index: int
+    clicked_region: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,13 @@ def _parse_label_frame(f: JsonFields, value, where: str, frame_shape) -> np.ndar
 def operation_document(op: Operation) -> dict[str, Any]:
     """One operation as a JSON-ready dictionary."""
     if isinstance(op, PromptEdit):
-        return {"op": "prompts", "frame": op.frame, "object": op.object} | frame_document(
-            op.prompts
-        )
+        entry = {"op": "prompts", "frame": op.frame, "object": op.object}
+        return entry | frame_document(op.prompts) | _clicked_region(op)
     if isinstance(op, MaskPrompt):
         return {"op": "mask", "frame": op.frame, "object": op.object, "mask": encode_mask(op.mask)}
     if isinstance(op, CandidateChoice):
-        return {"op": "candidate", "frame": op.frame, "object": op.object, "index": op.index}
+        entry = {"op": "candidate", "frame": op.frame, "object": op.object, "index": op.index}
+        return entry | _clicked_region(op)
     if isinstance(op, Propagation):
         return {
             "op": "propagate",
@@ -162,10 +166,15 @@ def operation_document(op: Operation) -> dict[str, Any]:
     raise TypeError(f"not an operation: {op!r}")
 
 
+def _clicked_region(op: "PromptEdit | CandidateChoice") -> dict[str, bool]:
+    """Written only where on: sessions saved before it existed ran without it."""
+    return {"clicked_region": True} if op.clicked_region else {}
+
+
 _FIELDS = {
-    "prompts": ("op", "frame", "object", "points", "box"),
+    "prompts": ("op", "frame", "object", "points", "box", "clicked_region"),
     "mask": ("op", "frame", "object", "mask"),
-    "candidate": ("op", "frame", "object", "index"),
+    "candidate": ("op", "frame", "object", "index", "clicked_region"),
     "propagate": (
         "op",
         "direction",
@@ -204,16 +213,30 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             f.fail(f"{where}.{name}", "missing")
         return f.integer(entry[name], f"{where}.{name}", minimum, maximum)
 
+    def flag(name: str) -> bool:  # absent: false (written before the flag existed)
+        value = entry.get(name, False)
+        if not isinstance(value, bool):
+            f.fail(f"{where}.{name}", f"expected true or false, got {shown(value)}")
+        return value
+
     if kind == "prompts":
         frame = {k: entry[k] for k in ("points", "box") if k in entry}
         prompts = parse_frame(f, frame, where, frame_shape, allow_empty=True)
-        return PromptEdit(integer("frame"), integer("object", 1, MAX_OBJECT_ID), prompts)
+        return PromptEdit(
+            integer("frame"),
+            integer("object", 1, MAX_OBJECT_ID),
+            prompts,
+            flag("clicked_region"),
+        )
     if kind == "mask":
         mask = parse_mask(f, entry.get("mask"), f"{where}.mask", frame_shape)
         return MaskPrompt(integer("frame"), integer("object", 1, MAX_OBJECT_ID), mask)
     if kind == "candidate":
         return CandidateChoice(
-            integer("frame"), integer("object", 1, MAX_OBJECT_ID), integer("index", 0, 2)
+            integer("frame"),
+            integer("object", 1, MAX_OBJECT_ID),
+            integer("index", 0, 2),
+            flag("clicked_region"),
         )
     if kind == "propagate":
         direction = entry.get("direction")
@@ -232,14 +255,7 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
         if not isinstance(reappear, bool):
             f.fail(f"{where}.reappear", f"expected true or false, got {shown(reappear)}")
         frames = None if entry.get("frames") is None else integer("frames")
-        # sessions saved before the size cue existed ran without it
-        size_cue = entry.get("size_cue", False)
-        if not isinstance(size_cue, bool):
-            f.fail(f"{where}.size_cue", f"expected true or false, got {shown(size_cue)}")
-        # and those saved before objects were kept apart, without that
-        non_overlap = entry.get("non_overlap", False)
-        if not isinstance(non_overlap, bool):
-            f.fail(f"{where}.non_overlap", f"expected true or false, got {shown(non_overlap)}")
+        size_cue, non_overlap = flag("size_cue"), flag("non_overlap")
         return Propagation(direction, start, objects, reappear, frames, size_cue, non_overlap)
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
