@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from napari_sam2.engine import Tracker
+from napari_sam2.engine.automatic_masks import MaskGeneratorSettings
+from napari_sam2.engine.cell_seeds import automatic_labels
 from napari_sam2.engine.feature_cache import FeatureCache
 from napari_sam2.errors import SAM2Error
 from napari_sam2.model import FrameFeatures, build_model
@@ -104,3 +106,16 @@ def test_a_failed_encode_does_not_block_the_next_one():
     with pytest.raises(RuntimeError):
         cache.get(1, broken)
     assert cache.get(1, lambda t: fake("features")).name == "features"
+
+
+def test_features_computed_outside_inference_mode_carry_no_graph(model, frames):
+    """Automatic seeds and division clicks ask for a frame's features with autograd on; the
+    cached features must not hold the encoder's graph (2.4 GB of activations at 1024)."""
+    assert torch.is_grad_enabled()
+    tracker = Tracker(model, frames)
+    features = tracker.frame_features(0)
+    tensors = [features.image_embed, features.image_pos, *features.high_res]
+    assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
+    automatic_labels(tracker, 1, MaskGeneratorSettings(points_per_side=4), min_area=1)
+    features = tracker.frame_features(1)
+    assert tracker.is_encoded(1) and features.image_embed.grad_fn is None

@@ -22,7 +22,10 @@ class FrameEncoding:
     def _autocast(self):
         return autocast(self.device, self.bfloat16)
 
+    @torch.no_grad()
     def _compute_features(self, t: int) -> FrameFeatures:
+        # never with autograd: cached features with a graph would keep every activation of
+        # the encoder alive (3 GB at 1024) for as long as they stay in the cache
         image = self.frames.frame_tensor(t).to(self.device)[None]
         if self.precision != "bfloat16-encoder":
             with self._autocast():
