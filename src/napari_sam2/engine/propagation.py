@@ -174,14 +174,8 @@ def track_objects(
     predictions = [predict_batch(tracker, b, m, t, image) for _, b, m in batches]
     all_rows = [i for rows, _, _ in batches for i in rows]
     logits[all_rows] = keep_apart(np.concatenate([p.logits for p in predictions]))
-    # the stored results too, at their own resolution, so that a correction click there
-    # starts from the kept-apart mask
-    low_res = torch.cat([p.low_res for p in predictions])
-    apart = torch.from_numpy(keep_apart(low_res[:, 0].float().cpu().numpy()))[:, None]
-    low_res = apart.to(low_res.device, low_res.dtype).split([len(p.logits) for p in predictions])
-    for (rows, batch_objs, _), predicted, kept in zip(batches, predictions, low_res, strict=True):
+    for (rows, batch_objs, _), predicted in zip(batches, predictions, strict=True):
         predicted.high_res = trimmed_high_res(predicted.high_res, logits[rows])
-        predicted.low_res = kept
         remember_batch(tracker, batch_objs, predicted, t, reverse)
     return logits
 
