@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 import napari_sam2.engine as engine
 from napari_sam2.cli import main
@@ -126,6 +127,43 @@ def test_tracked_frames_and_their_memories_keep_objects_apart(
     assert (per_object[0] & per_object[1]).any()
     for first, second in zip(per_object[2::2], per_object[3::2], strict=True):
         assert not (first & second).any()
+
+
+class StartSpy:
+    """The low-resolution mask each click of the model starts from (`prev_mask_logits`)."""
+
+    def __init__(self, model, monkeypatch) -> None:
+        self.starts: list[torch.Tensor | None] = []
+        original = model.track_frame
+
+        def track_frame(*args, **kwargs):
+            start = kwargs.get("prev_mask_logits")
+            self.starts.append(None if start is None else start.detach().float().cpu())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(model, "track_frame", track_frame)
+
+
+@pytest.mark.parametrize("non_overlap", [True, False])
+def test_a_correction_on_a_tracked_frame_starts_from_the_kept_apart_mask(
+    model, cells, monkeypatch, non_overlap
+):
+    stack, clicks = cells
+    tracker, _ = propagated(model, stack, clicks, non_overlap=non_overlap)
+    t = 3
+    mine, theirs = (tracker.objects[i].tracked[t].low_res_logits.clone() for i in (1, 2))
+    assert ((mine > 0) & (theirs > 0)).sum() > 0  # the stored results overlap
+    spy = StartSpy(model, monkeypatch)
+    x, y = clicks[0]
+    tracker.add_points(t, 1, [(x, y), (x + 20.0, y + 20.0)], [1, 0])
+    (start,) = spy.starts
+    expected = keep_apart(torch.cat([mine, theirs])[:, 0].numpy())[:1] if non_overlap else mine
+    np.testing.assert_array_equal(start[:, 0].numpy() if non_overlap else start, expected)
+    if non_overlap:
+        assert not ((start > 0) & (theirs > mine)).any()
+        assert (start > 0).sum() < (mine > 0).sum()  # it gave up pixels
+    # the other object's stored result is left as it was, to take back what this one frees
+    assert torch.equal(tracker.objects[2].tracked[t].low_res_logits, theirs)
 
 
 def test_a_saved_session_replays_the_setting_to_the_same_labels(tmp_path, model, cells):

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
+from .non_overlap import keep_apart
 from .state import BACKWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
 
 if TYPE_CHECKING:
@@ -52,6 +53,22 @@ def mask_prompt(mask, height: int, width: int, image_size: int) -> FramePrompt:
     return FramePrompt(mask=resized)
 
 
+def starting_mask(tracker: "Tracker", obj: ObjectState, t: int) -> torch.Tensor | None:
+    """The low-resolution logits a click on frame t starts from: the object's newest result
+    there. A tracked frame's result with objects kept apart gives up the pixels another
+    object's result there claims more strongly (as the labels show them); the stored results
+    stay as they are, so that the others can take back pixels this one gives up."""
+    previous = obj.latest_result(t)
+    if previous is None or not tracker.non_overlap or previous is not obj.tracked.get(t):
+        return None if previous is None else previous.low_res_logits
+    others = [o.latest_result(t) for o in tracker.objects.values() if o is not obj]
+    others = [r.low_res_logits for r in others if r is not None]
+    if not others:
+        return previous.low_res_logits
+    rows = torch.cat([previous.low_res_logits, *others])[:, 0].float().cpu().numpy()
+    return torch.from_numpy(keep_apart(rows)[:1])[:, None]
+
+
 @torch.inference_mode()
 def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -> FrameResult:
     """The object's result on frame t from this prompt, kept as pending (it becomes a
@@ -65,10 +82,8 @@ def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -
             prediction = model.track_frame(features, None, mask=prompt.mask.to(device))
         else:
             coords, labels = prompt.model_points()
-            previous = obj.latest_result(t)
-            prev_logits = (
-                None if previous is None else previous.low_res_logits.to(device).clamp(-32.0, 32.0)
-            )
+            previous = starting_mask(tracker, obj, t)
+            prev_logits = None if previous is None else previous.to(device).clamp(-32.0, 32.0)
             memory = None if first_prompt else tracker._memory_for(obj, t, reverse)
             prediction = model.track_frame(
                 features,
