@@ -192,7 +192,8 @@ class DataPanel(Panel):
         )
         from .load_ahead import use_ahead, viewed_frame
 
-        viewed = viewed_frame(host)
+        # a session file (`then`) replaces the new session at once: nothing to encode ahead
+        viewed = viewed_frame(host) if then is None else None
 
         def loaded(result) -> None:
             model, ahead = result

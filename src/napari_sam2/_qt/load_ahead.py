@@ -87,7 +87,8 @@ def use_ahead(host, ahead: EncodedAhead | None) -> bool:
     same = (
         host.image.data is viewed.data
         and view.video_axis == viewed.view.video_axis
-        and list(view.fixed) == list(viewed.view.fixed)
+        # the same plane for that frame (the user may have moved along the video axis)
+        and view.index(viewed.frame) == viewed.view.index(viewed.frame)
         and tracker.precision == ahead.precision
         and tracker.frames.image_size == ahead.frames.image_size
         and np.array_equal(tracker.frames.limits, ahead.frames.limits)
