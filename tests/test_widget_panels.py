@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from napari_sam2.synthetic import moving_cells, timelapse
 from widget_helpers import fail_after, idle, replay_saved_session
@@ -109,55 +108,6 @@ def test_the_viewed_frame_is_encoded_in_a_worker_then_its_neighbours(widget, qtb
     widget.clicks.add([[3, 24, 31]])
     idle(qtbot, widget)
     assert (widget.labels.data[3] == 1).any() and tracker.features.misses == misses
-
-
-def test_the_frame_on_view_is_encoded_while_the_model_loads(make_napari_viewer, qtbot, stack):
-    """With background encoding off, only the load can have encoded it; its features are
-    exactly those the session's tracker computes. Changed while loading, they are not used."""
-    from napari_sam2.engine import Tracker
-
-    viewer = make_napari_viewer(show=True)
-    viewer.add_image(stack, name="cells")
-    widget = add_widget(viewer)
-    widget.model_combo.setCurrentText("demo")
-    widget.device_combo.setCurrentText("cpu")
-    engine_panel(widget).background.setChecked(False)
-    viewer.dims.set_point(0, 4)
-    widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
-    tracker = widget.tracker
-    assert tracker.is_encoded(4) and not any(tracker.is_encoded(t) for t in (0, 1, 2, 3, 5))
-    limits = tuple(viewer.layers["cells"].contrast_limits)
-    fresh = Tracker(widget.model, stack, contrast_limits=limits, precision=tracker.precision)
-    with torch.inference_mode():
-        expected, got = fresh.frame_features(4), tracker.frame_features(4)
-    assert torch.equal(expected.image_embed, got.image_embed)
-    assert all(torch.equal(a, b) for a, b in zip(expected.high_res, got.high_res, strict=True))
-    misses = tracker.features.misses
-    widget.clicks.add([[4, 24, 31]])
-    idle(qtbot, widget)
-    assert (widget.labels.data[4] == 1).any() and tracker.features.misses == misses
-
-    # moving to another frame while loading: the frame encoded ahead is still used
-    widget.clicks.data = np.empty((0, 3))
-    idle(qtbot, widget)
-    widget.load_button.click()
-    viewer.dims.set_point(0, 1)
-    idle(qtbot, widget)
-    assert widget.tracker is not tracker and widget.tracker.is_encoded(4)
-    assert not widget.tracker.is_encoded(1)  # background encoding is off
-    tracker = widget.tracker
-    viewer.dims.set_point(0, 4)
-
-    # contrast changed while loading: the features encoded ahead no longer fit (the click
-    # goes first, or the new session would encode its frame to segment it again)
-    widget.clicks.data = np.empty((0, 3))
-    idle(qtbot, widget)
-    viewer.layers["cells"].contrast_limits = (limits[0], limits[1] / 2)
-    widget.load_button.click()
-    viewer.layers["cells"].contrast_limits = limits
-    idle(qtbot, widget)
-    assert widget.tracker is not tracker and not widget.tracker.is_encoded(4)
 
 
 def test_a_click_does_not_wait_behind_a_background_encode(widget, qtbot, monkeypatch):

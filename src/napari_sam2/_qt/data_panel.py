@@ -190,41 +190,31 @@ class DataPanel(Panel):
         source = (
             (None, str(Path(checkpoint).resolve())) if name == CHECKPOINT_FILE else (name, None)
         )
-        from .load_ahead import use_ahead, viewed_frame
 
-        # a session file (`then`) replaces the new session at once: nothing to encode ahead
-        viewed = viewed_frame(host) if then is None else None
-
-        def loaded(result) -> None:
-            model, ahead = result
+        def loaded(model) -> None:
             host.model, host.model_source = model, source
             self.choose(None, None, model.image_size)  # the size it really runs at
             host.say(f"{model.config.name} loaded. Click on the image to segment.")
             host.start_session()
-            use_ahead(host, ahead)
             if then is not None:
                 # once this worker is done: `then` may start the next one
                 finished.append(then)
 
         finished = []
-        worker = job(_load, name, checkpoint, device, size, viewed)
+        worker = job(_load, name, checkpoint, device, size)
         worker.returned.connect(loaded)
         host.run_job(worker, done=lambda: [step() for step in finished])
 
 
-def _load(choice: str, checkpoint: str, device: str, image_size: int, viewed=None):
-    """Build the chosen model (a checkpoint file brings its own model: stored configuration,
-    official file name, or the official model its shapes fit), then encode the frame on view
-    (`load_ahead`): (model, the features encoded ahead or None)."""
+def _load(choice: str, checkpoint: str, device: str, image_size: int):
+    """Build the chosen model; a checkpoint file brings its own model (stored configuration,
+    official file name, or the official model its shapes fit)."""
     from ..model import build_model, build_model_from_checkpoint
-    from .load_ahead import encode_ahead
 
     if choice == CHECKPOINT_FILE:
-        model = build_model_from_checkpoint(
+        return build_model_from_checkpoint(
             checkpoint, device=device, image_size=image_size, keep_trained_size=True
         )
-    else:
-        if model_entry(choice).shipped:  # trained at its own input size
-            image_size = None
-        model = build_model(choice, checkpoint=checkpoint, device=device, image_size=image_size)
-    return model, encode_ahead(model, viewed)
+    if model_entry(choice).shipped:  # trained at its own input size
+        image_size = None
+    return build_model(choice, checkpoint=checkpoint, device=device, image_size=image_size)
