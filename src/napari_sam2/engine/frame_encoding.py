@@ -4,31 +4,9 @@ ahead of time (background encoding), and kept in the feature cache within its bu
 import torch
 
 from ..errors import SAM2Error
-from ..model import SAM2, FrameFeatures
+from ..model import FrameFeatures
 from .budgets import CacheBudgets
-from .frames import FrameSource
 from .precision import autocast
-
-
-# never with autograd: cached features with a graph would keep every activation of the
-# encoder alive (2.4 GB at tiny@1024) for as long as they stay in the cache
-@torch.no_grad()
-def encode_frame(model: SAM2, frames: FrameSource, t: int, precision: str) -> FrameFeatures:
-    """Frame t's image features in a resolved `precision` (`engine.precision`): what a
-    `Tracker` on `frames` with that precision caches for it."""
-    device = model.device
-    image = frames.frame_tensor(t).to(device)[None]
-    if precision != "bfloat16-encoder":
-        with autocast(device, precision == "bfloat16"):
-            return model.encode_image(image)
-    with autocast(device, True):
-        features = model.encode_image(image)
-    # the steps after the encoder run in float32
-    return FrameFeatures(
-        features.image_embed.float(),
-        features.image_pos.float(),
-        [level.float() for level in features.high_res],
-    )
 
 
 class FrameEncoding:
@@ -44,8 +22,22 @@ class FrameEncoding:
     def _autocast(self):
         return autocast(self.device, self.bfloat16)
 
+    # never with autograd: cached features with a graph would keep every activation of the
+    # encoder alive (2.4 GB at tiny@1024) for as long as they stay in the cache
+    @torch.no_grad()
     def _compute_features(self, t: int) -> FrameFeatures:
-        return encode_frame(self.model, self.frames, t, self.precision)
+        image = self.frames.frame_tensor(t).to(self.device)[None]
+        if self.precision != "bfloat16-encoder":
+            with self._autocast():
+                return self.model.encode_image(image)
+        with autocast(self.device, True):
+            features = self.model.encode_image(image)
+        # the steps after the encoder run in float32
+        return FrameFeatures(
+            features.image_embed.float(),
+            features.image_pos.float(),
+            [level.float() for level in features.high_res],
+        )
 
     def _image_pos(self) -> torch.Tensor:
         """The image position encoding, the same for every frame."""

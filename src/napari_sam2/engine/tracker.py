@@ -291,14 +291,21 @@ class Tracker(FrameEncoding):
         ]
         return to_frame_resolution(torch.cat(finished), self.height, self.width).cpu().numpy()
 
+    def candidate_count(self, t: int, obj_id: int) -> int:
+        """How many candidate masks the last prompt of the object on frame t gave (3 after a
+        single click, else 0)."""
+        obj = self._object(obj_id, create=False)
+        result = obj.pending.get(self._check_frame(t))
+        return 0 if result is None or result.candidates is None else result.candidates.shape[1]
+
     def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
         """Take candidate `index` of `candidate_logits(t, obj_id)` as the object's result on
         frame t, with its own object pointer. Returns the object's logits on frame t."""
-        obj = self._object(obj_id, create=False)
-        result = obj.pending.get(self._check_frame(t))
-        count = 0 if result is None or result.candidates is None else result.candidates.shape[1]
+        count = self.candidate_count(t, obj_id)
         if not 0 <= index < count:
             raise SAM2Error(f"there are {count} candidate masks on frame {t}")
+        obj = self._object(obj_id, create=False)
+        result = obj.pending[self._check_frame(t)]
         result.low_res_logits = self._finish(
             result.candidates[:, index : index + 1], obj.prompts.get(t)
         )

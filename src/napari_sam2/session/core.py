@@ -115,14 +115,9 @@ class Session:
         reappear, the size cue, objects kept apart, clicks kept to their pieces); those it
         does not record keep this session's defaults. (A session's log says for each of its
         clicks whether it was kept to its pieces; the file's choice is for clicks to come.)"""
-        if prompts.reappear is not None:
-            self.reappear = prompts.reappear
-        if prompts.size_cue is not None:
-            self.size_cue = prompts.size_cue
-        if prompts.non_overlap is not None:
-            self.non_overlap = prompts.non_overlap
-        if prompts.clicked_region is not None:
-            self.clicked_region = prompts.clicked_region
+        for choice in ("reappear", "size_cue", "non_overlap", "clicked_region"):
+            if getattr(prompts, choice) is not None:
+                setattr(self, choice, getattr(prompts, choice))
 
     def add_object(self, name: str = "", parent: int | None = None) -> int:
         """A new object with the next free id; its id."""
@@ -196,7 +191,7 @@ class Session:
     def candidate_count(self, t: int, obj_id: int) -> int:
         if obj_id not in self.tracker.objects:
             return 0
-        return len(self.tracker.candidate_logits(t, obj_id))
+        return self.tracker.candidate_count(t, obj_id)
 
     def record_paint(self, frames: Iterable[int]) -> None:
         """Log frames of the label volume as they are after a hand edit, so a replay paints
