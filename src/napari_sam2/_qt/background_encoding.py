@@ -7,10 +7,11 @@ blocks of the image encoder) when a propagation or a slow click has run for YIEL
 and nothing starts while they run; navigating away drops the frames planned for the old
 position and stops an encode of another frame. A click (in either thread) first lets an encode
 of a frame it does not need reach its next check, where that encode waits until the click is
-done: the two never compute at once, so the click has the processor to itself. The checks sit
-before every part of the image encoder (each linear layer, norm, activation and attention), so
-a click waits at most for one of them; encodes of neighbours stay held for a moment after a
-click, as clicks come in bursts.
+done: the two never compute at once, so the click has the processor to itself (the waiting
+encode hands back its OpenMP workers, whose idle team would slow the click: `openmp_teams`).
+The checks sit before every part of the image encoder (each linear layer, norm, activation
+and chunk of a global attention's queries), so a click waits at most for one of them; encodes
+of neighbours stay held for a moment after a click, as clicks come in bursts.
 """
 
 import atexit
@@ -24,8 +25,9 @@ from contextlib import contextmanager
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from ..engine.openmp_teams import release_thread_team
 from ..errors import SAM2Error
-from .workers import with_callers_thread_count
+from .workers import worker_job
 
 # how long a frame must stay in view before it is encoded (scrubbing through a stack encodes
 # nothing), and how often to look again while the widget is busy
@@ -88,7 +90,7 @@ class _EncodeThread:
                 self._thread.start()
         # with the caller's thread count, as an encode in the caller's thread would compute
         started = threading.Event()
-        self._jobs.put((with_callers_thread_count(job), cancel, started))
+        self._jobs.put((worker_job(job), cancel, started))
         # returns once the job runs (as a thread's start does): a click that comes next then
         # finds the frame being encoded and waits for it rather than encoding it again
         started.wait(PARK_WAIT_S)
@@ -181,6 +183,8 @@ def _stop_if_cancelled(module, args) -> None:
     with _clicks_changed:
         if not cancel.is_set() and _held(frame):
             _computing.pop(me, None)  # waiting here: a click may start
+            # an idle team of workers would slow the click's ops (openmp_teams)
+            release_thread_team()
             _clicks_changed.notify_all()
             while not cancel.is_set() and _held(frame):
                 _clicks_changed.wait(0.05)

@@ -16,6 +16,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
+from ..engine.openmp_teams import release_thread_team
 from .background_encoding import frame_key, hold_for_click
 
 # a click may hold the GUI thread this long: about what a worker adds (above; at 16 ms, a
@@ -66,6 +67,10 @@ def run_here(host, changes: dict, apply: Callable, applied: Callable) -> bool:
         host.failed(error)
         host.session_changed()
         return True
+    finally:
+        # the GUI thread computes next only at the next quick click; a propagation or an
+        # encode in a worker would meanwhile share the cores with its idle workers
+        release_thread_team()
     applied(done)
     host.session_changed()
     return True

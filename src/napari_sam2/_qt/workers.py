@@ -1,5 +1,6 @@
 """Workers for engine jobs: napari's thread workers whose errors the widget shows itself,
-computing with the torch thread count of the thread that started them."""
+computing with the torch thread count of the thread that started them, and handing back
+their OpenMP workers when done (see `engine.openmp_teams`)."""
 
 import functools
 import inspect
@@ -8,14 +9,18 @@ from collections.abc import Callable
 import torch
 from napari.qt.threading import create_worker
 
+from ..engine.openmp_teams import release_thread_team
 
-def with_callers_thread_count(func: Callable) -> Callable:
-    """`func`, run in another thread with the torch thread count this thread has now.
+
+def worker_job(func: Callable) -> Callable:
+    """`func`, to run in another thread with the torch thread count this thread has now, that
+    hands back the thread's OpenMP workers when it ends.
 
     torch gives a thread the process's count when it first runs an op and never again: a
     pooled worker that ran a job under one count would run every later job under it, and a
     different count sums in a different order, so the masks would differ (by a pixel) from
-    the same session replayed where the count is the current one."""
+    the same session replayed where the count is the current one. A pooled thread that kept
+    its OpenMP workers while idle would slow every other thread's ops (`openmp_teams`)."""
     threads = torch.get_num_threads()
 
     def follow() -> None:
@@ -27,18 +32,24 @@ def with_callers_thread_count(func: Callable) -> Callable:
         @functools.wraps(func)
         def steps(*args, **kwargs):
             follow()
-            return (yield from func(*args, **kwargs))
+            try:
+                return (yield from func(*args, **kwargs))
+            finally:
+                release_thread_team()
 
         return steps
 
     @functools.wraps(func)
     def call(*args, **kwargs):
         follow()
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            release_thread_team()
 
     return call
 
 
 def job(func, *args, **kwargs):
     """A worker for `func` whose errors the widget shows itself (see `SAM2Widget._start`)."""
-    return create_worker(with_callers_thread_count(func), *args, _ignore_errors=True, **kwargs)
+    return create_worker(worker_job(func), *args, _ignore_errors=True, **kwargs)
