@@ -25,7 +25,7 @@ def test_track_all_then_export_geff(make_napari_viewer, qtbot, tmp_path):
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     panel = _panel(widget, "CellsPanel")
     viewer.add_labels(stack.labels, name="seeds")
     viewer.dims.set_point(0, 0)

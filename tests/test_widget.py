@@ -42,7 +42,7 @@ def widget(make_napari_viewer, qtbot, checkpoint, stack):
     widget.size_combo.setCurrentText(str(SIZE))
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     return widget
 
 
@@ -276,7 +276,7 @@ def test_a_trained_checkpoint_loads_with_its_configuration(
     widget.size_combo.setCurrentText("1024")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     assert widget.model.config == DEMO_CONFIG
     widget.clicks.add([[0, 20, 25]])  # the first cell's centre on frame 0 (t, y, x)
     idle(qtbot, widget)
@@ -497,7 +497,7 @@ def test_a_session_made_with_the_demo_model_loads_in_a_fresh_viewer(
     first.model_combo.setCurrentText("demo")
     first.device_combo.setCurrentText("cpu")
     first.load_button.click()
-    qtbot.waitUntil(lambda: first.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: first.tracker is not None and not first.busy, timeout=60_000)
     first.clicks.add([[0, 20, 25]])
     idle(qtbot, first)
     first.run_buttons["forward"].click()

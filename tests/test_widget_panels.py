@@ -33,7 +33,7 @@ def widget(make_napari_viewer, qtbot, stack):
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     return widget
 
 
@@ -230,7 +230,7 @@ def cells_widget(make_napari_viewer, qtbot, dividing):
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     return widget
 
 
@@ -442,7 +442,7 @@ def test_every_cell_on_a_single_2d_image(make_napari_viewer, qtbot, dividing):
     engine_panel(widget).background.setChecked(False)
     widget.model_combo.setCurrentText("demo")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     panel = cells_panel(widget)
     panel.seeds_from_layer("seeds")
     idle(qtbot, widget)

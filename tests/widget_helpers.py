@@ -26,7 +26,7 @@ def open_with_demo(viewer, qtbot) -> object:
     widget.model_combo.setCurrentText("demo")
     widget.device_combo.setCurrentText("cpu")
     widget.load_button.click()
-    qtbot.waitUntil(lambda: widget.tracker is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.tracker is not None and not widget.busy, timeout=60_000)
     return widget
 
 
