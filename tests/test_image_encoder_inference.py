@@ -35,6 +35,14 @@ def test_the_position_embedding_is_kept_only_while_nothing_it_depends_on_changes
         assert torch.equal(
             trunk._position_embedding(16, 16), trunk._compute_position_embedding(16, 16)
         )
+        trunk.pos_embed.data.add_(1.0)  # through .data: no version counted
+        assert torch.equal(
+            trunk._position_embedding(16, 16), trunk._compute_position_embedding(16, 16)
+        )
+        trunk.pos_embed.data = torch.randn_like(trunk.pos_embed)  # new storage, maybe the old one's
+        assert torch.equal(
+            trunk._position_embedding(16, 16), trunk._compute_position_embedding(16, 16)
+        )
 
         with torch.autocast("cpu", dtype=torch.bfloat16):
             cast = trunk._position_embedding(16, 16)
@@ -44,6 +52,19 @@ def test_the_position_embedding_is_kept_only_while_nothing_it_depends_on_changes
     with torch.no_grad():
         assert trunk._position_embedding(16, 16).dtype == torch.float64
     assert trunk._kept_position_embedding is not kept
+
+
+def test_a_trunk_built_in_inference_mode_or_without_storage_encodes():
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        trunk = small_trunk()  # its parameters have no version counter
+        first, again = trunk(image), trunk(image)
+        trunk._kept_position_embedding = None
+        fresh = trunk(image)
+    assert all(map(torch.equal, first, again)) and all(map(torch.equal, first, fresh))
+    with torch.device("meta"), torch.no_grad():
+        shapes = [f.shape for f in Hiera(embed_dim=8, stages=(1, 1, 1, 1))(image.to("meta"))]
+    assert shapes == [f.shape for f in first]
 
 
 def test_while_training_the_position_embedding_is_computed_with_its_gradient():
@@ -81,6 +102,15 @@ def test_encoding_twice_gives_the_same_features_as_a_fresh_trunk():
 )
 def test_queries_are_split_in_chunks_of_at_least_768(count, sizes):
     assert query_chunks(count) == sizes
+
+
+def test_with_autograd_a_global_attention_runs_in_one_call():
+    """Training gets the gradient of one call (chunks change it in the last bits)."""
+    attention = MultiScaleAttention(64, 64, num_heads=2)
+    calls = []
+    attention.attend.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape))
+    attention(torch.randn(1, 48, 48, 64, requires_grad=True)).sum().backward()
+    assert len(calls) == 1 and calls[0][2] == 48 * 48
 
 
 @pytest.mark.parametrize("bfloat16", [False, True])

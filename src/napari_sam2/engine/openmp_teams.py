@@ -4,51 +4,65 @@ With GNU OpenMP (the runtime torch's Linux wheels ship, also used there by MKL a
 every thread that runs a parallel op keeps a team of worker threads of its own, alive until
 the thread exits. Once the process holds more of these workers than it has cores, every team
 stops spinning between parallel regions and sleeps instead, so each region of every op
-waits for its workers to wake. A further click at tiny@1024 on 2 cores took 104 ms instead
-of 60 while an idle second thread merely held a team, and 43 once that thread had handed its
-team back (measured, alternating in one process). The widget computes in several threads (its
-GUI thread for quick clicks, napari's pooled workers, the background encoder), each idle most
-of the time: each hands its team back when its job ends, so the one that computes next runs
-at full speed. A team is made again at the thread's next parallel op, for a few hundred
-microseconds. Elsewhere (other OpenMP runtimes, macOS, Windows) this is a no-op.
+waits for its workers to wake: an idle thread holding a team slows the thread that computes
+(docs/performance.md, *Idle OpenMP teams*). The widget computes in several threads (its GUI
+thread for quick clicks, napari's pooled workers, the background encoder), each idle most of
+the time: each hands its team back when its job ends, so the one that computes next runs at
+full speed. A team is made again at the thread's next parallel op. Other libraries may load
+their own copy of the runtime (scikit-learn does), each with its own teams: every copy is told.
+Elsewhere (LLVM's or Intel's OpenMP, macOS, Windows) this is a no-op.
 """
 
 import ctypes
 import os
 import sys
-from functools import cache
 
 # omp_pause_resource_kind (omp.h, OpenMP 5.0): soft keeps nothing a later region needs
 OMP_PAUSE_SOFT = 1
 
+_runtimes: dict[str, ctypes.CDLL | None] = {}  # path -> the loaded copy (None: unusable)
+# the copies found, and how many Python modules were loaded when they were looked for: the
+# process's map takes milliseconds to read, and a new copy comes with a new extension module
+_found: list = [-1, []]
 
-@cache
-def _gnu_openmp() -> ctypes.CDLL | None:
-    """The GNU OpenMP runtime this process has loaded (torch's own copy), else None."""
+
+def _loaded_gnu_openmp() -> list[ctypes.CDLL]:
+    """Every copy of GNU OpenMP loaded in this process (looked for again after imports)."""
     if not sys.platform.startswith("linux"):
-        return None
+        return []
+    if _found[0] == len(sys.modules):
+        return _found[1]
+    modules = len(sys.modules)
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "libgomp" in line}
+            # address, permissions, offset, device, inode, then the path (which may hold spaces)
+            paths = {
+                fields[5].strip()
+                for fields in (line.split(maxsplit=5) for line in maps if "libgomp" in line)
+                if len(fields) == 6 and os.path.basename(fields[5]).startswith("libgomp")
+            }
     except OSError:
-        return None
-    for path in sorted(paths):
+        paths = set()
+    for path in paths - _runtimes.keys():
         try:
-            # only one already loaded: a second copy would manage no thread of ours
+            # the copy already loaded: opening another would manage no thread of ours
             runtime = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
             pause = runtime.omp_pause_resource_all
         except (OSError, AttributeError):
+            _runtimes[path] = None
             continue
         pause.argtypes = [ctypes.c_int]
         pause.restype = ctypes.c_int
-        return runtime
-    return None
+        _runtimes[path] = runtime
+    _found[:] = [modules, [_runtimes[p] for p in sorted(paths) if _runtimes[p] is not None]]
+    return _found[1]
 
 
 def release_thread_team() -> bool:
-    """Hand back the calling thread's OpenMP workers (outside a parallel region); True if
-    there was a GNU OpenMP runtime to do it."""
-    import torch  # noqa: F401  (loads the runtime this looks for)
+    """Hand back the calling thread's OpenMP workers in every loaded copy of GNU OpenMP
+    (outside a parallel region); True if there was at least one and each did."""
+    import torch  # noqa: F401  (loads torch's copy of the runtime)
 
-    runtime = _gnu_openmp()
-    return runtime is not None and runtime.omp_pause_resource_all(OMP_PAUSE_SOFT) == 0
+    runtimes = _loaded_gnu_openmp()
+    results = [runtime.omp_pause_resource_all(OMP_PAUSE_SOFT) for runtime in runtimes]
+    return bool(results) and all(result == 0 for result in results)

@@ -60,10 +60,10 @@ def window_unpartition(windows: torch.Tensor, hw: tuple[int, int]) -> torch.Tens
     return x[:, :h, :w]
 
 
-# On a CPU a global attention runs its queries in chunks of this many (a chunk of at least 768
-# queries is computed in the same 256-query blocks as the whole, so the result is the same to
-# the bit): each chunk is a call of its own module, where a background encode can stop or
-# wait for a click (tiny's global attention at 1024 takes ~0.25 s on 2 cores in one call).
+# At inference on a CPU a global attention runs its queries in chunks of this many (a chunk of
+# at least 768 queries is computed in the same 256-query blocks as the whole, so the result
+# is the same to the bit): each chunk is a call of its own module, where a background encode
+# can stop or wait for a click (a global attention is the encoder's longest single step).
 QUERY_CHUNK = 1024
 SMALLEST_CHUNK = 768
 
@@ -112,7 +112,8 @@ class MultiScaleAttention(nn.Module):
             h, w = q.shape[-2:]
             q = q.permute(0, 2, 3, 1).reshape(b, h * w, self.num_heads, -1)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        if q.device.type == "cpu" and q.shape[2] >= QUERY_CHUNK + SMALLEST_CHUNK:
+        chunked = q.device.type == "cpu" and not torch.is_grad_enabled()
+        if chunked and q.shape[2] >= QUERY_CHUNK + SMALLEST_CHUNK:
             chunks = q.split(query_chunks(q.shape[2]), dim=2)
             x = torch.cat([self.attend(chunk, k, v) for chunk in chunks], dim=2)
         else:
@@ -211,7 +212,7 @@ class Hiera(nn.Module):
         self.pos_embed_window = nn.Parameter(
             torch.zeros(1, embed_dim, window_spec[0], window_spec[0])
         )
-        # (key, embedding) of the last grid embedded without autograd (`_position_embedding`)
+        # (key, parameters, embedding) of the last grid embedded without autograd
         self._kept_position_embedding: tuple | None = None
 
         # stochastic depth grows linearly from 0 at the first block to the rate at the last
@@ -248,20 +249,23 @@ class Hiera(nn.Module):
     def _position_embedding(self, h: int, w: int) -> torch.Tensor:
         """(1, h, w, C) embedding for an (h, w) token grid.
 
-        Without autograd it is kept for the next image: its bicubic resize took ~0.1 s of
-        tiny's 2.3 s encode at 1024 on 2 cores. The key holds everything it depends on, the
-        parameters' storage and in-place version included (loading or training changes them).
+        Without autograd it is kept for the next image, as its bicubic resize is a sizeable
+        part of an encode on a CPU (docs/performance.md); with the parameters it was made from
+        (small: compared, not trusted to a version counter) and the grid, dtype, device and
+        autocast state it was made in.
         """
-        if torch.is_grad_enabled():
+        params = (self.pos_embed, self.pos_embed_window)
+        if torch.is_grad_enabled() or self.pos_embed.is_meta:
             return self._compute_position_embedding(h, w)
         device = self.pos_embed.device.type
         key = (h, w, self.pos_embed.dtype, self.pos_embed.device)
-        key += tuple((p.data_ptr(), p._version) for p in (self.pos_embed, self.pos_embed_window))
         key += (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         kept = self._kept_position_embedding  # read once: another thread may replace it
-        if kept is None or kept[0] != key:
-            kept = self._kept_position_embedding = (key, self._compute_position_embedding(h, w))
-        return kept[1]
+        if kept is None or kept[0] != key or not all(map(torch.equal, kept[1], params)):
+            made_from = tuple(p.detach().clone() for p in params)
+            kept = (key, made_from, self._compute_position_embedding(h, w))
+            self._kept_position_embedding = kept
+        return kept[2]
 
     def _compute_position_embedding(self, h: int, w: int) -> torch.Tensor:
         background = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
