@@ -12,9 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# exp(x) for |x| below this is a normal float32 (exp(88.7) overflows, exp(-87.3) is subnormal)
-_SAFE_EXPONENT = 80.0
-
 
 class Attention(nn.Module):
     """Attention over (B, N, C) tokens with separate q/k/v/out projections."""
@@ -53,48 +50,16 @@ class Attention(nn.Module):
         return x.transpose(1, 2).reshape(b, n, heads * c)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Heads-split queries and keys, values (B, M, kv_in_dim) not yet projected."""
-        if not self.training and q.device.type == "cpu" and self.kv_in_dim < self.head_dim:
-            out = self._attend_then_project_values(q, k, values)
-        else:
-            v = self._split_heads(self.v_proj(values))
-            dropout_p = self.dropout_p if self.training else 0.0
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        """Heads-split queries and keys, values (B, M, kv_in_dim) not yet projected.
+
+        The fused kernel on projected values, also for memory attention's 64-channel memories
+        on a CPU: summing them before projecting takes 4 times fewer multiply-adds, but its
+        unfused weights ran slower than the fused kernel on this project's AMD host with torch
+        2.13 (docs/performance.md, *Memory attention*)."""
+        v = self._split_heads(self.v_proj(values))
+        dropout_p = self.dropout_p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return self.out_proj(self._merge_heads(out))
-
-    def _attend_then_project_values(
-        self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor
-    ) -> torch.Tensor:
-        """Attention with the value projection moved after the weighted sum.
-
-        Each row of attention weights sums to 1, so weights @ (X W^T + b) equals
-        (weights @ X) W^T + b. Memory attention's values have 64 channels against 256 per
-        head: summing before projecting takes 4 times fewer multiply-adds for the values;
-        on a CPU the memory attention ran 10-13 % faster than with the fused kernel on
-        projected values (docs/performance.md). Queries go in chunks so that the
-        (queries x keys) weights of a chunk stay near 32 MB and the whole matrix never exists.
-        """
-        q = q * q.shape[-1] ** -0.5
-        keys_t = k.transpose(-1, -2)
-        values = values.unsqueeze(1)  # shared by all heads
-        # |q.k| <= |q| max|k|: where that bound is below 80, exp cannot overflow or underflow
-        # to zero in float32, so the usual subtraction of each row's maximum (two passes over
-        # the weights) is not needed; the result is the same softmax
-        bound = q.norm(dim=-1) * k.norm(dim=-1).amax(dim=-1, keepdim=True)
-        # weights of one chunk: batch x heads x chunk x keys floats, about 32 MB
-        chunk = max(16, (1 << 23) // max(1, k.shape[-2] * k.shape[0] * k.shape[1]))
-        mixed = []
-        for start in range(0, q.shape[-2], chunk):
-            weights = torch.matmul(q[..., start : start + chunk, :], keys_t)
-            if float(bound[..., start : start + chunk].max()) >= _SAFE_EXPONENT:
-                weights = weights.sub_(weights.amax(dim=-1, keepdim=True))
-            weights = weights.exp_()
-            total = weights.sum(dim=-1, keepdim=True)
-            mixed.append(torch.matmul(weights, values).div_(total))
-        summed = torch.cat(mixed, dim=-2)  # (B, heads, N, kv_in_dim)
-        weight = self.v_proj.weight.view(self.num_heads, -1, self.kv_in_dim)
-        bias = self.v_proj.bias.view(1, self.num_heads, 1, -1)
-        return torch.einsum("bhnc,hdc->bhnd", summed, weight) + bias
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if not self.training and q.device.type == "cpu":
