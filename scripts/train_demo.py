@@ -616,12 +616,23 @@ def main() -> int:
                 save_model(load_trained(model_path), args.out / BLEND4_FILE, half=True)
             print(f"trained to {result.steps} phase-4 steps", flush=True)
             history["focus"] = result.history
-        if args.long_steps:
+
+        def phase_from_v3(number: int, folder: str, extra, options, out_file: str) -> None:
+            """Phase 5 or 6: from the shipped v3 weights, on phase 4's data plus `extra()`."""
             start = args.out / BLEND4_FILE
             if not start.is_file():
-                parser.error(f"phase 5 starts from {start}: run phase 4 (--focus-steps) first")
-            longer = long_stacks(300_000, args.long_stacks)
-            print(f"{len(longer)} phase-5 stacks ready", flush=True)
+                parser.error(f"phase {number} starts from {start}: run phase 4 first")
+            stacks = extra()
+            print(f"{len(stacks)} phase-{number} stacks ready", flush=True)
+            result = train_phase(
+                load_trained(start), phase4_stacks() + stacks, args.out / folder, options
+            )
+            save_model(load_trained(result.model_path), args.out / out_file, half=True)
+            shutil.copyfile(args.out / out_file, model_path)
+            print(f"trained to {result.steps} phase-{number} steps", flush=True)
+            history[folder] = result.history
+
+        if args.long_steps:
             options = long_phase(
                 args.long_steps,
                 args.seed,
@@ -630,19 +641,9 @@ def main() -> int:
                 args.long_first_frame_weight,
                 args.long_stop,
             )
-            result = train_phase(
-                load_trained(start), phase4_stacks() + longer, args.out / "long", options
-            )
-            save_model(load_trained(result.model_path), args.out / PHASE5_FILE, half=True)
-            shutil.copyfile(args.out / PHASE5_FILE, model_path)
-            print(f"trained to {result.steps} phase-5 steps", flush=True)
-            history["long"] = result.history
+            extra = functools.partial(long_stacks, 300_000, args.long_stacks)
+            phase_from_v3(5, "long", extra, options, PHASE5_FILE)
         if args.contrast_steps:
-            start = args.out / BLEND4_FILE
-            if not start.is_file():
-                parser.error(f"phase 6 starts from {start}: run phase 4 (--focus-steps) first")
-            transmitted = contrast_stacks(400_000, args.contrast_stacks)
-            print(f"{len(transmitted)} phase-6 stacks ready", flush=True)
             options = contrast_phase(
                 args.contrast_steps,
                 args.seed,
@@ -650,13 +651,8 @@ def main() -> int:
                 args.contrast_clip_length,
                 args.contrast_stop,
             )
-            result = train_phase(
-                load_trained(start), phase4_stacks() + transmitted, args.out / "contrast", options
-            )
-            save_model(load_trained(result.model_path), args.out / PHASE6_FILE, half=True)
-            shutil.copyfile(args.out / PHASE6_FILE, model_path)
-            print(f"trained to {result.steps} phase-6 steps", flush=True)
-            history["contrast"] = result.history
+            extra = functools.partial(contrast_stacks, 400_000, args.contrast_stacks)
+            phase_from_v3(6, "contrast", extra, options, PHASE6_FILE)
         minutes = (time.monotonic() - began) / 60
         print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
