@@ -16,23 +16,25 @@ Elsewhere (LLVM's or Intel's OpenMP, macOS, Windows) this is a no-op.
 import ctypes
 import os
 import sys
+from functools import lru_cache
+
+import torch  # noqa: F401  (loads torch's copy of the runtime before any is looked for)
 
 # omp_pause_resource_kind (omp.h, OpenMP 5.0): soft keeps nothing a later region needs
 OMP_PAUSE_SOFT = 1
 
-_runtimes: dict[str, ctypes.CDLL | None] = {}  # path -> the loaded copy (None: unusable)
-# the copies found, and how many Python modules were loaded when they were looked for: the
-# process's map takes milliseconds to read, and a new copy comes with a new extension module
-_found: list = [-1, []]
 
-
-def _loaded_gnu_openmp() -> list[ctypes.CDLL]:
-    """Every copy of GNU OpenMP loaded in this process (looked for again after imports)."""
+def _loaded_gnu_openmp() -> tuple[ctypes.CDLL, ...]:
+    """Every copy of GNU OpenMP loaded in this process; looked for again only after new
+    imports (the process's map takes milliseconds to read, and a new copy comes with a new
+    extension module)."""
     if not sys.platform.startswith("linux"):
-        return []
-    if _found[0] == len(sys.modules):
-        return _found[1]
-    modules = len(sys.modules)
+        return ()
+    return _copies_when(len(sys.modules))
+
+
+@lru_cache(maxsize=1)
+def _copies_when(modules: int) -> tuple[ctypes.CDLL, ...]:
     try:
         with open("/proc/self/maps") as maps:
             # address, permissions, offset, device, inode, then the path (which may hold spaces)
@@ -42,27 +44,22 @@ def _loaded_gnu_openmp() -> list[ctypes.CDLL]:
                 if len(fields) == 6 and os.path.basename(fields[5]).startswith("libgomp")
             }
     except OSError:
-        paths = set()
-    for path in paths - _runtimes.keys():
+        return ()
+    copies = []
+    for path in sorted(paths):
         try:
             # the copy already loaded: opening another would manage no thread of ours
             runtime = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-            pause = runtime.omp_pause_resource_all
+            runtime.omp_pause_resource_all.argtypes = [ctypes.c_int]
         except (OSError, AttributeError):
-            _runtimes[path] = None
             continue
-        pause.argtypes = [ctypes.c_int]
-        pause.restype = ctypes.c_int
-        _runtimes[path] = runtime
-    _found[:] = [modules, [_runtimes[p] for p in sorted(paths) if _runtimes[p] is not None]]
-    return _found[1]
+        runtime.omp_pause_resource_all.restype = ctypes.c_int
+        copies.append(runtime)
+    return tuple(copies)
 
 
 def release_thread_team() -> bool:
     """Hand back the calling thread's OpenMP workers in every loaded copy of GNU OpenMP
     (outside a parallel region); True if there was at least one and each did."""
-    import torch  # noqa: F401  (loads torch's copy of the runtime)
-
-    runtimes = _loaded_gnu_openmp()
-    results = [runtime.omp_pause_resource_all(OMP_PAUSE_SOFT) for runtime in runtimes]
+    results = [runtime.omp_pause_resource_all(OMP_PAUSE_SOFT) for runtime in _loaded_gnu_openmp()]
     return bool(results) and all(result == 0 for result in results)

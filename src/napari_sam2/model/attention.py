@@ -52,10 +52,9 @@ class Attention(nn.Module):
     def _attend(self, q: torch.Tensor, k: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Heads-split queries and keys, values (B, M, kv_in_dim) not yet projected.
 
-        The fused kernel on projected values, also for memory attention's 64-channel memories
-        on a CPU: summing them before projecting takes 4 times fewer multiply-adds, but its
-        unfused weights ran slower than the fused kernel on this project's AMD host with torch
-        2.13 (docs/performance.md, *Memory attention*)."""
+        The fused kernel on projected values, as the reference runs it, also for memory
+        attention's narrow memories: summing them unprojected takes fewer multiply-adds but
+        needs unfused weights, slower on a CPU (docs/performance.md, *Memory attention*)."""
         v = self._split_heads(self.v_proj(values))
         dropout_p = self.dropout_p if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
