@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--objects", type=int, default=1, help="objects already on the frame")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision", default="auto", help="our Tracker's (the reference runs float32)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     reference, model = build_pair(args.model, args.image_size, args.seed)
     stack = CellStack(2, args.height, args.width, args.seed)
-    tracker = Tracker(model, stack)  # the default Tracker: hole filling on
-    unfilled = Tracker(model, stack, fill_hole_area=0)
+    tracker = Tracker(model, stack, precision=args.precision)  # hole filling on, as by default
+    unfilled = Tracker(model, stack, fill_hole_area=0, precision=args.precision)
     unfilled.features = tracker.features  # one encoding of frame 0 for both
     images = torch.stack([tracker.frame_tensor(t) for t in range(2)])
     with reference_frames(images, args.height, args.width):

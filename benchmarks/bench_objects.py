@@ -29,8 +29,8 @@ def grid_clicks(count: int, height: int, width: int) -> list[list[float]]:
     return [[float(xs[i % side]), float(ys[i // side])] for i in range(count)]
 
 
-def run_ours(model, stack, clicks, batch_size):
-    tracker = Tracker(model, stack, fill_hole_area=0, batch_size=batch_size)
+def run_ours(model, stack, clicks, batch_size, precision):
+    tracker = Tracker(model, stack, fill_hole_area=0, batch_size=batch_size, precision=precision)
     for obj_id, xy in enumerate(clicks, 1):
         tracker.add_points(0, obj_id, [xy], [1])
     start = time.perf_counter()
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-only", action="store_true", help="skip the reference")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision", default="auto", help="our Tracker's (the reference runs float32)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     ok, ours_one = True, None
     for count in counts:
         clicks = grid_clicks(count, args.height, args.width)
-        ours_s, ours_masks, tracker = run_ours(model, stack, clicks, args.batch_size)
+        ours_s, ours_masks, tracker = run_ours(
+            model, stack, clicks, args.batch_size, args.precision
+        )
         ours_per_frame = ours_s / tracked
         if count == 1 or ours_one is None:
             ours_one = ours_per_frame if count == 1 else None

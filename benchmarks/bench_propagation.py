@@ -297,7 +297,7 @@ def report(runs: dict[str, Run], budget_note: str, alternated: bool = True) -> b
     ref, ours = runs["reference"], runs["ours"]
     precision = ours.tracker.precision
     least = iou_floor(precision)
-    print(f"ours ran in {precision} (--precision auto resolves it for this machine)")
+    print(f"ours ran in {precision} (what --precision resolved to on this machine)")
     same = True
     rows = []
     for name in PHASES:

@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument(
         "--budget-ms", type=float, default=None, help="quick_clicks.BUDGET_MS (default: as set)"
     )
+    parser.add_argument("--screenshot", default=None, help="save the window as a PNG at the end")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,6 +208,8 @@ def main() -> None:
             f"first click on a viewed frame: median {statistics.median(timed):.0f} ms, "
             f"max {max(timed):.0f} (n={len(timed)})"
         )
+    if args.screenshot:
+        viewer.screenshot(args.screenshot, canvas_only=False)
     viewer.close()
 
 

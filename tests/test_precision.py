@@ -1,5 +1,6 @@
-"""Precision: what "auto" resolves to, the image encoder alone in bfloat16 with the rest in
-float32, and sessions that record their precision so a replay computes the same."""
+"""Precision: what "auto" and "fast" resolve to, the heavy parts in bfloat16 with the SAM
+heads in float32, the image encoder alone in bfloat16, and sessions that record their
+precision so a replay computes the same."""
 
 import argparse
 
@@ -22,11 +23,12 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_fast_is_the_bfloat16_encoder_on_a_bfloat16_cpu_from_512_px(monkeypatch, native):
+def test_fast_is_bfloat16_heavy_on_a_bfloat16_cpu_from_512_px(monkeypatch, native):
     """auto keeps the reference's float32 numbers on any CPU; fast (the widget's default)
-    runs the encoder in bfloat16 where the CPU has the instructions and the input is big."""
+    runs the heavy parts in bfloat16 where the CPU has the instructions and the input is
+    big."""
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: native)
-    heavy = "bfloat16-encoder" if native else "float32"
+    heavy = "bfloat16-heavy" if native else "float32"
     assert precision.resolve_precision("fast", CPU, 1024) == heavy
     assert precision.resolve_precision("fast", CPU, 512) == heavy
     assert precision.resolve_precision("fast", CPU, 256) == "float32"  # the demo model's
@@ -37,7 +39,7 @@ def test_fast_is_the_bfloat16_encoder_on_a_bfloat16_cpu_from_512_px(monkeypatch,
     for asked in precision.RESOLVED:  # a choice is kept whatever the machine
         assert precision.resolve_precision(asked, CPU, 1024) == asked
         assert precision.resolve_precision(asked, CUDA, 256) == asked
-    with pytest.raises(SAM2Error, match="precision must be one of .*bfloat16-encoder"):
+    with pytest.raises(SAM2Error, match="precision must be one of .*bfloat16-heavy"):
         precision.resolve_precision("float16", CPU, 1024)
 
 
@@ -93,6 +95,53 @@ def test_the_bfloat16_encoder_feeds_float32_steps(present_tiny_model, stack):
     np.testing.assert_array_equal(fast.labels(), same.labels())
 
 
+def test_bfloat16_heavy_runs_the_sam_heads_alone_in_float32(present_tiny_model, stack):
+    """Image encoder, memory attention and memory encoder under bfloat16 autocast; the prompt
+    encoder and mask decoder outside it on float32 inputs, for clicks and for tracking."""
+    model = present_tiny_model
+    seen: dict[str, set] = {}
+
+    def record(name):
+        def hook(module, args, kwargs):
+            tensors = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor)]
+            autocast = torch.is_autocast_enabled("cpu")
+            seen.setdefault(name, set()).add((autocast, tensors[0].dtype if tensors else None))
+
+        return hook
+
+    parts = {
+        "image encoder": model.image_encoder,
+        "memory attention": model.memory_attention,
+        "memory encoder": model.memory_encoder,
+        "mask decoder": model.sam_mask_decoder,
+    }
+    handles = [m.register_forward_pre_hook(record(n), with_kwargs=True) for n, m in parts.items()]
+    try:
+        heavy = Tracker(model, stack.frames, precision="bfloat16-heavy")
+        assert heavy.bfloat16 and heavy.float32_heads
+        click = [[40.0, 50.0]]
+        first = heavy.add_points(0, 1, click, [1])
+        tracked = {t: logits[0] for t, _, logits in heavy.propagate()}
+        heavy.add_points(2, 1, [[44.0, 52.0]], [1])  # a click on a tracked frame: with memory
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen["mask decoder"] == {(False, torch.float32)}
+    for name in ("image encoder", "memory attention", "memory encoder"):
+        assert {autocast for autocast, _ in seen[name]} == {True}, name
+
+    plain = Tracker(model, stack.frames, precision="float32")
+    expected = plain.add_points(0, 1, click, [1])
+    assert _iou(first > 0, expected > 0) > 0.9
+    for t, _, logits in plain.propagate():
+        assert _iou(tracked[t] > 0, logits[0] > 0) > 0.9, f"frame {t}"
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
 def test_the_feature_disk_cache_keeps_precisions_apart(present_tiny_model, stack, tmp_path):
     model = present_tiny_model
     fast = Tracker(model, stack.frames, precision="bfloat16-encoder", feature_cache_dir=tmp_path)
@@ -103,6 +152,15 @@ def test_the_feature_disk_cache_keeps_precisions_apart(present_tiny_model, stack
     torch.testing.assert_close(
         again.frame_features(0).image_embed, fast.frame_features(0).image_embed, rtol=0, atol=0
     )
+    # bfloat16-heavy encodes as bfloat16-encoder does: one computes, the other reads
+    heavy = Tracker(model, stack.frames, precision="bfloat16-heavy", feature_cache_dir=tmp_path)
+    heavy.encode(1)
+    full = Tracker(model, stack.frames, precision="bfloat16-encoder", feature_cache_dir=tmp_path)
+    full._compute_features = None  # a miss would fail: the disk must answer
+    kept, computed = full.frame_features(1), heavy.frame_features(1)
+    torch.testing.assert_close(kept.image_embed, computed.image_embed, rtol=0, atol=0)
+    for a, b in zip(kept.high_res, computed.high_res, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def _session(model, frames, asked: str) -> Session:
@@ -113,21 +171,24 @@ def _session(model, frames, asked: str) -> Session:
     return session
 
 
-def test_a_session_records_its_precision_and_its_replay_follows_it(stack, tmp_path, capsys):
-    """Saved in bfloat16-encoder, replayed by the command line without --precision: the same
-    labels. Files without the field: a session log replays as "auto" did when it was saved,
-    prompts alone run in "auto"."""
+@pytest.mark.parametrize("saved_in", ["bfloat16-encoder", "bfloat16-heavy"])
+def test_a_session_records_its_precision_and_its_replay_follows_it(
+    stack, tmp_path, capsys, saved_in
+):
+    """Saved in a bfloat16 precision, replayed by the command line without --precision: the
+    same labels. Files without the field: a session log replays as "auto" did when it was
+    saved, prompts alone run in "auto"."""
     import tifffile
 
     from napari_sam2.cli import main
     from napari_sam2.io import read_labels
 
     model = build_model("demo")
-    session = _session(model, stack.frames, "bfloat16-encoder")
+    session = _session(model, stack.frames, saved_in)
     path = write_session(tmp_path / "session.json", session)
     prompts = read_prompts(path)
-    assert prompts.precision == "bfloat16-encoder"
-    assert session_precision(prompts, None, CPU) == "bfloat16-encoder"
+    assert prompts.precision == saved_in
+    assert session_precision(prompts, None, CPU) == saved_in
     assert session_precision(prompts, "float32", CPU) == "float32"
 
     tifffile.imwrite(tmp_path / "cells.tif", stack.frames, imagej=True, metadata={"axes": "TYX"})

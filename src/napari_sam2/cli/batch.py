@@ -14,7 +14,7 @@ FORWARDED = {
     "--checkpoint": "FILE",
     "--image-size": "N",
     "--cache-dir": "DIR",
-    "--precision": "auto|fast|float32|bfloat16|bfloat16-encoder",
+    "--precision": "auto|fast|float32|bfloat16|bfloat16-encoder|bfloat16-heavy",
     "--direction": "forward|backward|both",
     "--reappear": "auto|yes|no",
     "--size-cue": "auto|yes|no",

@@ -36,11 +36,12 @@ def add_parser(commands) -> None:
         "--precision",
         default=None,
         # engine.precision.PRECISIONS, without importing torch (a test checks they agree)
-        choices=("auto", "fast", "float32", "bfloat16", "bfloat16-encoder"),
+        choices=("auto", "fast", "float32", "bfloat16", "bfloat16-encoder", "bfloat16-heavy"),
         help="a session file's own precision, else auto: bfloat16 on CUDA as the reference "
         "does, float32 elsewhere; fast: the same, but on a CPU with bfloat16 instructions "
-        "and a 512 px or larger input the image encoder in bfloat16 and the rest in float32 "
-        "(bfloat16-encoder); fast is the widget's default",
+        "and a 512 px or larger input the image encoder, memory attention and memory encoder "
+        "in bfloat16 and the SAM heads in float32 (bfloat16-heavy); bfloat16-encoder: the "
+        "image encoder alone in bfloat16; fast is the widget's default",
     )
     segment.add_argument(
         "--compile",

@@ -6,7 +6,7 @@ import torch
 from ..errors import SAM2Error
 from ..model import FrameFeatures
 from .budgets import CacheBudgets
-from .precision import autocast
+from .precision import autocast, steps_under_autocast
 
 
 class FrameEncoding:
@@ -16,8 +16,14 @@ class FrameEncoding:
 
     @property
     def bfloat16(self) -> bool:
-        """Whether every step runs under bfloat16 autocast."""
-        return self.precision == "bfloat16"
+        """Whether the steps run under bfloat16 autocast (all but the SAM heads in
+        "bfloat16-heavy")."""
+        return steps_under_autocast(self.precision)
+
+    @property
+    def float32_heads(self) -> bool:
+        """Whether the prompt encoder and mask decoder leave the steps' autocast."""
+        return self.precision == "bfloat16-heavy"
 
     def _autocast(self):
         return autocast(self.device, self.bfloat16)
@@ -27,12 +33,12 @@ class FrameEncoding:
     @torch.no_grad()
     def _compute_features(self, t: int) -> FrameFeatures:
         image = self.frames.frame_tensor(t).to(self.device)[None]
-        if self.precision != "bfloat16-encoder":
+        if self.precision not in ("bfloat16-encoder", "bfloat16-heavy"):
             with self._autocast():
                 return self.model.encode_image(image)
         with autocast(self.device, True):
             features = self.model.encode_image(image)
-        # the steps after the encoder run in float32
+        # kept in float32: the SAM heads take them as they are, a click casts nothing
         return FrameFeatures(
             features.image_embed.float(),
             features.image_pos.float(),

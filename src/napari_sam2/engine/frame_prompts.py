@@ -92,6 +92,7 @@ def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -
                 labels.to(device),
                 prev_mask_logits=prev_logits,
                 high_res_masks=False,  # the memory encoder upscales at propagation
+                float32_heads=tracker.float32_heads,
             )
     obj.prompts[t] = prompt
     result = FrameResult(

@@ -1,5 +1,5 @@
-"""The number format the model runs in: float32, bfloat16 autocast, or bfloat16 autocast for
-the image encoder alone, where each pays."""
+"""The number format the model runs in: float32, bfloat16 autocast, bfloat16 autocast for all
+but the SAM heads (the click's part), or for the image encoder alone, where each pays."""
 
 import contextlib
 
@@ -7,7 +7,7 @@ import torch
 
 from ..errors import SAM2Error
 
-PRECISIONS = ("auto", "fast", "float32", "bfloat16", "bfloat16-encoder")
+PRECISIONS = ("auto", "fast", "float32", "bfloat16", "bfloat16-encoder", "bfloat16-heavy")
 RESOLVED = PRECISIONS[2:]
 
 # Below this input size the image encoder is fast in float32 already (the demo model's at
@@ -33,8 +33,9 @@ def resolve_precision(precision: str, device: torch.device, image_size: int) -> 
     "auto" (the `Tracker`'s default) is bfloat16 autocast on CUDA (the reference's fast path)
     and float32 elsewhere, so on a CPU the reference's numbers. "fast" (the widget's default)
     is the same except on a CPU with bfloat16 instructions and an input of at least 512 px:
-    there the image encoder runs in bfloat16 and the rest (memory attention, decoder, memory
-    encoder, where bfloat16 was slower on the CPU) in float32.
+    there the heavy parts (image encoder, memory attention, memory encoder) run under bfloat16
+    autocast and the SAM heads (prompt encoder and mask decoder, all a click on an encoded
+    frame runs) in float32, where they are faster on a CPU ("bfloat16-heavy").
     """
     if precision not in PRECISIONS:
         raise SAM2Error(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -44,8 +45,14 @@ def resolve_precision(precision: str, device: torch.device, image_size: int) -> 
         return "bfloat16"
     heavy = image_size >= ENCODER_BFLOAT16_FROM
     if precision == "fast" and device.type == "cpu" and heavy and cpu_has_bfloat16():
-        return "bfloat16-encoder"
+        return "bfloat16-heavy"
     return "float32"
+
+
+def steps_under_autocast(precision: str) -> bool:
+    """Whether a resolved precision runs the per-frame steps under bfloat16 autocast (in
+    "bfloat16-heavy" the SAM heads leave it again)."""
+    return precision in ("bfloat16", "bfloat16-heavy")
 
 
 def autocast(device: torch.device, bfloat16: bool) -> contextlib.AbstractContextManager:

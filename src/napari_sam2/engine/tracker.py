@@ -54,11 +54,12 @@ class Tracker(FrameEncoding):
     leaves the features in memory only).
     precision: "auto" runs bfloat16 autocast on CUDA (the reference's fast path) and float32
     elsewhere. "fast" is "auto" except on a CPU with bfloat16 instructions (AVX512-BF16, AMX)
-    and an input of at least 512 px: the image encoder under bfloat16 autocast and the rest
-    in float32 ("bfloat16-encoder": the encoder 1.5-1.9x faster, features about 1 % off; the
-    widget's default). "float32" always float32 (the reference's float32 numbers on a GPU
-    too); "bfloat16" autocast on any device (on the CPU of docs/performance.md memory
-    attention was slower in it). `precision` holds what it resolved to; sessions record it
+    and an input of at least 512 px: the image encoder, memory attention and memory encoder
+    under bfloat16 autocast and the SAM heads (a click's part) in float32
+    ("bfloat16-heavy"; the widget's default). "bfloat16-encoder": the image encoder alone
+    under autocast (features about 1 % off, the masks closer to float32's). "float32"
+    always float32 (the reference's float32 numbers on a GPU too); "bfloat16" autocast
+    for everything on any device. `precision` holds what it resolved to; sessions record it
     so a replay computes the same.
     compile: torch.compile the model's image encoder and memory attention (in place, see
     `SAM2.compile_heavy_parts`); pays off on long stacks, mostly on GPUs.

@@ -61,7 +61,7 @@ class Normalization:
 
 # `napari_sam2.engine.precision.RESOLVED`, named here without importing torch (a test checks
 # they agree)
-SESSION_PRECISIONS = ("float32", "bfloat16", "bfloat16-encoder")
+SESSION_PRECISIONS = ("float32", "bfloat16", "bfloat16-encoder", "bfloat16-heavy")
 
 
 @dataclass
