@@ -6,6 +6,7 @@
     python scripts/train_demo.py --out runs/demo --from-shipped-v2   # phase 4 only, from v2
     python scripts/train_demo.py --out runs/demo --long-steps 400   # + phase 5 (not shipped)
     python scripts/train_demo.py --out runs/demo --contrast-steps 800   # + phase 6 (not shipped)
+    python scripts/train_demo.py --out runs/demo --plain-steps 600      # + phase 7
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -64,6 +65,8 @@ BLEND4_FILE = "blend4_fp16.pt"
 PHASE5_FILE = "phase5_fp16.pt"
 # phase 6 ends here (float16); model.pt is then these weights
 PHASE6_FILE = "phase6_fp16.pt"
+# phase 7 ends here (float16); model.pt is then these weights
+PHASE7_FILE = "phase7_fp16.pt"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
 # from the shipped weights only while they are still v2, so a rerun never starts from v3
 V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
@@ -262,6 +265,43 @@ def contrast_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     ]
 
 
+def plain_timelapse(seed: int, num_frames: int) -> LabelledStack:
+    """A fluorescence time-lapse of plain cells: evenly bright or with the nucleus-like
+    centre, little texture, smooth outlines, wandering up to 2.5 times as fast as by default,
+    sizes 6-20 px; cells that v3 let shrink and vanish within 20 frames where a threshold
+    followed them."""
+    rng = np.random.default_rng([seed, 5])
+    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
+    radius = rng.uniform(6, 20)
+    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.05, 0.2), 2, 16))
+    stack = timelapse(
+        num_frames,
+        height,
+        width,
+        cells,
+        seed=seed,
+        cell_radius=radius,
+        num_divisions=int(rng.integers(0, 4)),
+        brightness=rng.uniform(80, 600),
+        background=rng.uniform(10, 60),
+        bleaching=rng.uniform(0.0, 0.03),
+        psf_sigma=rng.uniform(0.7, 2.0),
+        read_noise=rng.uniform(2, 10),
+        aspect=(1.0, rng.uniform(1.1, 1.7)),
+        irregularity=rng.uniform(0.0, 0.6),
+        texture=rng.uniform(0.0, 0.4),
+        leaving=bool(rng.random() < 0.3),
+        speed=rng.uniform(1.0, 2.5),
+        flat=bool(rng.random() < 0.6),
+    )
+    return LabelledStack(stack.frames, stack.labels, stack.lineage)
+
+
+def plain_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 7's extra data: plain time-lapses (`plain_timelapse`), 32 frames."""
+    return [plain_timelapse(seed, 32) for seed in range(first_seed, first_seed + count)]
+
+
 def training_stacks(count: int) -> list[LabelledStack]:
     """Two time-lapses for every z-stack."""
     return [
@@ -394,6 +434,14 @@ def contrast_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: 
     return replace(options, seed=seed + 5)
 
 
+def plain_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 7: the phase-4 recipe from the shipped v3 weights, on all earlier stacks plus
+    plain time-lapses (`plain_timelapse`), so evenly bright, faster cells are followed as
+    well as the textured ones of the default stacks."""
+    options = focus_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, seed=seed + 6)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -472,6 +520,19 @@ def evaluate(model_path: Path, out: Path, count: int, num_frames: int, zstacks: 
     return {"time-lapses": summary, "z-stacks": z_summary}
 
 
+def add_phase_options(parser, name: str, number: int, stacks: int, clip_length: int) -> None:
+    """--NAME-steps, -stacks, -lr, -clip-length and -stop of a phase that starts from v3."""
+    parser.add_argument(
+        f"--{name}-steps", type=int, default=0, help=f"phase {number} steps, from v3 (0: none)"
+    )
+    parser.add_argument(
+        f"--{name}-stacks", type=int, default=stacks, help=f"phase {number} extra stacks"
+    )
+    parser.add_argument(f"--{name}-lr", type=float, default=1e-4)
+    parser.add_argument(f"--{name}-clip-length", type=int, default=clip_length)
+    parser.add_argument(f"--{name}-stop", type=int, default=None, help=f"end phase {number} early")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -501,24 +562,15 @@ def main() -> int:
         help="start phase 4 from the shipped weights (only while they are v2) when the run "
         f"folder has no {PHASE3_FILE}",
     )
-    parser.add_argument("--long-steps", type=int, default=0, help="phase 5 steps (0: none)")
-    parser.add_argument("--long-stacks", type=int, default=24, help="phase 5 extra stacks")
-    parser.add_argument("--long-lr", type=float, default=1e-4)
-    parser.add_argument("--long-clip-length", type=int, default=16)
+    add_phase_options(parser, "long", 5, stacks=24, clip_length=16)
     parser.add_argument(
         "--long-first-frame-weight",
         type=float,
         default=1.0,
         help="phase 5: how many times the clicked first frame's loss counts (2 was tried)",
     )
-    parser.add_argument("--long-stop", type=int, default=None, help="end phase 5 early")
-    parser.add_argument(
-        "--contrast-steps", type=int, default=0, help="phase 6 steps, from v3 (0: none)"
-    )
-    parser.add_argument("--contrast-stacks", type=int, default=48, help="phase 6 extra stacks")
-    parser.add_argument("--contrast-lr", type=float, default=1e-4)
-    parser.add_argument("--contrast-clip-length", type=int, default=8)
-    parser.add_argument("--contrast-stop", type=int, default=None, help="end phase 6 early")
+    add_phase_options(parser, "contrast", 6, stacks=48, clip_length=8)
+    add_phase_options(parser, "plain", 7, stacks=48, clip_length=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -653,6 +705,16 @@ def main() -> int:
             )
             extra = functools.partial(contrast_stacks, 400_000, args.contrast_stacks)
             phase_from_v3(6, "contrast", extra, options, PHASE6_FILE)
+        if args.plain_steps:
+            options = plain_phase(
+                args.plain_steps,
+                args.seed,
+                args.plain_lr,
+                args.plain_clip_length,
+                args.plain_stop,
+            )
+            extra = functools.partial(plain_stacks, 500_000, args.plain_stacks)
+            phase_from_v3(7, "plain", extra, options, PHASE7_FILE)
         minutes = (time.monotonic() - began) / 60
         print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")

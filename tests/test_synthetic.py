@@ -281,3 +281,41 @@ def test_uneven_illumination_and_defocus_change_only_the_image():
     assert np.array_equal(plain.labels, varied.labels)
     background = ~ndimage.binary_dilation(plain.labels > 0, iterations=4, axes=(1, 2))
     assert varied.frames[background].std() > 1.5 * plain.frames[background].std()
+
+
+def _step_lengths(labels: np.ndarray) -> list[float]:
+    """How far each cell's centre moves per frame, over every cell present on both frames."""
+    steps = []
+    for t in range(1, len(labels)):
+        for i in np.unique(labels[t])[1:]:
+            if (labels[t - 1] == i).sum() > 30 and (labels[t] == i).sum() > 30:
+                before = np.argwhere(labels[t - 1] == i).mean(axis=0)
+                steps.append(
+                    float(np.linalg.norm(np.argwhere(labels[t] == i).mean(axis=0) - before))
+                )
+    return steps
+
+
+def test_speed_scales_how_far_cells_wander():
+    options = dict(num_divisions=0, leaving=False)
+    slow = timelapse(16, 200, 200, 4, seed=8, speed=0.3, **options)
+    fast = timelapse(16, 200, 200, 4, seed=8, speed=2.5, **options)
+    assert np.median(_step_lengths(fast.labels)) > 3 * np.median(_step_lengths(slow.labels))
+
+
+def test_flat_cells_are_evenly_bright():
+    def inner_spread(s):
+        # light inside each cell, away from the blurred edge: its spread against its mean
+        spreads = []
+        for i in np.unique(s.labels[0])[1:]:
+            inner = ndimage.binary_erosion(s.labels[0] == i, iterations=4)
+            if inner.sum() > 50:
+                light = s.frames[0][inner].astype(float) - 30.0
+                spreads.append(light.std() / light.mean())
+        return np.mean(spreads)
+
+    options = dict(read_noise=0.0, texture=0.0, cell_radius=18.0, num_divisions=0)
+    cell = timelapse(1, 160, 160, 4, seed=9, **options)
+    flat = timelapse(1, 160, 160, 4, seed=9, flat=True, **options)
+    assert np.array_equal(cell.labels, flat.labels)
+    assert inner_spread(flat) < 0.5 * inner_spread(cell)

@@ -83,6 +83,8 @@ def timelapse(
     drift: tuple[float, float] = (0.0, 0.0),
     uneven: float = 0.0,
     defocus: float = 0.0,
+    speed: float = 1.0,
+    flat: bool = False,
 ) -> SyntheticStack:
     """A microscopy time-lapse of moving, deforming, touching and dividing cells.
 
@@ -95,8 +97,9 @@ def timelapse(
     cells' elongation (long / short axis); irregularity and texture scale the shape
     deformations and the intensity texture; drift: stage drift (dy, dx) in pixels per frame;
     uneven: amplitude of a smooth random illumination pattern; defocus: chance that a frame
-    is out of focus. Returns frames and labels of shape (num_frames, height, width), uint16,
-    axes "TYX".
+    is out of focus; speed: scale of the cells' random walk (1: about 1 px per frame);
+    flat: cells evenly bright, without the nucleus-like centre. Returns frames and labels
+    of shape (num_frames, height, width), uint16, axes "TYX".
     """
     if num_frames < 1 or height < 8 or width < 8 or num_cells < 0:
         raise ValueError(
@@ -110,7 +113,7 @@ def timelapse(
     geometry_rng, texture_rng, noise_rng, effects_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    shape = ShapeOptions(tuple(aspect), irregularity, leaving)
+    shape = ShapeOptions(tuple(aspect), irregularity, leaving, speed)
     tracks, lineage = simulate_cells(
         geometry_rng, num_frames, height, width, num_cells, cell_radius, num_divisions, shape
     )
@@ -135,7 +138,7 @@ def timelapse(
         for track, cell_texture in zip(tracks, textures, strict=True):
             if np.isnan(track.y[t]):
                 continue
-            draw_cell(track, t, texture * cell_texture, half, nearest, labels[t], signal[t])
+            draw_cell(track, t, texture * cell_texture, half, nearest, labels[t], signal[t], flat)
 
     # the PSF blurs the light, not the ground truth; bleaching dims the cells, not the camera
     blurred = ndimage.gaussian_filter(signal, (0, psf_sigma, psf_sigma))

@@ -11,12 +11,14 @@ HARMONICS = np.array([3, 4, 5])
 
 @dataclass(frozen=True)
 class ShapeOptions:
-    """Cell shape settings of a time-lapse: elongation range, deformation scale, and whether
-    cell 1 is scripted to leave and come back."""
+    """Cell shape and motion settings of a time-lapse: elongation range, deformation scale,
+    whether cell 1 is scripted to leave and come back, and how fast cells wander (the random
+    walk's step, 1 by default)."""
 
     aspect: tuple[float, float] = (1.05, 1.4)
     irregularity: float = 1.0
     leaving: bool = True
+    speed: float = 1.0
 
 
 @dataclass
@@ -124,7 +126,7 @@ def simulate_cells(
             track = state["track"]
             if t > state["birth"]:
                 # persistent random walk: velocity keeps most of its direction frame to frame
-                state["v"] = 0.85 * state["v"] + rng.normal(0, 0.45, 2)
+                state["v"] = 0.85 * state["v"] + rng.normal(0, 0.45 * shape.speed, 2)
                 if track.label in division_frames:
                     state["v"] *= 0.5 if t >= division_frames[track.label] - ramp_frames else 1
                 state["p"] = state["p"] + state["v"]
@@ -219,8 +221,9 @@ def shape_at(state, t, ramp_frames, division_frame):
     state["r"] = np.sqrt(a * b)
 
 
-def draw_cell(track, t, texture, half, nearest, labels, signal):
-    """Rasterize one cell of frame t where it is the nearest blob (normalized distance)."""
+def draw_cell(track, t, texture, half, nearest, labels, signal, flat=False):
+    """Rasterize one cell of frame t where it is the nearest blob (normalized distance);
+    `flat`: evenly bright, no nucleus (as a stained cytoplasm or a bead)."""
     height, width = labels.shape
     cy, cx = track.y[t], track.x[t]
     iy, ix = int(round(cy)), int(round(cx))
@@ -247,8 +250,11 @@ def draw_cell(track, t, texture, half, nearest, labels, signal):
     v = -dx * np.sin(theta) + dy * np.cos(theta) - track.nucleus_offset[1] * b
     nucleus_distance = np.hypot(u / (0.55 * a), v / (0.5 * b))
     nucleus = 1.0 / (1.0 + np.exp((nucleus_distance - 1.0) / 0.12))
-    light = track.cytoplasm * (0.9 + 0.2 * tex) * (1.0 - 0.25 * distance**2)
-    light = light + track.nucleus * nucleus * (1.0 + 0.3 * tex)
+    if flat:
+        light = (track.cytoplasm + 0.5 * track.nucleus) * (1.0 + 0.1 * tex)
+    else:
+        light = track.cytoplasm * (0.9 + 0.2 * tex) * (1.0 - 0.25 * distance**2)
+        light = light + track.nucleus * nucleus * (1.0 + 0.3 * tex)
     nearest[box][win] = distance[win]
     labels[box][win] = track.label
     signal[box][win] = np.maximum(light[win], 0.0)
