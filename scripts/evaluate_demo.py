@@ -12,7 +12,8 @@ daughters of each division are followed), next to the classical baseline
 (`napari_sam2.baseline.classical_tracking`) given the same click; held-out z-stacks (volume
 J, with the size cue along Z as the command line uses it for the model unless --size-cue no;
 --z-seeds held-out scores z-stacks the size cue's settings were not chosen on); a 600-frame
-run (J over its last 100 frames).
+run (J over its last 100 frames); `--sections independent`: time-lapses of a second, plainer
+generator written apart from the project's (`independent_stacks.py`), next to the baseline.
 """
 
 import argparse
@@ -29,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from independent_stacks import independent_timelapse  # noqa: E402
 from train_demo import widened_timelapse, widened_zstack  # noqa: E402
 
 from napari_sam2.baseline import classical_tracking  # noqa: E402
@@ -215,6 +217,10 @@ def main() -> int:
         first = 30_001 + shift
         stacks = [widened_zstack(s, 32) for s in range(first, first + 2 * n, 2)]
         report("zstack_widened", score_zstacks(model, stacks, size_cue))
+    if "independent" in sections:  # cells drawn by another generator (independent_stacks.py)
+        for kind in ("ellipse", "flat"):
+            stacks = [independent_timelapse(s, kind) for s in range(1, n + 1)]
+            report(f"timelapse_independent_{kind}", score_timelapses(model, stacks))
     if "long" in sections:
         report("long_run", long_run(model))
     if args.out is not None:
