@@ -49,9 +49,11 @@ from napari_sam2.training.evaluate import (  # noqa: E402
 )
 
 
-def readme_example(checkpoint: Path | None) -> list[float]:
+def readme_example(checkpoint: Path | None, image_size: int | None = None) -> list[float]:
     """Per-frame IoU (mean over the sample's cells) of the README's command-line example."""
     model = ["--model", "demo"] if checkpoint is None else ["--checkpoint", str(checkpoint)]
+    if image_size is not None:
+        model += ["--image-size", str(image_size)]
     with tempfile.TemporaryDirectory() as tmp, chdir(tmp):
         assert cli(["sample", "demo"]) == 0
         argv = ["segment", "demo/timelapse.tif", "--prompts", "demo/prompts.json"]
@@ -177,12 +179,20 @@ def main() -> int:
         help="time-lapses: seeds 20000.. and 30000.. (those the tables report since v1), or "
         "20010.. and 30010.. (kept for checking a choice made on the first ones)",
     )
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="run the model at this input size"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the scores as JSON")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoint = None if args.model == "demo" else Path(args.model).resolve()
-    model = build_model("demo") if checkpoint is None else load_trained(checkpoint)
+    if checkpoint is None:
+        model = build_model("demo", image_size=args.image_size)
+    else:
+        model = load_trained(checkpoint)
+        if args.image_size is not None:
+            parser.error("--image-size is for --model demo")
     n = args.stacks
     began = time.monotonic()
     scores: dict = {}
@@ -193,7 +203,7 @@ def main() -> int:
 
     sections = set(args.sections.split(","))
     if "readme" in sections:
-        per_frame = readme_example(checkpoint)
+        per_frame = readme_example(checkpoint, args.image_size)
         report("readme_example", {"per_frame_iou": per_frame, "min": min(per_frame)})
     t_shift = 0 if args.timelapse_seeds == "first" else 10
     if "default" in sections:
