@@ -97,15 +97,17 @@ def test_the_bfloat16_encoder_feeds_float32_steps(present_tiny_model, stack):
 
 def test_bfloat16_heavy_runs_the_sam_heads_alone_in_float32(present_tiny_model, stack):
     """Image encoder, memory attention and memory encoder under bfloat16 autocast; the prompt
-    encoder and mask decoder outside it on float32 inputs, for clicks and for tracking."""
+    encoder and mask decoder outside it on float32 inputs (the positional encoding too), for
+    clicks, mask prompts and tracking."""
     model = present_tiny_model
+    model.sam_prompt_encoder._dense_pe = None  # the fixture's model is shared
     seen: dict[str, set] = {}
 
     def record(name):
         def hook(module, args, kwargs):
             tensors = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor)]
-            autocast = torch.is_autocast_enabled("cpu")
-            seen.setdefault(name, set()).add((autocast, tensors[0].dtype if tensors else None))
+            dtypes = frozenset(a.dtype for a in tensors if a.is_floating_point())
+            seen.setdefault(name, set()).add((torch.is_autocast_enabled("cpu"), dtypes))
 
         return hook
 
@@ -123,10 +125,11 @@ def test_bfloat16_heavy_runs_the_sam_heads_alone_in_float32(present_tiny_model, 
         first = heavy.add_points(0, 1, click, [1])
         tracked = {t: logits[0] for t, _, logits in heavy.propagate()}
         heavy.add_points(2, 1, [[44.0, 52.0]], [1])  # a click on a tracked frame: with memory
+        heavy.add_mask(3, 2, np.pad(np.ones((20, 20), bool), ((30, 46), (30, 62))))
     finally:
         for handle in handles:
             handle.remove()
-    assert seen["mask decoder"] == {(False, torch.float32)}
+    assert seen["mask decoder"] == {(False, frozenset({torch.float32}))}
     for name in ("image encoder", "memory attention", "memory encoder"):
         assert {autocast for autocast, _ in seen[name]} == {True}, name
 
@@ -135,6 +138,20 @@ def test_bfloat16_heavy_runs_the_sam_heads_alone_in_float32(present_tiny_model, 
     assert _iou(first > 0, expected > 0) > 0.9
     for t, _, logits in plain.propagate():
         assert _iou(tracked[t] > 0, logits[0] > 0) > 0.9, f"frame {t}"
+
+
+def test_the_kept_positional_encoding_follows_autocast(present_tiny_model):
+    """Computed first under bfloat16 autocast, it is not what a float32 decoder gets later."""
+    encoder = present_tiny_model.sam_prompt_encoder
+    encoder._dense_pe = None
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert encoder.get_dense_pe().dtype == torch.bfloat16
+        exact = encoder.get_dense_pe()
+        assert exact.dtype == torch.float32
+        torch.testing.assert_close(
+            exact, encoder.pe_layer(encoder.image_embedding_size).unsqueeze(0), rtol=0, atol=0
+        )
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

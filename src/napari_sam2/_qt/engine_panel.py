@@ -39,7 +39,7 @@ class EnginePanel(Panel):
             "replays in its own). fast: bfloat16 on CUDA; on a CPU "
             "with bfloat16 instructions and an input of 512 px or more, the image encoder, "
             "memory attention and memory encoder in bfloat16 (propagation 2-3x faster, "
-            "masks within about 4 % IoU) and the SAM heads, a click's part, in float32 "
+            "masks within IoU 0.99 of float32's) and the SAM heads, a click's part, in float32 "
             "(bfloat16-heavy); float32 elsewhere. bfloat16-encoder: the image encoder "
             "alone in bfloat16. "
             "auto: the same but float32 on every CPU (the reference's numbers)"

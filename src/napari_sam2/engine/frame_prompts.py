@@ -79,7 +79,9 @@ def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -
     features = tracker.frame_features(t)
     with tracker._autocast():
         if prompt.mask is not None:
-            prediction = model.track_frame(features, None, mask=prompt.mask.to(device))
+            prediction = model.track_frame(
+                features, None, mask=prompt.mask.to(device), float32_heads=tracker.float32_heads
+            )
         else:
             coords, labels = prompt.model_points()
             previous = starting_mask(tracker, obj, t)

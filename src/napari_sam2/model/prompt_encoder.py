@@ -74,12 +74,16 @@ class PromptEncoder(nn.Module):
         """Positional encoding of every image-feature cell, (1, C, h, w).
 
         Kept between calls in inference mode (every click needs it, and it depends only on
-        the encoder's fixed random matrix); recomputed when that matrix changes.
+        the encoder's fixed random matrix); recomputed when that matrix changes, and kept
+        apart per autocast state (under bfloat16 autocast it comes out in bfloat16, which a
+        later float32 decoder must not be handed).
         """
         if not torch.is_inference_mode_enabled():
             return self.pe_layer(self.image_embedding_size).unsqueeze(0)
         matrix = self.pe_layer.positional_encoding_gaussian_matrix
-        key = (matrix.data_ptr(), matrix._version, matrix.device, matrix.dtype)
+        device = matrix.device.type
+        autocast = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device)
+        key = (matrix.data_ptr(), matrix._version, matrix.device, matrix.dtype, autocast)
         cached = getattr(self, "_dense_pe", None)
         if cached is None or cached[0] != key:
             cached = (key, self.pe_layer(self.image_embedding_size).unsqueeze(0))

@@ -7,6 +7,7 @@ exposes the steps the tracker composes. It holds no video state: which memories 
 is decided by `memory_bank.select_memories` and passed in.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -411,11 +412,13 @@ class SAM2(nn.Module):
         float32_heads: the prompt encoder and mask decoder leave an enclosing autocast.
         """
         if mask is not None:
-            return self.mask_as_output(features.image_embed, features.high_res, mask)
+            head = self.mask_as_output
+            return self._heads(float32_heads, head, features.image_embed, features.high_res, mask)
         pix_feat = self.condition_on_memory(features, memory)
         num_points = 0 if point_labels is None else point_labels.shape[1]
         return self._heads(
             float32_heads,
+            self.predict_masks,
             pix_feat,
             features.high_res,
             point_coords,
@@ -432,19 +435,31 @@ class SAM2(nn.Module):
         and the SAM heads; their memories must share a layout (`memory_layout`)."""
         pix_feat = self.condition_on_memory(features, memories)
         return self._heads(
-            float32_heads, pix_feat, features.high_res, multimask=self.use_multimask(0)
+            float32_heads,
+            self.predict_masks,
+            pix_feat,
+            features.high_res,
+            multimask=self.use_multimask(0),
         )
 
     def _heads(
-        self, float32: bool, pix_feat: torch.Tensor, high_res: list[torch.Tensor], *args, **kwargs
+        self,
+        float32: bool,
+        head: Callable[..., MaskPrediction],
+        pix_feat: torch.Tensor,
+        high_res: list[torch.Tensor],
+        *args,
+        **kwargs,
     ) -> MaskPrediction:
-        # on a CPU the decoder's many small ops run slower under bfloat16 autocast than in
-        # float32 (a click 28 against 20 ms at tiny@1024), while memory attention runs 3x faster
+        """`head` (predict_masks or mask_as_output), in float32 outside an enclosing autocast
+        when `float32`: on a CPU the decoder's many small ops run slower under bfloat16
+        autocast than in float32 (a click 28 against 20 ms at tiny@1024), while memory
+        attention runs 3-4x faster."""
         if not float32 or not torch.is_autocast_enabled(pix_feat.device.type):
-            return self.predict_masks(pix_feat, high_res, *args, **kwargs)
+            return head(pix_feat, high_res, *args, **kwargs)
         with torch.autocast(pix_feat.device.type, enabled=False):
             high_res = [level.float() for level in high_res]
-            return self.predict_masks(pix_feat.float(), high_res, *args, **kwargs)
+            return head(pix_feat.float(), high_res, *args, **kwargs)
 
     def frame_memory(
         self,
