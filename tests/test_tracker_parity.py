@@ -146,9 +146,9 @@ def _record_calls(monkeypatch, owner, name: str, record) -> list:
     calls = []
     original = getattr(owner, name)
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         calls.append(record(*args))
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, spy)
     return calls

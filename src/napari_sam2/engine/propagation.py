@@ -215,7 +215,7 @@ def predict_batch(
     model = tracker.model
     features = tracker.frame_features(t)
     with tracker._autocast():
-        prediction = model.track_frames(features, memories, tracker.float32_heads)
+        prediction = model.track_frames(features, memories, float32_heads=tracker.float32_heads)
     low_res = tracker._finish(prediction.low_res_masks)
     logits = to_frame_resolution(low_res, tracker.height, tracker.width).cpu().numpy()
     kept: list[KeptRegion | None] = [None] * len(objs)
