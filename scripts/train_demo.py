@@ -74,24 +74,38 @@ V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
 
 def random_timelapse(seed: int, num_frames: int) -> LabelledStack:
     """A time-lapse with imaging and cell parameters drawn from the seed."""
-    rng = np.random.default_rng([seed, 1])
+    return _drawn_timelapse(seed, 1, num_frames, radius=(9, 18), density=(0.1, 0.25))
+
+
+def _drawn_timelapse(
+    seed: int,
+    stream: int,
+    num_frames: int,
+    radius: tuple[float, float],
+    density: tuple[float, float],
+    psf: tuple[float, float] = (0.8, 2.0),
+    noise: tuple[float, float] = (2, 8),
+    more=None,
+) -> LabelledStack:
+    """A fluorescence time-lapse whose size, cells and imaging are drawn from the seed (in
+    this order, so that each kind's stacks stay what they were); `more(rng)` draws further
+    `timelapse` options after them."""
+    rng = np.random.default_rng([seed, stream])
     height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
-    radius = rng.uniform(9, 18)
-    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.25), 2, 16))
-    stack = timelapse(
-        num_frames,
-        height,
-        width,
-        cells,
-        seed=seed,
-        cell_radius=radius,
+    cell_radius = rng.uniform(*radius)
+    cells = int(np.clip(height * width / (np.pi * cell_radius**2) * rng.uniform(*density), 2, 16))
+    drawn = dict(
+        cell_radius=cell_radius,
         num_divisions=int(rng.integers(0, 4)),
         brightness=rng.uniform(80, 600),
         background=rng.uniform(10, 60),
         bleaching=rng.uniform(0.0, 0.03),
-        psf_sigma=rng.uniform(0.8, 2.0),
-        read_noise=rng.uniform(2, 8),
+        psf_sigma=rng.uniform(*psf),
+        read_noise=rng.uniform(*noise),
     )
+    if more is not None:
+        drawn.update(more(rng))
+    stack = timelapse(num_frames, height, width, cells, seed=seed, **drawn)
     return LabelledStack(stack.frames, stack.labels, stack.lineage)
 
 
@@ -270,31 +284,20 @@ def plain_timelapse(seed: int, num_frames: int) -> LabelledStack:
     centre, little texture, smooth outlines, wandering up to 2.5 times as fast as by default,
     sizes 6-20 px; cells that v3 let shrink and vanish within 20 frames where a threshold
     followed them."""
-    rng = np.random.default_rng([seed, 5])
-    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
-    radius = rng.uniform(6, 20)
-    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.05, 0.2), 2, 16))
-    stack = timelapse(
-        num_frames,
-        height,
-        width,
-        cells,
-        seed=seed,
-        cell_radius=radius,
-        num_divisions=int(rng.integers(0, 4)),
-        brightness=rng.uniform(80, 600),
-        background=rng.uniform(10, 60),
-        bleaching=rng.uniform(0.0, 0.03),
-        psf_sigma=rng.uniform(0.7, 2.0),
-        read_noise=rng.uniform(2, 10),
-        aspect=(1.0, rng.uniform(1.1, 1.7)),
-        irregularity=rng.uniform(0.0, 0.6),
-        texture=rng.uniform(0.0, 0.4),
-        leaving=bool(rng.random() < 0.3),
-        speed=rng.uniform(1.0, 2.5),
-        flat=bool(rng.random() < 0.6),
+
+    def more(rng) -> dict:
+        return dict(
+            aspect=(1.0, rng.uniform(1.1, 1.7)),
+            irregularity=rng.uniform(0.0, 0.6),
+            texture=rng.uniform(0.0, 0.4),
+            leaving=bool(rng.random() < 0.3),
+            speed=rng.uniform(1.0, 2.5),
+            flat=bool(rng.random() < 0.6),
+        )
+
+    return _drawn_timelapse(
+        seed, 5, num_frames, (6, 20), (0.05, 0.2), psf=(0.7, 2.0), noise=(2, 10), more=more
     )
-    return LabelledStack(stack.frames, stack.labels, stack.lineage)
 
 
 def plain_stacks(first_seed: int, count: int) -> list[LabelledStack]:
