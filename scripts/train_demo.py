@@ -687,37 +687,22 @@ def main() -> int:
             print(f"trained to {result.steps} phase-{number} steps", flush=True)
             history[folder] = result.history
 
-        if args.long_steps:
-            options = long_phase(
-                args.long_steps,
-                args.seed,
-                args.long_lr,
-                args.long_clip_length,
-                args.long_first_frame_weight,
-                args.long_stop,
+        # the phases from v3, each on phase 4's data plus its own stacks (seeds from first)
+        weighted = functools.partial(long_phase, first_frame_weight=args.long_first_frame_weight)
+        for number, name, phase, make_stacks, first, out_file in (
+            (5, "long", weighted, long_stacks, 300_000, PHASE5_FILE),
+            (6, "contrast", contrast_phase, contrast_stacks, 400_000, PHASE6_FILE),
+            (7, "plain", plain_phase, plain_stacks, 500_000, PHASE7_FILE),
+        ):
+            steps = getattr(args, f"{name}_steps")
+            if not steps:
+                continue
+            given = {key: getattr(args, f"{name}_{key}") for key in ("lr", "clip_length", "stop")}
+            options = phase(
+                steps, args.seed, given["lr"], given["clip_length"], stop_at=given["stop"]
             )
-            extra = functools.partial(long_stacks, 300_000, args.long_stacks)
-            phase_from_v3(5, "long", extra, options, PHASE5_FILE)
-        if args.contrast_steps:
-            options = contrast_phase(
-                args.contrast_steps,
-                args.seed,
-                args.contrast_lr,
-                args.contrast_clip_length,
-                args.contrast_stop,
-            )
-            extra = functools.partial(contrast_stacks, 400_000, args.contrast_stacks)
-            phase_from_v3(6, "contrast", extra, options, PHASE6_FILE)
-        if args.plain_steps:
-            options = plain_phase(
-                args.plain_steps,
-                args.seed,
-                args.plain_lr,
-                args.plain_clip_length,
-                args.plain_stop,
-            )
-            extra = functools.partial(plain_stacks, 500_000, args.plain_stacks)
-            phase_from_v3(7, "plain", extra, options, PHASE7_FILE)
+            extra = functools.partial(make_stacks, first, getattr(args, f"{name}_stacks"))
+            phase_from_v3(number, name, extra, options, out_file)
         minutes = (time.monotonic() - began) / 60
         print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")
