@@ -349,23 +349,24 @@ def test_a_saved_session_replays_exactly_in_a_fresh_viewer_and_the_cli(
     np.testing.assert_array_equal(read_labels(tmp_path / "replayed.tif")[0], saved)
 
 
+@pytest.mark.parametrize("chosen", ["bfloat16-encoder", "bfloat16-heavy"])
 def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
-    widget, qtbot, tmp_path, make_napari_viewer, stack
+    widget, qtbot, tmp_path, make_napari_viewer, stack, chosen
 ):
     """The precision box applies to the next model loaded and shows in "Runs at"; a session
-    saved in bfloat16-encoder replays in it in a fresh viewer left at its default."""
+    saved in a bfloat16 precision replays in it in a fresh viewer left at its default."""
     panel = widget.engine_panel
     assert panel.runs_at.text().endswith(", float32")  # "fast" below 512 px
-    panel.precision.setCurrentText("bfloat16-encoder")  # nothing done yet: applies at once
+    panel.precision.setCurrentText(chosen)  # nothing done yet: applies at once
     idle(qtbot, widget)
-    assert widget.tracker.precision == "bfloat16-encoder"
-    assert panel.runs_at.text().endswith(", bfloat16-encoder")
+    assert widget.tracker.precision == chosen
+    assert panel.runs_at.text().endswith(f", {chosen}")
     widget.clicks.add([[1, 24, 31]])
     idle(qtbot, widget)
     panel.precision.setCurrentText("float32")  # the click is kept: from the next session
     idle(qtbot, widget)
-    assert widget.tracker.precision == "bfloat16-encoder" and len(widget.clicks.data) == 1
-    panel.precision.setCurrentText("bfloat16-encoder")
+    assert widget.tracker.precision == chosen and len(widget.clicks.data) == 1
+    panel.precision.setCurrentText(chosen)
     widget.run_buttons["both"].click()
     idle(qtbot, widget)
     saved = widget.labels.data.copy()
@@ -381,7 +382,7 @@ def test_the_chosen_precision_runs_and_a_saved_session_replays_in_its_own(
     qtbot.waitUntil(lambda: fresh.model is not None, timeout=60_000)
     idle(qtbot, fresh)
     assert "replayed" in fresh.status.text()
-    assert fresh.tracker.precision == "bfloat16-encoder"
+    assert fresh.tracker.precision == chosen
     np.testing.assert_array_equal(fresh.labels.data, saved)
 
 
