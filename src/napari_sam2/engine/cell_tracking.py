@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ..errors import SAM2Error
-from ..model.sam2 import NO_OBJECT_LOGIT
+from ..model.sam_heads import NO_OBJECT_LOGIT
 from .automatic_masks import MaskGeneratorSettings
 from .cell_seeds import automatic_labels, check_seed_frame, refine_with_regions, seed_ids
 from .cell_tracking_result import CellTrackingResult, ObjectSpan

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..errors import SAM2Error
 from ..model import FrameFeatures, FrameMemory
 from ..model.memory_bank import MemoryInputs
-from ..model.sam2 import NO_OBJECT_LOGIT, MaskPrediction
+from ..model.sam_heads import NO_OBJECT_LOGIT, MaskPrediction
 from .compositing import write_tracked_frame
 from .eviction import evict_results
 from .freed_memory import keeping_freed_memory, release_freed_memory

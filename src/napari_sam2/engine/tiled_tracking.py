@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from ..errors import SAM2Error
 from ..model import SAM2
-from ..model.sam2 import NO_OBJECT_LOGIT
+from ..model.sam_heads import NO_OBJECT_LOGIT
 from .automatic_masks import MaskGeneratorSettings
 from .budgets import default_budgets
 from .frames import FrameSource

@@ -16,7 +16,7 @@ import torch
 from ..errors import SAM2Error
 from ..model import SAM2, select_memories
 from ..model.catalogue import clicked_region_by_default, non_overlap_by_default
-from ..model.sam2 import NO_OBJECT_LOGIT
+from ..model.sam_heads import NO_OBJECT_LOGIT
 from . import propagation
 from .budgets import default_budgets
 from .clicked_region import keep_clicked_region

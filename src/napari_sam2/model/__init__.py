@@ -23,7 +23,7 @@ _LAZY = {
     "select_memories": ".memory_bank",
     "SAM2": ".sam2",
     "FrameFeatures": ".sam2",
-    "MaskPrediction": ".sam2",
+    "MaskPrediction": ".sam_heads",
 }
 
 __all__ = [
