@@ -201,14 +201,8 @@ def decode_clicks(
         boxes=None,
         masks=None,
     )
-    masks, ious, _, _ = model.sam_mask_decoder(
-        image_embeddings=pix_feat,
-        image_pe=model.sam_prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
-        multimask_output=multimask,
-        repeat_image=True,
-        high_res_features=features.high_res,
+    masks, ious, _, _ = model.decode(
+        pix_feat, features.high_res, sparse, dense, multimask, repeat_image=True
     )
     return masks.float().clamp(-32.0, 32.0), ious.float()
 

@@ -82,14 +82,8 @@ class SAMHeads:
         sparse, dense = self.sam_prompt_encoder(
             points=(point_coords, point_labels), boxes=None, masks=mask_input
         )
-        multimasks, ious, tokens, object_score_logits = self.sam_mask_decoder(
-            image_embeddings=pix_feat,
-            image_pe=self.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-            repeat_image=False,
-            high_res_features=high_res,
+        multimasks, ious, tokens, object_score_logits = self.decode(
+            pix_feat, high_res, sparse, dense, multimask
         )
         present = object_score_logits > 0
         multimasks = torch.where(present[:, None, None], multimasks, NO_OBJECT_LOGIT).float()
@@ -114,6 +108,28 @@ class SAMHeads:
             )
         return MaskPrediction(
             multimasks, ious, low_res, high_res, obj_ptr, object_score_logits, candidate_ptrs
+        )
+
+    def decode(
+        self,
+        pix_feat: torch.Tensor,
+        high_res: list[torch.Tensor],
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        multimask: bool,
+        repeat_image: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The mask decoder on features and the prompt encoder's embeddings: candidate mask
+        logits, their predicted IoUs, the output tokens and the object-score logits.
+        repeat_image: one image's features for a batch of prompts."""
+        return self.sam_mask_decoder(
+            image_embeddings=pix_feat,
+            image_pe=self.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+            repeat_image=repeat_image,
+            high_res_features=high_res,
         )
 
     def upscale(self, low_res_masks: torch.Tensor) -> torch.Tensor:
