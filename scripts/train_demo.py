@@ -6,7 +6,8 @@
     python scripts/train_demo.py --out runs/demo --from-shipped-v2   # phase 4 only, from v2
     python scripts/train_demo.py --out runs/demo --long-steps 400   # + phase 5 (not shipped)
     python scripts/train_demo.py --out runs/demo --contrast-steps 800   # + phase 6 (not shipped)
-    python scripts/train_demo.py --out runs/demo --plain-steps 600      # + phase 7
+    python scripts/train_demo.py --out runs/demo --plain-steps 600      # + phase 7 (not shipped)
+    python scripts/train_demo.py --out runs/demo --rollout-steps 400    # + phase 8
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -67,6 +68,8 @@ PHASE5_FILE = "phase5_fp16.pt"
 PHASE6_FILE = "phase6_fp16.pt"
 # phase 7 ends here (float16); model.pt is then these weights
 PHASE7_FILE = "phase7_fp16.pt"
+# phase 8 ends here (float16); model.pt is then these weights
+PHASE8_FILE = "phase8_fp16.pt"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
 # from the shipped weights only while they are still v2, so a rerun never starts from v3
 V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
@@ -445,6 +448,17 @@ def plain_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int
     return replace(options, seed=seed + 6)
 
 
+def rollout_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 8: the phase-4 recipe from the shipped v3 weights on long clips whose first
+    frames after the prompt are tracked without gradients or losses (`Recipe.rollout_frames`,
+    all but the last 8), so that the scored frames start from the model's own drifted memory:
+    the long runs lose cells that shrink over 50-100 frames, which clips tracked from a fresh
+    prompt never show."""
+    options = focus_phase(steps, seed, lr, clip_length, stop_at)
+    recipe = replace(options.recipe, rollout_frames=max(clip_length - 9, 0))
+    return replace(options, recipe=recipe, seed=seed + 7)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -574,6 +588,7 @@ def main() -> int:
     )
     add_phase_options(parser, "contrast", 6, stacks=48, clip_length=8)
     add_phase_options(parser, "plain", 7, stacks=48, clip_length=8)
+    add_phase_options(parser, "rollout", 8, stacks=24, clip_length=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -693,6 +708,7 @@ def main() -> int:
             (5, "long", weighted, long_stacks, 300_000, PHASE5_FILE),
             (6, "contrast", contrast_phase, contrast_stacks, 400_000, PHASE6_FILE),
             (7, "plain", plain_phase, plain_stacks, 500_000, PHASE7_FILE),
+            (8, "rollout", rollout_phase, long_stacks, 600_000, PHASE8_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:

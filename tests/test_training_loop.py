@@ -105,6 +105,47 @@ def test_the_first_frame_weight_scales_the_prompted_frame_s_loss_only():
         Recipe(first_frame_weight=0.0)
 
 
+def test_rolled_out_frames_are_tracked_without_gradients_or_losses(monkeypatch):
+    """rollout_frames 2 on a 5-frame clip: frames 1 and 2 are tracked and remembered with no
+    graph and no loss; the prompted frame and frames 3-4 are scored as without it, frames
+    3-4 predicted from the same (rolled-out) memories, so with the same values."""
+    from napari_sam2.training.step import ClipStep
+
+    torch.manual_seed(0)
+    model = build_model(TINY).train()
+    clip = ClipSampler([drifting_discs()], 64, length=5).sample(np.random.default_rng(0))
+    plain = Recipe(first_prompt_probs=(0.0, 1.0, 0.0), correction_clicks=0)
+    scored, remembered = [], []
+    score, remember = ClipStep.score, ClipStep.remember
+
+    def recording_score(self, prediction, t, objects):
+        scored[-1].append((t, prediction.low_res_multimasks.detach().clone()))
+        return score(self, prediction, t, objects)
+
+    def recording_remember(self, f, outputs, from_clicks):
+        memory = remember(self, f, outputs, from_clicks)
+        remembered[-1].append(memory.features.requires_grad)
+        return memory
+
+    monkeypatch.setattr(ClipStep, "score", recording_score)
+    monkeypatch.setattr(ClipStep, "remember", recording_remember)
+    for recipe in (plain, replace(plain, rollout_frames=2)):
+        scored.append([])
+        remembered.append([])
+        torch.manual_seed(1)  # the same dropout in both
+        result = clip_step(model, clip, np.random.default_rng(5), recipe)
+        assert result.loss.requires_grad
+    full, rolled = scored
+    assert [t for t, _ in full if t > 0] == [1, 2, 3, 4]
+    assert [t for t, _ in rolled if t > 0] == [3, 4]
+    later = [m for t, m in full if t > 2]
+    for a, (_, b) in zip(later, [s for s in rolled if s[0] > 2], strict=True):
+        torch.testing.assert_close(a, b)
+    assert remembered[1] == [True, False, False, True, True]
+    with pytest.raises(ValueError, match="rollout_frames must be at least 0"):
+        Recipe(rollout_frames=-1)
+
+
 def test_a_frozen_image_encoder_does_not_change(tmp_path):
     torch.manual_seed(0)
     model = build_model(TINY)

@@ -36,6 +36,9 @@ class Recipe:
     first_frame_weight: how many times the losses of the first (prompted) frame count; every
     frame's prediction adds to the loss, so the clicked frame's share falls as clips get
     longer (clip_length / 8 keeps the share of 8-frame clips).
+    rollout_frames: the frames after the prompted one tracked without gradients, losses or
+    corrections, as at inference, before the scored frames: those then start from a memory
+    of the model's own drift (masks shrunk over many frames), not from a fresh prompt.
     """
 
     first_prompt_probs: tuple[float, float, float] = FIRST_PROMPT_PROBS
@@ -47,6 +50,7 @@ class Recipe:
     shrunk_memory_prob: float = 0.0
     shrunk_memory_px: int = 4
     first_frame_weight: float = 1.0
+    rollout_frames: int = 0
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,8 @@ class Recipe:
             raise ValueError(f"shrunk_memory_px must be at least 1, got {self.shrunk_memory_px}")
         if not self.first_frame_weight > 0:
             raise ValueError(f"first_frame_weight must be positive, got {self.first_frame_weight}")
+        if self.rollout_frames < 0:
+            raise ValueError(f"rollout_frames must be at least 0, got {self.rollout_frames}")
 
 
 @dataclass
@@ -180,53 +186,61 @@ class ClipStep:
         ]
         count = int(rng.integers(1, self.recipe.max_correction_frames + 1))
         others = rng.permutation(np.arange(1, num_frames))[: count - 1]
-        correction_frames = {0, *(int(t) for t in others)}
+        rollout = range(1, 1 + min(self.recipe.rollout_frames, num_frames - 1))
+        correction_frames = {0, *(int(t) for t in others if t not in rollout)}
 
-        conditioning: dict[int, FrameMemory] = {}
-        tracked: dict[int, FrameMemory] = {}
-        config = model.config
+        self.prompts, self.correction_frames = prompts, correction_frames
+        self.conditioning: dict[int, FrameMemory] = {}
+        self.tracked: dict[int, FrameMemory] = {}
         chance = self.recipe.shrunk_memory_prob
         # drawn only when asked for, so recipes without it draw what they always drew
-        shrink = chance > 0 and rng.random() < chance
+        self.shrink = chance > 0 and rng.random() < chance
         for t in range(num_frames):
-            f = features[t]
-            if t == 0:
-                memory = None
-            else:
-                memory = select_memories(
-                    t,
-                    conditioning,
-                    tracked,
-                    num_frames=num_frames,
-                    reverse=False,
-                    num_maskmem=config.num_maskmem,
-                    max_obj_ptrs=config.max_obj_ptrs_in_encoder,
-                    max_cond_frames=config.max_cond_frames_in_attn,
-                    signed_distances=config.use_signed_tpos_enc_to_obj_ptrs,
-                )
-            pix_feat = model.condition_on_memory(f, memory, batch=num_objects)
-            if t == 0:
-                outputs, from_clicks = self.first_frame(f, pix_feat, prompts)
-            else:
-                prediction = model.predict_masks(pix_feat, f.high_res, multimask=True)
-                self.score(prediction, t, slice(None))
-                outputs = [prediction]
-                from_clicks = [False]
-                if t in correction_frames:
-                    outputs, from_clicks = self.correct_all(prediction, pix_feat, f, t, prompts)
-            final = torch.cat([p.high_res_masks for p in outputs]).detach()
-            self.final_ious.append(mask_iou(final[:, 0], clip.masks[:, t]))
-            prompted = t == 0 or any(from_clicks)
-            if shrink and not prompted:
-                radius = int(rng.integers(1, self.recipe.shrunk_memory_px + 1))
-                outputs = [_eroded(p, radius) for p in outputs]
-            frame_memory = self.remember(f, outputs, from_clicks)
-            # prompted frames are conditioning memory, as in the Tracker
-            if prompted:
-                conditioning[t] = frame_memory
-            else:
-                tracked[t] = frame_memory
+            with torch.no_grad() if t in rollout else contextlib.nullcontext():
+                self.frame(t, features[t])
         return self.result()
+
+    def frame(self, t: int, f: FrameFeatures) -> None:
+        """Predict, score (unless rolled out: no gradients) and remember clip frame t."""
+        model, clip, rng, config = self.model, self.clip, self.rng, self.model.config
+        num_objects, num_frames = clip.masks.shape[:2]
+        prompts, conditioning, tracked = self.prompts, self.conditioning, self.tracked
+        memory = None
+        if t > 0:
+            memory = select_memories(
+                t,
+                conditioning,
+                tracked,
+                num_frames=num_frames,
+                reverse=False,
+                num_maskmem=config.num_maskmem,
+                max_obj_ptrs=config.max_obj_ptrs_in_encoder,
+                max_cond_frames=config.max_cond_frames_in_attn,
+                signed_distances=config.use_signed_tpos_enc_to_obj_ptrs,
+            )
+        pix_feat = model.condition_on_memory(f, memory, batch=num_objects)
+        if t == 0:
+            outputs, from_clicks = self.first_frame(f, pix_feat, prompts)
+        else:
+            prediction = model.predict_masks(pix_feat, f.high_res, multimask=True)
+            if torch.is_grad_enabled():
+                self.score(prediction, t, slice(None))
+            outputs = [prediction]
+            from_clicks = [False]
+            if t in self.correction_frames:
+                outputs, from_clicks = self.correct_all(prediction, pix_feat, f, t, prompts)
+        final = torch.cat([p.high_res_masks for p in outputs]).detach()
+        self.final_ious.append(mask_iou(final[:, 0], clip.masks[:, t]))
+        prompted = t == 0 or any(from_clicks)
+        if self.shrink and not prompted:
+            radius = int(rng.integers(1, self.recipe.shrunk_memory_px + 1))
+            outputs = [_eroded(p, radius) for p in outputs]
+        frame_memory = self.remember(f, outputs, from_clicks)
+        # prompted frames are conditioning memory, as in the Tracker
+        if prompted:
+            conditioning[t] = frame_memory
+        else:
+            tracked[t] = frame_memory
 
     def first_frame(self, f: FrameFeatures, pix_feat: torch.Tensor, prompts: list[Prompt]):
         """Each object's prediction on the prompted first frame, corrected when clicked."""
