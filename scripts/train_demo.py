@@ -455,7 +455,7 @@ def rollout_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
     the long runs lose cells that shrink over 50-100 frames, which clips tracked from a fresh
     prompt never show."""
     options = focus_phase(steps, seed, lr, clip_length, stop_at)
-    recipe = replace(options.recipe, rollout_frames=max(clip_length - 9, 0))
+    recipe = replace(options.recipe, rollout_frames=clip_length)  # all but 8 scored frames
     return replace(options, recipe=recipe, seed=seed + 7)
 
 

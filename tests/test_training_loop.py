@@ -129,7 +129,8 @@ def test_rolled_out_frames_are_tracked_without_gradients_or_losses(monkeypatch):
 
     monkeypatch.setattr(ClipStep, "score", recording_score)
     monkeypatch.setattr(ClipStep, "remember", recording_remember)
-    for recipe in (plain, replace(plain, rollout_frames=2)):
+    # 3 scored frames after the rollout: 5 frames roll out only 1..2 of the 9 asked for
+    for recipe in (plain, replace(plain, rollout_frames=9, scored_after_rollout=2)):
         scored.append([])
         remembered.append([])
         torch.manual_seed(1)  # the same dropout in both

@@ -38,7 +38,8 @@ class Recipe:
     longer (clip_length / 8 keeps the share of 8-frame clips).
     rollout_frames: the frames after the prompted one tracked without gradients, losses or
     corrections, as at inference, before the scored frames: those then start from a memory
-    of the model's own drift (masks shrunk over many frames), not from a fresh prompt.
+    of the model's own drift (masks shrunk over many frames), not from a fresh prompt. A clip
+    keeps at least `scored_after_rollout` scored frames (a short stack's clip rolls out less).
     """
 
     first_prompt_probs: tuple[float, float, float] = FIRST_PROMPT_PROBS
@@ -51,6 +52,7 @@ class Recipe:
     shrunk_memory_px: int = 4
     first_frame_weight: float = 1.0
     rollout_frames: int = 0
+    scored_after_rollout: int = 8
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -186,7 +188,8 @@ class ClipStep:
         ]
         count = int(rng.integers(1, self.recipe.max_correction_frames + 1))
         others = rng.permutation(np.arange(1, num_frames))[: count - 1]
-        rollout = range(1, 1 + min(self.recipe.rollout_frames, num_frames - 1))
+        kept = num_frames - 1 - self.recipe.scored_after_rollout
+        rollout = range(1, 1 + max(min(self.recipe.rollout_frames, kept), 0))
         correction_frames = {0, *(int(t) for t in others if t not in rollout)}
 
         self.prompts, self.correction_frames = prompts, correction_frames
