@@ -102,12 +102,14 @@ def test_one_tile_tracks_as_the_untiled_tracker(demo):
 
 
 def test_propagating_some_objects_leaves_the_others_pixels(demo):
+    # two discs that touch and then overlap (closer ones, 22 pixels apart, merge into one
+    # object with demo model v4 from frame 1)
     frames, _ = moving_cells(
-        num_frames=4, height=256, width=512, centers=((100, 200), (110, 222)), radius=14
+        num_frames=4, height=256, width=512, centers=((100, 200), (110, 230)), radius=14
     )
     tracker = TiledTracker(demo, frames, tile=256)
     tracker.add_points(0, 1, [[200, 100]], [1])
-    tracker.add_points(0, 2, [[222, 110]], [1])
+    tracker.add_points(0, 2, [[230, 110]], [1])
     list(tracker.propagate("forward"))
     before = tracker.labels().copy()
     assert all((before[t] == 2).any() for t in range(4))
