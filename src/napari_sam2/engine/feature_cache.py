@@ -21,6 +21,7 @@ import torch
 from ..errors import SAM2Error
 from ..model import FrameFeatures
 from .frames import FrameSource
+from .precision import feature_cache_suffix
 
 
 def feature_bytes(features: FrameFeatures) -> int:
@@ -226,13 +227,8 @@ def disk_store_for(
 ) -> DiskFeatureStore:
     """The disk store of a tracker's frames: its keys cover the channels and intensity
     limits the frames are normalized with and the precision the encoder runs in (a resolved
-    `engine.precision` name; bfloat16-encoder and bfloat16-heavy encode alike)."""
-    suffix = {
-        "float32": "",
-        "bfloat16": "-bf16",
-        "bfloat16-encoder": "-bf16-encoder",
-        "bfloat16-heavy": "-bf16-encoder",
-    }[precision]
+    `engine.precision` name; precisions that encode alike share the key)."""
+    suffix = feature_cache_suffix(precision)
     return DiskFeatureStore(
         directory,
         model,

@@ -6,7 +6,7 @@ import torch
 from ..errors import SAM2Error
 from ..model import FrameFeatures
 from .budgets import CacheBudgets
-from .precision import autocast, steps_under_autocast
+from .precision import autocast, float32_features, float32_heads, steps_under_autocast
 
 
 class FrameEncoding:
@@ -23,7 +23,7 @@ class FrameEncoding:
     @property
     def float32_heads(self) -> bool:
         """Whether the prompt encoder and mask decoder leave the steps' autocast."""
-        return self.precision == "bfloat16-heavy"
+        return float32_heads(self.precision)
 
     def _autocast(self):
         return autocast(self.device, self.bfloat16)
@@ -33,7 +33,7 @@ class FrameEncoding:
     @torch.no_grad()
     def _compute_features(self, t: int) -> FrameFeatures:
         image = self.frames.frame_tensor(t).to(self.device)[None]
-        if self.precision not in ("bfloat16-encoder", "bfloat16-heavy"):
+        if not float32_features(self.precision):
             with self._autocast():
                 return self.model.encode_image(image)
         with autocast(self.device, True):

@@ -49,10 +49,39 @@ def resolve_precision(precision: str, device: torch.device, image_size: int) -> 
     return "float32"
 
 
+# What each resolved precision runs in bfloat16, in one place: (the per-frame steps under
+# autocast, the SAM heads leaving it, the encoder's features kept in float32). The feature
+# disk cache keys on the encoder's part alone, so precisions that encode alike share it.
+_PARTS = {
+    "float32": (False, False, False),
+    "bfloat16": (True, False, False),
+    "bfloat16-encoder": (False, False, True),
+    "bfloat16-heavy": (True, True, True),
+}
+
+
 def steps_under_autocast(precision: str) -> bool:
     """Whether a resolved precision runs the per-frame steps under bfloat16 autocast (in
     "bfloat16-heavy" the SAM heads leave it again)."""
-    return precision in ("bfloat16", "bfloat16-heavy")
+    return _PARTS[precision][0]
+
+
+def float32_heads(precision: str) -> bool:
+    """Whether the prompt encoder and mask decoder leave the steps' autocast."""
+    return _PARTS[precision][1]
+
+
+def float32_features(precision: str) -> bool:
+    """Whether the image encoder runs under bfloat16 autocast on its own and its features
+    are kept in float32 (else it runs as the steps do)."""
+    return _PARTS[precision][2]
+
+
+def feature_cache_suffix(precision: str) -> str:
+    """What the feature disk cache adds to its keys for features encoded in `precision`."""
+    if float32_features(precision):
+        return "-bf16-encoder"
+    return "-bf16" if steps_under_autocast(precision) else ""
 
 
 def autocast(device: torch.device, bfloat16: bool) -> contextlib.AbstractContextManager:
