@@ -86,6 +86,7 @@ def _drawn_timelapse(
     num_frames: int,
     radius: tuple[float, float],
     density: tuple[float, float],
+    bleaching: tuple[float, float] = (0.0, 0.03),
     psf: tuple[float, float] = (0.8, 2.0),
     noise: tuple[float, float] = (2, 8),
     more=None,
@@ -102,7 +103,7 @@ def _drawn_timelapse(
         num_divisions=int(rng.integers(0, 4)),
         brightness=rng.uniform(80, 600),
         background=rng.uniform(10, 60),
-        bleaching=rng.uniform(0.0, 0.03),
+        bleaching=rng.uniform(*bleaching),
         psf_sigma=rng.uniform(*psf),
         read_noise=rng.uniform(*noise),
     )
@@ -234,27 +235,16 @@ def long_timelapse(seed: int, num_frames: int) -> LabelledStack:
     """A longer fluorescence time-lapse for phase 4: cells that mostly stay in view, little
     bleaching, slow stage drift in some, divisions; clips of it start anywhere, so the model
     sees cells far from where they began."""
-    rng = np.random.default_rng([seed, 6])
-    height, width = (int(v) for v in rng.choice([192, 256, 320], 2))
-    radius = rng.uniform(8, 20)
-    cells = int(np.clip(height * width / (np.pi * radius**2) * rng.uniform(0.1, 0.25), 2, 16))
-    stack = timelapse(
-        num_frames,
-        height,
-        width,
-        cells,
-        seed=seed,
-        cell_radius=radius,
-        num_divisions=int(rng.integers(0, 4)),
-        brightness=rng.uniform(80, 600),
-        background=rng.uniform(10, 60),
-        bleaching=rng.uniform(0.0, 0.01),
-        psf_sigma=rng.uniform(0.8, 2.0),
-        read_noise=rng.uniform(2, 8),
-        leaving=bool(rng.random() < 0.5),
-        drift=tuple(rng.uniform(-0.3, 0.3, 2) * (rng.random() < 0.5)),
+
+    def more(rng) -> dict:
+        return dict(
+            leaving=bool(rng.random() < 0.5),
+            drift=tuple(rng.uniform(-0.3, 0.3, 2) * (rng.random() < 0.5)),
+        )
+
+    return _drawn_timelapse(
+        seed, 6, num_frames, (8, 20), (0.1, 0.25), bleaching=(0.0, 0.01), more=more
     )
-    return LabelledStack(stack.frames, stack.labels, stack.lineage)
 
 
 def focus_stacks(first_seed: int, count: int) -> list[LabelledStack]:
