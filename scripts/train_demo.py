@@ -8,6 +8,9 @@
     python scripts/train_demo.py --out runs/demo --contrast-steps 800   # + phase 6 (not shipped)
     python scripts/train_demo.py --out runs/demo --plain-steps 600      # + phase 7 (not shipped)
     python scripts/train_demo.py --out runs/demo --rollout-steps 400    # + phase 8
+    python scripts/train_demo.py --out runs/demo --from-shipped-v4 --horizon-steps 300  # phase 9
+    python scripts/train_demo.py --out runs/demo --reach-steps 300   # + phase 10
+(phases 5-7, 9 and 10 were tried and not shipped: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -70,6 +73,13 @@ PHASE6_FILE = "phase6_fp16.pt"
 PHASE7_FILE = "phase7_fp16.pt"
 # phase 8 ends here (float16); model.pt is then these weights
 PHASE8_FILE = "phase8_fp16.pt"
+# phase 9 ends here (float16); model.pt is then these weights
+PHASE9_FILE = "phase9_fp16.pt"
+# phase 10 ends here (float16); model.pt is then these weights
+PHASE10_FILE = "phase10_fp16.pt"
+# SHA-256 of the v4 demo.pt (phase 8 rounded to float16): --from-shipped-v4 starts phase 9
+# from the shipped weights only while they are still v4
+V4_SHA256 = "d1cbbbb3046df033387e4ec7ee4986e46c4de3cb4d59cb5282542e732aaddc08"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
 # from the shipped weights only while they are still v2, so a rerun never starts from v3
 V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
@@ -262,6 +272,11 @@ def long_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     return [long_timelapse(seed, 64) for seed in range(first_seed, first_seed + count)]
 
 
+def longer_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 10's extra data: phase 5's long time-lapses at 128 frames."""
+    return [long_timelapse(seed, 128) for seed in range(first_seed, first_seed + count)]
+
+
 def contrast_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     """Phase 6's extra data: widened time-lapses in transmitted light only, absorption and
     phase contrast in turn, where v3 lost to the classical baseline (J 0.22-0.59 against
@@ -449,6 +464,26 @@ def rollout_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
     return replace(options, recipe=recipe, seed=seed + 7)
 
 
+def horizon_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 9: phase 8 again from its own (v4) weights on clips twice as long (47 frames
+    rolled out, the phase-8 data), the clicked frame's loss counted twice: v4 still lost
+    cells that shrink over 50-100 frames, and the longer the rollout in phase 8 the more it
+    kept (15 frames: long run 0.356; 31: 0.430). The seed is phase 8's."""
+    options = rollout_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, recipe=replace(options.recipe, first_frame_weight=2.0))
+
+
+def reach_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 10: from phase 9, clips that roll out up to 87 frames, how many drawn per clip
+    (`Recipe.rollout_drawn`: 0 to 96, at most 87 in a 96-frame clip, then the 8 scored
+    frames), so the model scores frames
+    from memories of up to 88 frames of its own predictions and still right after the
+    prompt; the clicked frame's loss counted twice, on the phase-4 data plus 128-frame
+    time-lapses (`longer_stacks`). The seed is phase 8's."""
+    options = horizon_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, recipe=replace(options.recipe, rollout_drawn=True))
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -527,10 +562,12 @@ def evaluate(model_path: Path, out: Path, count: int, num_frames: int, zstacks: 
     return {"time-lapses": summary, "z-stacks": z_summary}
 
 
-def add_phase_options(parser, name: str, number: int, stacks: int, clip_length: int) -> None:
-    """--NAME-steps, -stacks, -lr, -clip-length and -stop of a phase that starts from v3."""
+def add_phase_options(
+    parser, name: str, number: int, stacks: int, clip_length: int, start: str = "v3"
+) -> None:
+    """--NAME-steps, -stacks, -lr, -clip-length and -stop of a phase from `start`'s weights."""
     parser.add_argument(
-        f"--{name}-steps", type=int, default=0, help=f"phase {number} steps, from v3 (0: none)"
+        f"--{name}-steps", type=int, default=0, help=f"phase {number} steps, from {start} (0: none)"
     )
     parser.add_argument(
         f"--{name}-stacks", type=int, default=stacks, help=f"phase {number} extra stacks"
@@ -579,6 +616,14 @@ def main() -> int:
     add_phase_options(parser, "contrast", 6, stacks=48, clip_length=8)
     add_phase_options(parser, "plain", 7, stacks=48, clip_length=8)
     add_phase_options(parser, "rollout", 8, stacks=24, clip_length=24)
+    add_phase_options(parser, "horizon", 9, stacks=24, clip_length=56, start="v4")
+    add_phase_options(parser, "reach", 10, stacks=24, clip_length=96, start="phase 9")
+    parser.add_argument(
+        "--from-shipped-v4",
+        action="store_true",
+        help="start phase 9 from the shipped weights (only while they are v4) when the run "
+        f"folder has no {PHASE8_FILE}",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -605,7 +650,10 @@ def main() -> int:
             if sha256(WEIGHTS) != V2_SHA256:
                 parser.error(f"{WEIGHTS} is no longer v2; run phases 1-3 instead")
             shutil.copyfile(WEIGHTS, phase3)
-        if not phase3.is_file():
+        # a run folder holding phase 9's start (or told to take it from the package) needs
+        # no earlier weights: phase 4's data is all the later phases take from before
+        later = args.from_shipped_v4 or (args.out / PHASE8_FILE).is_file()
+        if not phase3.is_file() and not later:
             phase2 = args.out / PHASE2_FILE
             if not phase2.is_file():
                 torch.manual_seed(args.seed)
@@ -677,11 +725,11 @@ def main() -> int:
             print(f"trained to {result.steps} phase-4 steps", flush=True)
             history["focus"] = result.history
 
-        def phase_from_v3(number: int, folder: str, extra, options, out_file: str) -> None:
-            """Phase 5 or 6: from the shipped v3 weights, on phase 4's data plus `extra()`."""
-            start = args.out / BLEND4_FILE
+        def phase_from(number: int, start_file: str, folder: str, extra, options, out_file: str):
+            """A phase from a run folder's float16 weights, on phase 4's data plus `extra()`."""
+            start = args.out / start_file
             if not start.is_file():
-                parser.error(f"phase {number} starts from {start}: run phase 4 first")
+                parser.error(f"phase {number} starts from {start}: run the phase before it first")
             stacks = extra()
             print(f"{len(stacks)} phase-{number} stacks ready", flush=True)
             result = train_phase(
@@ -692,23 +740,30 @@ def main() -> int:
             print(f"trained to {result.steps} phase-{number} steps", flush=True)
             history[folder] = result.history
 
-        # the phases from v3, each on phase 4's data plus its own stacks (seeds from first)
+        # phases 5-8 start from v3, each later one from the one before it; each trains on
+        # phase 4's data plus its own stacks (seeds from `first`)
         weighted = functools.partial(long_phase, first_frame_weight=args.long_first_frame_weight)
-        for number, name, phase, make_stacks, first, out_file in (
-            (5, "long", weighted, long_stacks, 300_000, PHASE5_FILE),
-            (6, "contrast", contrast_phase, contrast_stacks, 400_000, PHASE6_FILE),
-            (7, "plain", plain_phase, plain_stacks, 500_000, PHASE7_FILE),
-            (8, "rollout", rollout_phase, long_stacks, 600_000, PHASE8_FILE),
+        for number, name, phase, make_stacks, first, start_file, out_file in (
+            (5, "long", weighted, long_stacks, 300_000, BLEND4_FILE, PHASE5_FILE),
+            (6, "contrast", contrast_phase, contrast_stacks, 400_000, BLEND4_FILE, PHASE6_FILE),
+            (7, "plain", plain_phase, plain_stacks, 500_000, BLEND4_FILE, PHASE7_FILE),
+            (8, "rollout", rollout_phase, long_stacks, 600_000, BLEND4_FILE, PHASE8_FILE),
+            (9, "horizon", horizon_phase, long_stacks, 600_000, PHASE8_FILE, PHASE9_FILE),
+            (10, "reach", reach_phase, longer_stacks, 700_000, PHASE9_FILE, PHASE10_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:
                 continue
+            if number == 9 and args.from_shipped_v4 and not (args.out / PHASE8_FILE).is_file():
+                if sha256(WEIGHTS) != V4_SHA256:
+                    parser.error(f"{WEIGHTS} is no longer v4; run phase 8 instead")
+                shutil.copyfile(WEIGHTS, args.out / PHASE8_FILE)
             given = {key: getattr(args, f"{name}_{key}") for key in ("lr", "clip_length", "stop")}
             options = phase(
                 steps, args.seed, given["lr"], given["clip_length"], stop_at=given["stop"]
             )
             extra = functools.partial(make_stacks, first, getattr(args, f"{name}_stacks"))
-            phase_from_v3(number, name, extra, options, out_file)
+            phase_from(number, start_file, name, extra, options, out_file)
         minutes = (time.monotonic() - began) / 60
         print(f"this run took {minutes:.1f} min", flush=True)
         (args.out / "history.json").write_text(json.dumps(history) + "\n")

@@ -147,6 +147,37 @@ def test_rolled_out_frames_are_tracked_without_gradients_or_losses(monkeypatch):
         Recipe(rollout_frames=-1)
 
 
+def test_a_drawn_rollout_varies_from_clip_to_clip(monkeypatch):
+    """rollout_drawn: each clip rolls out 0..rollout_frames frames (here 0..2 of a 5-frame
+    clip) and is cut 2 scored frames after them, so which frames are scored differs between
+    clips and their number does not; without it every clip rolls out all of them."""
+    from napari_sam2.training.step import ClipStep
+
+    torch.manual_seed(0)
+    model = build_model(TINY).train()
+    clip = ClipSampler([drifting_discs()], 64, length=5).sample(np.random.default_rng(0))
+    plain = Recipe(first_prompt_probs=(0.0, 1.0, 0.0), correction_clicks=0, max_correction_frames=1)
+    scored: list[list[int]] = []
+    score = ClipStep.score
+
+    def recording_score(self, prediction, t, objects):
+        scored[-1].append(t)
+        return score(self, prediction, t, objects)
+
+    monkeypatch.setattr(ClipStep, "score", recording_score)
+    patterns = {}
+    for drawn in (False, True):
+        recipe = replace(plain, rollout_frames=2, scored_after_rollout=2, rollout_drawn=drawn)
+        seen = set()
+        for seed in range(8):
+            scored.append([])
+            clip_step(model, clip, np.random.default_rng(seed), recipe)
+            seen.add(tuple(t for t in scored[-1] if t > 0))
+        patterns[drawn] = seen
+    assert patterns[False] == {(3, 4)}
+    assert patterns[True] <= {(1, 2), (2, 3), (3, 4)} and len(patterns[True]) > 1
+
+
 def test_a_frozen_image_encoder_does_not_change(tmp_path):
     torch.manual_seed(0)
     model = build_model(TINY)

@@ -76,6 +76,12 @@ class Clip:
         """The same clip with its tensors on `device`."""
         return Clip(self.images.to(device), self.masks.to(device), self.frames, self.object_ids)
 
+    def first(self, count: int) -> "Clip":
+        """The clip cut to its first `count` frames (all of them when it has fewer)."""
+        return Clip(
+            self.images[:count], self.masks[:, :count], self.frames[:count], self.object_ids
+        )
+
     @property
     def present(self) -> torch.Tensor:
         """(K, T) bool: where each object is visible."""

@@ -40,6 +40,10 @@ class Recipe:
     corrections, as at inference, before the scored frames: those then start from a memory
     of the model's own drift (masks shrunk over many frames), not from a fresh prompt. A clip
     keeps at least `scored_after_rollout` scored frames (a short stack's clip rolls out less).
+    rollout_drawn: each clip rolls out a number of frames drawn uniformly from 0 to
+    `rollout_frames` instead of all of them, and is cut `scored_after_rollout` frames after
+    them, so some clips still score the frames right after the prompt while every clip costs
+    the gradients of the same few frames.
     """
 
     first_prompt_probs: tuple[float, float, float] = FIRST_PROMPT_PROBS
@@ -53,6 +57,7 @@ class Recipe:
     first_frame_weight: float = 1.0
     rollout_frames: int = 0
     scored_after_rollout: int = 8
+    rollout_drawn: bool = False
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -177,6 +182,10 @@ class ClipStep:
 
     def run(self) -> StepResult:
         """Forward the whole clip; the losses of every prediction make the result."""
+        length = self.recipe.rollout_frames
+        if self.recipe.rollout_drawn and length:  # drawn only when asked for (same streams)
+            length = int(self.rng.integers(0, length + 1))
+            self.clip = self.clip.first(1 + length + self.recipe.scored_after_rollout)
         model, clip, rng = self.model, self.clip, self.rng
         num_objects, num_frames = clip.masks.shape[:2]
         features = encode_clip(model, clip.images, self.freeze)
@@ -189,7 +198,7 @@ class ClipStep:
         count = int(rng.integers(1, self.recipe.max_correction_frames + 1))
         others = rng.permutation(np.arange(1, num_frames))[: count - 1]
         kept = num_frames - 1 - self.recipe.scored_after_rollout
-        rollout = range(1, 1 + max(min(self.recipe.rollout_frames, kept), 0))
+        rollout = range(1, 1 + max(min(length, kept), 0))
         correction_frames = {0, *(int(t) for t in others if t not in rollout)}
 
         self.prompts, self.correction_frames = prompts, correction_frames
