@@ -10,7 +10,7 @@
     python scripts/train_demo.py --out runs/demo --rollout-steps 400    # + phase 8
     python scripts/train_demo.py --out runs/demo --from-shipped-v4 --horizon-steps 300  # phase 9
     python scripts/train_demo.py --out runs/demo --reach-steps 300   # + phase 10
-(phases 5-7, 9 and 10 were tried and not shipped: docs/demo_model.md)
+    (phases 9 and 10 were tried and not shipped either: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -465,8 +465,8 @@ def rollout_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
 
 
 def horizon_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
-    """Phase 9: phase 8 again from its own (v4) weights on clips twice as long (47 frames
-    rolled out, the phase-8 data), the clicked frame's loss counted twice: v4 still lost
+    """Phase 9: phase 8 again from its own (v4) weights on longer clips (56 frames, 47 rolled
+    out; the phase-8 data), the clicked frame's loss counted twice: v4 still lost
     cells that shrink over 50-100 frames, and the longer the rollout in phase 8 the more it
     kept (15 frames: long run 0.356; 31: 0.430). The seed is phase 8's."""
     options = rollout_phase(steps, seed, lr, clip_length, stop_at)
@@ -476,10 +476,10 @@ def horizon_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
 def reach_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
     """Phase 10: from phase 9, clips that roll out up to 87 frames, how many drawn per clip
     (`Recipe.rollout_drawn`: 0 to 96, at most 87 in a 96-frame clip, then the 8 scored
-    frames), so the model scores frames
-    from memories of up to 88 frames of its own predictions and still right after the
-    prompt; the clicked frame's loss counted twice, on the phase-4 data plus 128-frame
-    time-lapses (`longer_stacks`). The seed is phase 8's."""
+    frames), so the model scores frames from memories of up to 88 frames of its own
+    predictions and still right after the prompt; the clicked frame's loss counted twice,
+    on the phase-4 data plus 128-frame time-lapses (`longer_stacks`). The seed is phase 8's.
+    """
     options = horizon_phase(steps, seed, lr, clip_length, stop_at)
     return replace(options, recipe=replace(options.recipe, rollout_drawn=True))
 
@@ -650,10 +650,14 @@ def main() -> int:
             if sha256(WEIGHTS) != V2_SHA256:
                 parser.error(f"{WEIGHTS} is no longer v2; run phases 1-3 instead")
             shutil.copyfile(WEIGHTS, phase3)
-        # a run folder holding phase 9's start (or told to take it from the package) needs
-        # no earlier weights: phase 4's data is all the later phases take from before
-        later = args.from_shipped_v4 or (args.out / PHASE8_FILE).is_file()
-        if not phase3.is_file() and not later:
+        phase8 = args.out / PHASE8_FILE
+        if args.from_shipped_v4 and not phase8.is_file():
+            if sha256(WEIGHTS) != V4_SHA256:
+                parser.error(f"{WEIGHTS} is no longer v4; run phase 8 instead")
+            shutil.copyfile(WEIGHTS, phase8)
+        # a run folder holding phase 9's start needs no earlier weights: phase 4's data is
+        # all the later phases take from before
+        if not phase3.is_file() and not phase8.is_file():
             phase2 = args.out / PHASE2_FILE
             if not phase2.is_file():
                 torch.manual_seed(args.seed)
@@ -698,7 +702,8 @@ def main() -> int:
             shutil.copyfile(widen.model_path, model_path)
             print(f"trained to {widen.steps} phase-3 steps", flush=True)
             history["widen"] = widen.history
-        print(f"phase 3 weights: {phase3}", flush=True)
+        if phase3.is_file():
+            print(f"phase 3 weights: {phase3}", flush=True)
         phase4 = args.out / PHASE4_FILE
 
         @functools.cache
@@ -754,10 +759,6 @@ def main() -> int:
             steps = getattr(args, f"{name}_steps")
             if not steps:
                 continue
-            if number == 9 and args.from_shipped_v4 and not (args.out / PHASE8_FILE).is_file():
-                if sha256(WEIGHTS) != V4_SHA256:
-                    parser.error(f"{WEIGHTS} is no longer v4; run phase 8 instead")
-                shutil.copyfile(WEIGHTS, args.out / PHASE8_FILE)
             given = {key: getattr(args, f"{name}_{key}") for key in ("lr", "clip_length", "stop")}
             options = phase(
                 steps, args.seed, given["lr"], given["clip_length"], stop_at=given["stop"]
