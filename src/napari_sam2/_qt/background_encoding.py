@@ -182,14 +182,14 @@ def _stop_if_cancelled(module, args) -> None:
     frame, me = getattr(_local, "frame", None), threading.get_ident()
     with _clicks_changed:
         parked = not cancel.is_set() and _held(frame)
-        if parked:
-            _computing.pop(me, None)  # waiting here: a click may start
-            _clicks_changed.notify_all()
     if parked:
-        # an idle team of workers would slow the click's ops (openmp_teams); handed back
-        # outside the lock that clicks and the other encodes take, as it calls into OpenMP
+        # an idle team of workers would slow the click's ops (openmp_teams): handed back
+        # before the click may start, and outside the lock that clicks and the other
+        # encodes take, as it calls into OpenMP
         release_thread_team()
         with _clicks_changed:
+            _computing.pop(me, None)  # waiting here: a click may start
+            _clicks_changed.notify_all()
             while not cancel.is_set() and _held(frame):
                 _clicks_changed.wait(0.05)
             _computing[me] = frame
