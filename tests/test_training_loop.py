@@ -23,7 +23,7 @@ from napari_sam2.training import (
     read_config,
     train,
 )
-from napari_sam2.training.loop import learning_rate
+from napari_sam2.training.loop import PROMPTED_FRAME_PATH, learning_rate
 from training_helpers import TINY, drifting_discs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -186,6 +186,17 @@ def test_a_frozen_image_encoder_does_not_change(tmp_path):
     train(model, [drifting_discs()], tmp_path, _options(freeze_image_encoder=True), progress=False)
     assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in encoder.items())
     assert not torch.equal(heads, model.sam_mask_decoder.conv_s0.weight)
+
+
+def test_training_only_the_memory_keeps_the_prompted_frame_path_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, [drifting_discs()], tmp_path, _options(train_only_memory=True), progress=False)
+    after = model.state_dict()
+    changed = {k.split(".")[0] for k, v in before.items() if not torch.equal(v, after[k])}
+    assert changed and not changed & set(PROMPTED_FRAME_PATH)
+    assert {"memory_attention", "memory_encoder"} <= changed
 
 
 def test_the_output_loads_with_build_model_and_weights_only(tmp_path):

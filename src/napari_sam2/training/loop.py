@@ -39,6 +39,8 @@ class TrainOptions:
     steps: optimizer steps; clips_per_step: clips whose gradients add up in a step;
     lr: peak learning rate, reached after warmup_steps and decayed by a cosine to
     lr * final_lr_fraction; freeze_image_encoder: train only the heads and memory;
+    train_only_memory: train only what tracked frames read from (memory encoder, memory
+    attention, object pointers), so a prompted frame's masks stay exactly as they were;
     checkpoint_every / validate_every: steps between saves / validations (0 = never);
     validation_frames: frames tracked per validation stack; dropout: replaces the memory
     attention's dropout rate (0.1) while training, e.g. 0 for small models; stop_at: end this
@@ -53,6 +55,7 @@ class TrainOptions:
     final_lr_fraction: float = 0.1
     grad_clip: float = 1.0
     freeze_image_encoder: bool = False
+    train_only_memory: bool = False
     clip_length: int = 8
     max_objects: int = 3
     reverse_prob: float = 0.5
@@ -88,9 +91,23 @@ def learning_rate(options: TrainOptions, step: int) -> float:
     return low + (options.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _trainable(model: SAM2, freeze_encoder: bool) -> list[torch.nn.Parameter]:
-    for p in model.image_encoder.parameters():
-        p.requires_grad_(not freeze_encoder)
+# what a prompted frame's masks are computed from; the rest of SAM 2 only carries memory
+PROMPTED_FRAME_PATH = (
+    "image_encoder",
+    "sam_prompt_encoder",
+    "sam_mask_decoder",
+    "no_mem_embed",
+    "no_mem_pos_enc",
+)
+
+
+def _trainable(model: SAM2, options: TrainOptions) -> list[torch.nn.Parameter]:
+    for name, p in model.named_parameters():
+        part = name.split(".")[0]
+        frozen = (options.freeze_image_encoder and part == "image_encoder") or (
+            options.train_only_memory and part in PROMPTED_FRAME_PATH
+        )
+        p.requires_grad_(not frozen)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -168,7 +185,8 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE_FILE
-    params = _trainable(model, options.freeze_image_encoder)
+    params = _trainable(model, options)
+    frozen_encoder = options.freeze_image_encoder or options.train_only_memory
     optimizer = _optimizer(params, options)
     start, history = 0, []
     if resume and state_path.is_file():
@@ -205,7 +223,7 @@ def train(
         numbers: dict[str, float] = {}
         for _ in range(options.clips_per_step):
             clip = sampler.sample(rng)
-            result = clip_step(model, clip, rng, options.recipe, options.freeze_image_encoder)
+            result = clip_step(model, clip, rng, options.recipe, frozen_encoder)
             if result.loss.requires_grad:
                 (result.loss / options.clips_per_step).backward()
             for k, v in {
