@@ -10,7 +10,9 @@
     python scripts/train_demo.py --out runs/demo --rollout-steps 400    # + phase 8
     python scripts/train_demo.py --out runs/demo --from-shipped-v4 --horizon-steps 300  # phase 9
     python scripts/train_demo.py --out runs/demo --reach-steps 300   # + phase 10
-    (phases 9 and 10 were tried and not shipped either: docs/demo_model.md)
+    python scripts/train_demo.py --out runs/m --from-shipped-v4 --memory-steps 300  # phase 11
+    python scripts/train_demo.py --out runs/m --stretch-steps 300   # + phase 12
+    (phases 9, 10 and 12 were tried and not shipped either: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -77,7 +79,11 @@ PHASE8_FILE = "phase8_fp16.pt"
 PHASE9_FILE = "phase9_fp16.pt"
 # phase 10 ends here (float16); model.pt is then these weights
 PHASE10_FILE = "phase10_fp16.pt"
-# SHA-256 of the v4 demo.pt (phase 8 rounded to float16): --from-shipped-v4 starts phase 9
+# phase 11 ends here (float16); model.pt is then these weights
+PHASE11_FILE = "phase11_fp16.pt"
+# phase 12 ends here (float16); model.pt is then these weights
+PHASE12_FILE = "phase12_fp16.pt"
+# SHA-256 of the v4 demo.pt (phase 8 rounded to float16): --from-shipped-v4 starts phase 9 or 11
 # from the shipped weights only while they are still v4
 V4_SHA256 = "d1cbbbb3046df033387e4ec7ee4986e46c4de3cb4d59cb5282542e732aaddc08"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
@@ -275,6 +281,11 @@ def long_stacks(first_seed: int, count: int) -> list[LabelledStack]:
 def longer_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     """Phase 10's extra data: phase 5's long time-lapses at 128 frames."""
     return [long_timelapse(seed, 128) for seed in range(first_seed, first_seed + count)]
+
+
+def longest_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 12's extra data: phase 5's long time-lapses at 192 frames."""
+    return [long_timelapse(seed, 192) for seed in range(first_seed, first_seed + count)]
 
 
 def contrast_stacks(first_seed: int, count: int) -> list[LabelledStack]:
@@ -484,6 +495,25 @@ def reach_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int
     return replace(options, recipe=replace(options.recipe, rollout_drawn=True))
 
 
+def memory_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 11: phase 10's clips and data from v4, training only what tracked frames read
+    from (`TrainOptions.train_only_memory`): each rollout phase cost the clicked frame about
+    0.02 of IoU, and a prompted frame's masks do not depend on the memory, so here they stay
+    v4's to the bit while the memory learns to hold a cell through up to 88 frames of its own
+    predictions."""
+    options = reach_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, train_only_memory=True, seed=seed + 10)
+
+
+def stretch_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 12: phase 11 again from its own weights (the memory alone) on clips that roll
+    out up to 183 frames (192-frame clips), with 192-frame time-lapses added
+    (`longest_stacks`): the cells phase 11 still loses in the 600-frame runs go between
+    frames 75 and 350, past its 88-frame horizon."""
+    options = memory_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, seed=seed + 11)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -563,7 +593,13 @@ def evaluate(model_path: Path, out: Path, count: int, num_frames: int, zstacks: 
 
 
 def add_phase_options(
-    parser, name: str, number: int, stacks: int, clip_length: int, start: str = "v3"
+    parser,
+    name: str,
+    number: int,
+    stacks: int,
+    clip_length: int,
+    start: str = "v3",
+    lr: float = 1e-4,
 ) -> None:
     """--NAME-steps, -stacks, -lr, -clip-length and -stop of a phase from `start`'s weights."""
     parser.add_argument(
@@ -572,7 +608,7 @@ def add_phase_options(
     parser.add_argument(
         f"--{name}-stacks", type=int, default=stacks, help=f"phase {number} extra stacks"
     )
-    parser.add_argument(f"--{name}-lr", type=float, default=1e-4)
+    parser.add_argument(f"--{name}-lr", type=float, default=lr)
     parser.add_argument(f"--{name}-clip-length", type=int, default=clip_length)
     parser.add_argument(f"--{name}-stop", type=int, default=None, help=f"end phase {number} early")
 
@@ -618,10 +654,12 @@ def main() -> int:
     add_phase_options(parser, "rollout", 8, stacks=24, clip_length=24)
     add_phase_options(parser, "horizon", 9, stacks=24, clip_length=56, start="v4")
     add_phase_options(parser, "reach", 10, stacks=24, clip_length=96, start="phase 9")
+    add_phase_options(parser, "memory", 11, stacks=24, clip_length=96, start="v4", lr=2e-4)
+    add_phase_options(parser, "stretch", 12, stacks=60, clip_length=192, start="phase 11")
     parser.add_argument(
         "--from-shipped-v4",
         action="store_true",
-        help="start phase 9 from the shipped weights (only while they are v4) when the run "
+        help="start phase 9 or 11 from the shipped weights (only while they are v4) when the run "
         f"folder has no {PHASE8_FILE}",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -653,7 +691,10 @@ def main() -> int:
         phase8 = args.out / PHASE8_FILE
         if args.from_shipped_v4 and not phase8.is_file():
             if sha256(WEIGHTS) != V4_SHA256:
-                parser.error(f"{WEIGHTS} is no longer v4; run phase 8 instead")
+                parser.error(
+                    f"{WEIGHTS} is no longer v4; run phase 8 instead, or put v4 at {phase8}: "
+                    f"git show c39bbbc:src/napari_sam2/model/weights_demo/demo.pt > {phase8}"
+                )
             shutil.copyfile(WEIGHTS, phase8)
         # a run folder holding phase 9's start needs no earlier weights: phase 4's data is
         # all the later phases take from before
@@ -745,8 +786,8 @@ def main() -> int:
             print(f"trained to {result.steps} phase-{number} steps", flush=True)
             history[folder] = result.history
 
-        # phases 5-8 start from v3, each later one from the one before it; each trains on
-        # phase 4's data plus its own stacks (seeds from `first`)
+        # phases 5-8 start from v3, the later ones from the weights their row names; each
+        # trains on phase 4's data plus its own stacks (seeds from `first`)
         weighted = functools.partial(long_phase, first_frame_weight=args.long_first_frame_weight)
         for number, name, phase, make_stacks, first, start_file, out_file in (
             (5, "long", weighted, long_stacks, 300_000, BLEND4_FILE, PHASE5_FILE),
@@ -755,6 +796,8 @@ def main() -> int:
             (8, "rollout", rollout_phase, long_stacks, 600_000, BLEND4_FILE, PHASE8_FILE),
             (9, "horizon", horizon_phase, long_stacks, 600_000, PHASE8_FILE, PHASE9_FILE),
             (10, "reach", reach_phase, longer_stacks, 700_000, PHASE9_FILE, PHASE10_FILE),
+            (11, "memory", memory_phase, longer_stacks, 700_000, PHASE8_FILE, PHASE11_FILE),
+            (12, "stretch", stretch_phase, longest_stacks, 800_000, PHASE11_FILE, PHASE12_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:
