@@ -12,7 +12,9 @@
     python scripts/train_demo.py --out runs/demo --reach-steps 300   # + phase 10
     python scripts/train_demo.py --out runs/m --from-shipped-v4 --memory-steps 300  # phase 11
     python scripts/train_demo.py --out runs/m --stretch-steps 300   # + phase 12
-    (phases 9, 10 and 12 were tried and not shipped either: docs/demo_model.md)
+    python scripts/train_demo.py --out runs/m --watch-steps 300     # phase 13, from phase 11
+    python scripts/train_demo.py --out runs/m --rewatch-steps 300   # + phase 14
+    (phases 9, 10, 12, 13 and 14 were tried and not shipped either: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
 evaluation stacks (20000..), and every clip and prompt of the run. One CPU thread is the
@@ -83,6 +85,10 @@ PHASE10_FILE = "phase10_fp16.pt"
 PHASE11_FILE = "phase11_fp16.pt"
 # phase 12 ends here (float16); model.pt is then these weights
 PHASE12_FILE = "phase12_fp16.pt"
+# phase 13 ends here (float16); model.pt is then these weights
+PHASE13_FILE = "phase13_fp16.pt"
+# phase 14 ends here (float16); model.pt is then these weights
+PHASE14_FILE = "phase14_fp16.pt"
 # SHA-256 of the v4 demo.pt (phase 8 rounded to float16): --from-shipped-v4 starts phase 9 or 11
 # from the shipped weights only while they are still v4
 V4_SHA256 = "d1cbbbb3046df033387e4ec7ee4986e46c4de3cb4d59cb5282542e732aaddc08"
@@ -324,6 +330,13 @@ def plain_stacks(first_seed: int, count: int) -> list[LabelledStack]:
     return [plain_timelapse(seed, 32) for seed in range(first_seed, first_seed + count)]
 
 
+def watch_stacks(first_seed: int, count: int) -> list[LabelledStack]:
+    """Phase 13's extra data: phase 11's 128-frame time-lapses (seeds 700,000 on, 24 of
+    them) and `count` plain time-lapses (`plain_timelapse`) of 64 frames from `first_seed`."""
+    plain = [plain_timelapse(seed, 64) for seed in range(first_seed, first_seed + count)]
+    return longer_stacks(700_000, 24) + plain
+
+
 def training_stacks(count: int) -> list[LabelledStack]:
     """Two time-lapses for every z-stack."""
     return [
@@ -514,6 +527,22 @@ def stretch_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
     return replace(options, seed=seed + 11)
 
 
+def watch_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 13: phase 11 again from its own (v5) weights, the memory alone, with plain,
+    faster cells added (`watch_stacks`): on the independent generator's evenly bright cells
+    v5 lets isolated cells shrink and vanish within 20 frames where a threshold follows them,
+    and phase 7, which trained the whole model on such cells, cost the click."""
+    options = memory_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, seed=seed + 12)
+
+
+def rewatch_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 14: phase 13 again from its own weights, on its data: phase 13 kept the plain
+    cells a little better (J +0.01-0.02) and whether more steps keep more is the question."""
+    options = watch_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, seed=seed + 13)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -656,6 +685,8 @@ def main() -> int:
     add_phase_options(parser, "reach", 10, stacks=24, clip_length=96, start="phase 9")
     add_phase_options(parser, "memory", 11, stacks=24, clip_length=96, start="v4", lr=2e-4)
     add_phase_options(parser, "stretch", 12, stacks=60, clip_length=192, start="phase 11")
+    add_phase_options(parser, "watch", 13, stacks=48, clip_length=96, start="phase 11", lr=2e-4)
+    add_phase_options(parser, "rewatch", 14, stacks=48, clip_length=96, start="phase 13", lr=2e-4)
     parser.add_argument(
         "--from-shipped-v4",
         action="store_true",
@@ -798,6 +829,8 @@ def main() -> int:
             (10, "reach", reach_phase, longer_stacks, 700_000, PHASE9_FILE, PHASE10_FILE),
             (11, "memory", memory_phase, longer_stacks, 700_000, PHASE8_FILE, PHASE11_FILE),
             (12, "stretch", stretch_phase, longest_stacks, 800_000, PHASE11_FILE, PHASE12_FILE),
+            (13, "watch", watch_phase, watch_stacks, 900_000, PHASE11_FILE, PHASE13_FILE),
+            (14, "rewatch", rewatch_phase, watch_stacks, 900_000, PHASE13_FILE, PHASE14_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:
