@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from napari_sam2.model import build_model
-from napari_sam2.model.demo import DEMO_CONFIG
+from napari_sam2.model.demo import DEMO_CONFIG, with_demo_memory_selection
 from napari_sam2.synthetic import timelapse, zstack
 from napari_sam2.training import (
     LabelledStack,
@@ -46,11 +46,11 @@ from napari_sam2.training import (
     evaluate_zstack,
     init_from_scratch,
     init_memory_attention,
-    load_trained,
     save_model,
     summarize,
     train,
 )
+from napari_sam2.training import load_trained as load_checkpoint
 
 # From scratch a focal term 20 times the dice term first drives every mask to background;
 # a lighter focal term learns the objects several times faster (measured here).
@@ -95,6 +95,14 @@ V4_SHA256 = "d1cbbbb3046df033387e4ec7ee4986e46c4de3cb4d59cb5282542e732aaddc08"
 # SHA-256 of the v2 demo.pt (phase 3 rounded to float16): --from-shipped-v2 starts phase 4
 # from the shipped weights only while they are still v2, so a rerun never starts from v3
 V2_SHA256 = "892412195aabbbecd8141624774b3c6ef5ef11c5ad6192b5613ab21a592fdfb9"
+
+
+def load_trained(path: Path):
+    """A run file's model, tracking as the shipped demo model does (files written before
+    2026-12-03 store SAM 2's memory selection; training does not use it)."""
+    model = load_checkpoint(path)
+    model.config = with_demo_memory_selection(model.config)
+    return model
 
 
 def random_timelapse(seed: int, num_frames: int) -> LabelledStack:

@@ -27,5 +27,7 @@ def evict_results(
             held -= obj.tracked.pop(frame).nbytes
         elif keep == "pointer" and result.memory is not None:
             before = result.nbytes
-            result.memory = FrameMemory(None, None, result.memory.obj_ptr)
+            result.memory = FrameMemory(
+                None, None, result.memory.obj_ptr, present=result.memory.present
+            )
             held -= before - result.nbytes

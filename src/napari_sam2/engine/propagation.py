@@ -253,7 +253,9 @@ def remember_batch(
         # copies, so that each result holds its own rows and not the whole batch
         row = slice(i, i + 1)
         obj_ptr = memory.obj_ptr[row].clone()
-        own_memory = FrameMemory(memory.features[row].clone(), memory.pos_enc, obj_ptr)
+        own_memory = FrameMemory(
+            memory.features[row].clone(), memory.pos_enc, obj_ptr, present=scores[i] > 0
+        )
         result = FrameResult(
             predicted.low_res[row].clone(), scores[i], obj_ptr, own_memory, predicted.kept[i]
         )

@@ -158,6 +158,8 @@ class Tracker(FrameEncoding):
             max_obj_ptrs=config.max_obj_ptrs_in_encoder,
             max_cond_frames=config.max_cond_frames_in_attn,
             signed_distances=config.use_signed_tpos_enc_to_obj_ptrs,
+            prompt_memory_reach=config.prompt_memory_reach,
+            remember_absent=config.remember_absent,
         )
 
     # -- inputs -----------------------------------------------------------------------

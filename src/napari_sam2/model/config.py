@@ -65,6 +65,12 @@ class SAM2Config:
     dynamic_multimask_stability_thresh: float = 0.98
     binarize_mask_from_pts_for_mem_enc: bool = True
     max_cond_frames_in_attn: int = -1
+    # ours, not SAM 2's (its behaviour is the default): how many frames away a prompted
+    # frame's spatial memory is still attended to by tracked frames that have a tracked
+    # frame's memory to attend to (-1: always; beyond it the prompt's object pointer only),
+    # and whether frames where the object was judged absent are remembered (SAM 2: yes)
+    prompt_memory_reach: int = -1
+    remember_absent: bool = True
 
     @property
     def backbone_stride(self) -> int:
@@ -179,6 +185,10 @@ def _config_problems(config: SAM2Config) -> list[str]:
         type(config.max_cond_frames_in_attn) is int
         and (config.max_cond_frames_in_attn == -1 or config.max_cond_frames_in_attn >= 1),
         "max_cond_frames_in_attn must be -1 (all) or at least 1",
+    )
+    need(
+        type(config.prompt_memory_reach) is int and config.prompt_memory_reach >= -1,
+        "prompt_memory_reach must be -1 (always) or a number of frames (0 or more)",
     )
     for f in fields(config):
         value = getattr(config, f.name)

@@ -6,6 +6,7 @@ Same architecture family as the official models, with narrow widths, few blocks 
 It is a demonstration model: official checkpoints are for real data.
 """
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -35,7 +36,22 @@ DEMO_CONFIG = SAM2Config(
     mem_dim=32,
     memory_attention_layers=2,
     memory_attention_ffn_dim=256,
+    # measured on held-out and independently generated time-lapses (docs/demo_model.md):
+    # this small model lets a moving cell go where SAM 2's memory selection is kept
+    prompt_memory_reach=6,
+    remember_absent=False,
 )
+
+
+def with_demo_memory_selection(config: SAM2Config) -> SAM2Config:
+    """`config` with the demo model's memory selection (checkpoints of its architecture
+    written before 2026-12-03 store SAM 2's)."""
+    return replace(
+        config,
+        prompt_memory_reach=DEMO_CONFIG.prompt_memory_reach,
+        remember_absent=DEMO_CONFIG.remember_absent,
+    )
+
 
 _WEIGHTS_PACKAGE = "napari_sam2.model.weights_demo"
 _WEIGHTS_FILE = "demo.pt"

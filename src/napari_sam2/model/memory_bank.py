@@ -19,12 +19,14 @@ class FrameMemory:
 
     features: (B, mem_dim, h, w) encoded mask memory, rounded to bfloat16 as the reference
     stores it; pos_enc: (B, mem_dim, h, w); obj_ptr: (B, C). A frame that later frames only
-    reach through its object pointer may keep the pointer alone (features None).
+    reach through its object pointer may keep the pointer alone (features None). present:
+    False where the object was judged absent on that frame.
     """
 
     features: torch.Tensor | None
     pos_enc: torch.Tensor | None
     obj_ptr: torch.Tensor
+    present: bool = True
 
 
 @dataclass
@@ -83,24 +85,37 @@ def select_memories(
     max_obj_ptrs: int,
     max_cond_frames: int = -1,
     signed_distances: bool = True,
+    prompt_memory_reach: int = -1,
+    remember_absent: bool = True,
 ) -> MemoryInputs:
     """The memories for tracking `frame_idx` (not itself a new prompt's first frame).
 
     `conditioning` maps prompted frames to their memories, `tracked` maps frames tracked
     without prompts to theirs. `reverse` is True when tracking runs backwards in time.
+    SAM 2 selects with the last two arguments' defaults. `remember_absent` False leaves out
+    tracked frames where the object was judged absent (spatial memory and pointer), so that
+    a lost object is looked for as last seen rather than confirmed gone; `prompt_memory_reach`
+    k >= 0 attends to a prompted frame more than k frames away through its object pointer
+    alone whenever a tracked frame's spatial memory is there, so that an object that has
+    moved is not pulled back to where it was clicked.
     """
     selected, unselected = closest_conditioning_frames(frame_idx, conditioning, max_cond_frames)
     step = 1 if reverse else -1  # towards the frames tracked before this one
 
     def previous(t: int) -> FrameMemory | None:
         memory = tracked.get(t)
-        return unselected.get(t) if memory is None else memory
+        memory = unselected.get(t) if memory is None else memory
+        return memory if memory is None or remember_absent or memory.present else None
 
-    spatial: list[tuple[int, FrameMemory]] = [(0, m) for m in selected.values()]
+    recent: list[tuple[int, FrameMemory]] = []
     for slot in range(1, num_maskmem):
         memory = previous(frame_idx + step * (num_maskmem - slot))
         if memory is not None and memory.features is not None:
-            spatial.append((slot, memory))
+            recent.append((slot, memory))
+    prompts = list(selected.values())
+    if prompt_memory_reach >= 0 and recent:
+        prompts = [m for t, m in selected.items() if abs(frame_idx - t) <= prompt_memory_reach]
+    spatial: list[tuple[int, FrameMemory]] = [(0, m) for m in prompts] + recent
 
     max_ptrs = min(num_frames, max_obj_ptrs)
     direction = -1 if reverse else 1
