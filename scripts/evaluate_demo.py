@@ -31,15 +31,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from independent_stacks import independent_timelapse  # noqa: E402
-from train_demo import widened_timelapse, widened_zstack  # noqa: E402
+from train_demo import load_trained, widened_timelapse, widened_zstack  # noqa: E402
 
 from napari_sam2.baseline import classical_tracking  # noqa: E402
 from napari_sam2.cli import main as cli  # noqa: E402
 from napari_sam2.engine import Tracker  # noqa: E402
 from napari_sam2.model import build_model  # noqa: E402
-from napari_sam2.model.demo import with_demo_memory_selection  # noqa: E402
 from napari_sam2.synthetic import timelapse, zstack  # noqa: E402
-from napari_sam2.training import LabelledStack, evaluate_zstack, load_trained  # noqa: E402
+from napari_sam2.training import LabelledStack, evaluate_zstack  # noqa: E402
 from napari_sam2.training.evaluate import (  # noqa: E402
     division_followed,
     family,
@@ -197,8 +196,7 @@ def main() -> int:
     if checkpoint is None:
         model = build_model("demo", image_size=args.image_size)
     else:
-        model = load_trained(checkpoint)
-        model.config = with_demo_memory_selection(model.config)  # as the shipped model tracks
+        model = load_trained(checkpoint)  # tracking as the shipped model does
         if args.image_size is not None:
             parser.error("--image-size is for --model demo")
     n = args.stacks
