@@ -199,6 +199,27 @@ def test_training_only_the_memory_keeps_the_prompted_frame_path_as_it_was(tmp_pa
     assert {"memory_attention", "memory_encoder"} <= changed
 
 
+def test_training_only_named_parts_leaves_every_other_parameter_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    chosen = ("sam_mask_decoder.output_upscaling", "image_encoder.neck.convs.3")
+    train(model, [drifting_discs()], tmp_path, _options(train_only=chosen), progress=False)
+    after = model.state_dict()
+    changed = {k for k, v in before.items() if not torch.equal(v, after[k])}
+    assert changed, "the chosen parts did not train"
+    assert all(k.startswith(chosen) for k in changed), changed
+    # both parts learnt: the high-resolution features reach the upscaling
+    assert any(k.startswith(chosen[1]) for k in changed)
+
+
+def test_training_only_a_part_the_model_lacks_names_it(tmp_path):
+    model = build_model(TINY)
+    options = _options(train_only=("sam_mask_decoder.upscaling",))
+    with pytest.raises(SAM2Error, match=r"sam_mask_decoder\.upscaling.*match no parameter"):
+        train(model, [drifting_discs()], tmp_path, options, progress=False)
+
+
 def test_the_output_loads_with_build_model_and_weights_only(tmp_path):
     torch.manual_seed(0)
     model = build_model(TINY)

@@ -41,6 +41,8 @@ class TrainOptions:
     lr * final_lr_fraction; freeze_image_encoder: train only the heads and memory;
     train_only_memory: train only what tracked frames read from (memory encoder, memory
     attention, object pointers), so a prompted frame's masks stay exactly as they were;
+    train_only: parameter-name prefixes (e.g. "sam_mask_decoder.output_upscaling"): train
+    those alone, everything else stays as it was;
     checkpoint_every / validate_every: steps between saves / validations (0 = never);
     validation_frames: frames tracked per validation stack; dropout: replaces the memory
     attention's dropout rate (0.1) while training, e.g. 0 for small models; stop_at: end this
@@ -56,6 +58,7 @@ class TrainOptions:
     grad_clip: float = 1.0
     freeze_image_encoder: bool = False
     train_only_memory: bool = False
+    train_only: tuple[str, ...] = ()
     clip_length: int = 8
     max_objects: int = 3
     reverse_prob: float = 0.5
@@ -101,11 +104,25 @@ PROMPTED_FRAME_PATH = (
 )
 
 
+def _chosen(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 def _trainable(model: SAM2, options: TrainOptions) -> list[torch.nn.Parameter]:
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [p for p in options.train_only if not any(_chosen(n, (p,)) for n in names)]
+    if unmatched:
+        parts = sorted({n.split(".")[0] for n in names})
+        raise SAM2Error(
+            f"train_only names {unmatched}, which match no parameter of this model; give "
+            f"prefixes of parameter names, e.g. one of {parts} or a module inside one"
+        )
     for name, p in model.named_parameters():
         part = name.split(".")[0]
-        frozen = (options.freeze_image_encoder and part == "image_encoder") or (
-            options.train_only_memory and part in PROMPTED_FRAME_PATH
+        frozen = (
+            (options.freeze_image_encoder and part == "image_encoder")
+            or (options.train_only_memory and part in PROMPTED_FRAME_PATH)
+            or (bool(options.train_only) and not _chosen(name, options.train_only))
         )
         p.requires_grad_(not frozen)
     return [p for p in model.parameters() if p.requires_grad]
@@ -186,7 +203,11 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE_FILE
     params = _trainable(model, options)
-    frozen_encoder = options.freeze_image_encoder or options.train_only_memory
+    frozen_encoder = (
+        options.freeze_image_encoder
+        or options.train_only_memory
+        or not any(p.requires_grad for p in model.image_encoder.parameters())
+    )
     optimizer = _optimizer(params, options)
     start, history = 0, []
     if resume and state_path.is_file():
