@@ -14,6 +14,7 @@
     python scripts/train_demo.py --out runs/m --stretch-steps 300   # + phase 12
     python scripts/train_demo.py --out runs/m --watch-steps 300     # phase 13, from phase 11
     python scripts/train_demo.py --out runs/m --rewatch-steps 300   # + phase 14
+    python scripts/train_demo.py --out runs/e --from-shipped-v5 --edges-steps 1500  # phase 15
     (phases 9, 10, 12, 13 and 14 were tried and not shipped either: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
@@ -89,6 +90,11 @@ PHASE12_FILE = "phase12_fp16.pt"
 PHASE13_FILE = "phase13_fp16.pt"
 # phase 14 ends here (float16); model.pt is then these weights
 PHASE14_FILE = "phase14_fp16.pt"
+# phase 15 ends here (float16); model.pt is then these weights
+PHASE15_FILE = "phase15_fp16.pt"
+# SHA-256 of the v5 demo.pt (phase 11 rounded to float16, with the demo's memory selection in
+# its configuration): --from-shipped-v5 starts phase 15 from it only while it is still v5
+V5_SHA256 = "e7e04b1bfce4c9a5312776a65cae9b9c70cbd39f96d668220e6148bb0119d957"
 # SHA-256 of the v4 demo.pt (phase 8 rounded to float16): --from-shipped-v4 starts phase 9 or 11
 # from the shipped weights only while they are still v4
 V4_SHA256 = "d1cbbbb3046df033387e4ec7ee4986e46c4de3cb4d59cb5282542e732aaddc08"
@@ -551,6 +557,32 @@ def rewatch_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: i
     return replace(options, seed=seed + 13)
 
 
+# what draws a mask's outline: the neck's projections of the stride-4 and stride-8 trunk
+# levels (read by nothing else), the decoder's high-resolution projections, its upscaling and
+# its per-token hypernetworks. The decoder's transformer, and so the object pointers, object
+# scores and IoU predictions, stay as they were, as does every feature the memory reads.
+OUTLINE_PARTS = (
+    "image_encoder.neck.convs.2",
+    "image_encoder.neck.convs.3",
+    *(
+        f"sam_mask_decoder.{part}"
+        for part in ("conv_s0", "conv_s1", "output_upscaling", "output_hypernetworks_mlps")
+    ),
+)
+
+
+def edges_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 15: from v5, only what draws the outlines (`OUTLINE_PARTS`), scored at the input's
+    resolution (`Recipe.full_resolution_loss`): every earlier phase scored the 4-times-smaller
+    masks the decoder outputs, against targets rounded to its 4 x 4-pixel cells, so outlines
+    came out blocky (frame-0 IoU 0.85-0.93 on evenly bright ellipses that a threshold gets to
+    0.96-0.99, and that the same 4-times-smaller grid can hold to 0.96). Short clips with up to
+    six objects, on phase 4's data plus plain cells with sharp outlines (`plain_stacks`)."""
+    options = focus_phase(steps, seed, lr, clip_length, stop_at)
+    recipe = replace(options.recipe, full_resolution_loss=True)
+    return replace(options, recipe=recipe, train_only=OUTLINE_PARTS, max_objects=6, seed=seed + 14)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -695,11 +727,18 @@ def main() -> int:
     add_phase_options(parser, "stretch", 12, stacks=60, clip_length=192, start="phase 11")
     add_phase_options(parser, "watch", 13, stacks=48, clip_length=96, start="phase 11", lr=2e-4)
     add_phase_options(parser, "rewatch", 14, stacks=48, clip_length=96, start="phase 13", lr=2e-4)
+    add_phase_options(parser, "edges", 15, stacks=24, clip_length=4, start="v5", lr=5e-4)
     parser.add_argument(
         "--from-shipped-v4",
         action="store_true",
         help="start phase 9 or 11 from the shipped weights (only while they are v4) when the run "
         f"folder has no {PHASE8_FILE}",
+    )
+    parser.add_argument(
+        "--from-shipped-v5",
+        action="store_true",
+        help="start phase 15 from the shipped weights (only while they are v5) when the run "
+        f"folder has no {PHASE11_FILE}",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -735,9 +774,17 @@ def main() -> int:
                     f"git show c39bbbc:src/napari_sam2/model/weights_demo/demo.pt > {phase8}"
                 )
             shutil.copyfile(WEIGHTS, phase8)
+        phase11 = args.out / PHASE11_FILE
+        if args.from_shipped_v5 and not phase11.is_file():
+            if sha256(WEIGHTS) != V5_SHA256:
+                parser.error(
+                    f"{WEIGHTS} is no longer v5; run phase 11 instead, or put v5 at {phase11}: "
+                    f"git show c750aa8:src/napari_sam2/model/weights_demo/demo.pt > {phase11}"
+                )
+            shutil.copyfile(WEIGHTS, phase11)
         # a run folder holding phase 9's start needs no earlier weights: phase 4's data is
         # all the later phases take from before
-        if not phase3.is_file() and not phase8.is_file():
+        if not phase3.is_file() and not phase8.is_file() and not phase11.is_file():
             phase2 = args.out / PHASE2_FILE
             if not phase2.is_file():
                 torch.manual_seed(args.seed)
@@ -839,6 +886,7 @@ def main() -> int:
             (12, "stretch", stretch_phase, longest_stacks, 800_000, PHASE11_FILE, PHASE12_FILE),
             (13, "watch", watch_phase, watch_stacks, 900_000, PHASE11_FILE, PHASE13_FILE),
             (14, "rewatch", rewatch_phase, watch_stacks, 900_000, PHASE13_FILE, PHASE14_FILE),
+            (15, "edges", edges_phase, plain_stacks, 500_000, PHASE11_FILE, PHASE15_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:
