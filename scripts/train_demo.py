@@ -15,6 +15,7 @@
     python scripts/train_demo.py --out runs/m --watch-steps 300     # phase 13, from phase 11
     python scripts/train_demo.py --out runs/m --rewatch-steps 300   # + phase 14
     python scripts/train_demo.py --out runs/e --from-shipped-v5 --edges-steps 1500  # phase 15
+    python scripts/train_demo.py --out runs/e --recall-steps 300 --threads 2   # + phase 16
     (phases 9, 10, 12, 13 and 14 were tried and not shipped either: docs/demo_model.md)
 
 Everything is seeded: the training stacks (seeds 0..), the validation stacks (10000..), the
@@ -92,6 +93,8 @@ PHASE13_FILE = "phase13_fp16.pt"
 PHASE14_FILE = "phase14_fp16.pt"
 # phase 15 ends here (float16); model.pt is then these weights
 PHASE15_FILE = "phase15_fp16.pt"
+# phase 16 ends here (float16); model.pt is then these weights
+PHASE16_FILE = "phase16_fp16.pt"
 # SHA-256 of the v5 demo.pt (phase 11 rounded to float16, with the demo's memory selection in
 # its configuration): --from-shipped-v5 starts phase 15 from it only while it is still v5
 V5_SHA256 = "e7e04b1bfce4c9a5312776a65cae9b9c70cbd39f96d668220e6148bb0119d957"
@@ -583,6 +586,14 @@ def edges_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int
     return replace(options, recipe=recipe, train_only=OUTLINE_PARTS, max_objects=6, seed=seed + 14)
 
 
+def recall_phase(steps: int, seed: int, lr: float, clip_length: int, stop_at: int | None):
+    """Phase 16: phase 11 again (the memory alone, 96-frame clips with up to 87 frames rolled
+    out, its data) from phase 15's weights: phase 11 taught the memory to hold cells drawn
+    with v4's blocky outlines, and what a tracked frame remembers is its own mask."""
+    options = memory_phase(steps, seed, lr, clip_length, stop_at)
+    return replace(options, seed=seed + 15)
+
+
 def snapshot_every(model, out: Path, every: int):
     """An on_step callback that keeps the model's float16 weights every `every` steps (a
     partial run is usable, and the best of them can be picked afterwards)."""
@@ -615,6 +626,16 @@ def blend(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -> torc
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_shipped(parser, to: Path, version: str, digest: str, phase: str, commit: str) -> None:
+    """Start a run folder from the shipped weights, only while they are still `version`."""
+    if sha256(WEIGHTS) != digest:
+        parser.error(
+            f"{WEIGHTS} is no longer {version}; run {phase} instead, or put {version} at {to}: "
+            f"git show {commit}:src/napari_sam2/model/weights_demo/demo.pt > {to}"
+        )
+    shutil.copyfile(WEIGHTS, to)
 
 
 def evaluation_zstacks(first_seed: int, count: int) -> list[LabelledStack]:
@@ -728,6 +749,7 @@ def main() -> int:
     add_phase_options(parser, "watch", 13, stacks=48, clip_length=96, start="phase 11", lr=2e-4)
     add_phase_options(parser, "rewatch", 14, stacks=48, clip_length=96, start="phase 13", lr=2e-4)
     add_phase_options(parser, "edges", 15, stacks=24, clip_length=4, start="v5", lr=5e-4)
+    add_phase_options(parser, "recall", 16, stacks=24, clip_length=96, start="phase 15", lr=2e-4)
     parser.add_argument(
         "--from-shipped-v4",
         action="store_true",
@@ -766,22 +788,11 @@ def main() -> int:
             if sha256(WEIGHTS) != V2_SHA256:
                 parser.error(f"{WEIGHTS} is no longer v2; run phases 1-3 instead")
             shutil.copyfile(WEIGHTS, phase3)
-        phase8 = args.out / PHASE8_FILE
+        phase8, phase11 = args.out / PHASE8_FILE, args.out / PHASE11_FILE
         if args.from_shipped_v4 and not phase8.is_file():
-            if sha256(WEIGHTS) != V4_SHA256:
-                parser.error(
-                    f"{WEIGHTS} is no longer v4; run phase 8 instead, or put v4 at {phase8}: "
-                    f"git show c39bbbc:src/napari_sam2/model/weights_demo/demo.pt > {phase8}"
-                )
-            shutil.copyfile(WEIGHTS, phase8)
-        phase11 = args.out / PHASE11_FILE
+            copy_shipped(parser, phase8, "v4", V4_SHA256, "phase 8", "c39bbbc")
         if args.from_shipped_v5 and not phase11.is_file():
-            if sha256(WEIGHTS) != V5_SHA256:
-                parser.error(
-                    f"{WEIGHTS} is no longer v5; run phase 11 instead, or put v5 at {phase11}: "
-                    f"git show c750aa8:src/napari_sam2/model/weights_demo/demo.pt > {phase11}"
-                )
-            shutil.copyfile(WEIGHTS, phase11)
+            copy_shipped(parser, phase11, "v5", V5_SHA256, "phase 11", "c750aa8")
         # a run folder holding phase 9's start needs no earlier weights: phase 4's data is
         # all the later phases take from before
         if not phase3.is_file() and not phase8.is_file() and not phase11.is_file():
@@ -887,6 +898,7 @@ def main() -> int:
             (13, "watch", watch_phase, watch_stacks, 900_000, PHASE11_FILE, PHASE13_FILE),
             (14, "rewatch", rewatch_phase, watch_stacks, 900_000, PHASE13_FILE, PHASE14_FILE),
             (15, "edges", edges_phase, plain_stacks, 500_000, PHASE11_FILE, PHASE15_FILE),
+            (16, "recall", recall_phase, longer_stacks, 700_000, PHASE15_FILE, PHASE16_FILE),
         ):
             steps = getattr(args, f"{name}_steps")
             if not steps:
