@@ -793,8 +793,8 @@ def main() -> int:
             copy_shipped(parser, phase8, "v4", V4_SHA256, "phase 8", "c39bbbc")
         if args.from_shipped_v5 and not phase11.is_file():
             copy_shipped(parser, phase11, "v5", V5_SHA256, "phase 11", "c750aa8")
-        # a run folder holding phase 9's start needs no earlier weights: phase 4's data is
-        # all the later phases take from before
+        # a run folder holding the start of phase 9, 11 or 15 needs no earlier weights:
+        # phase 4's data is all the later phases take from before
         if not phase3.is_file() and not phase8.is_file() and not phase11.is_file():
             phase2 = args.out / PHASE2_FILE
             if not phase2.is_file():

@@ -203,11 +203,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE_FILE
     params = _trainable(model, options)
-    frozen_encoder = (
-        options.freeze_image_encoder
-        or options.train_only_memory
-        or not any(p.requires_grad for p in model.image_encoder.parameters())
-    )
+    # whichever option froze it, the trunk then runs without gradients
+    frozen_encoder = not any(p.requires_grad for p in model.image_encoder.parameters())
     optimizer = _optimizer(params, options)
     start, history = 0, []
     if resume and state_path.is_file():
