@@ -319,3 +319,21 @@ def test_flat_cells_are_evenly_bright():
     flat = timelapse(1, 160, 160, 4, seed=9, flat=True, **options)
     assert np.array_equal(cell.labels, flat.labels)
     assert inner_spread(flat) < 0.5 * inner_spread(cell)
+
+
+def test_sizes_mix_small_cells_among_large_ones():
+    def areas(s):
+        counts = np.bincount(s.labels[0].ravel())[1:]
+        return counts[counts > 0]
+
+    options = dict(cell_radius=12.0, num_divisions=0, leaving=False)
+    even = areas(timelapse(1, 256, 256, 10, seed=10, **options))
+    mixed = areas(timelapse(1, 256, 256, 10, seed=10, sizes=(0.5, 1.5), **options))
+    # radii within 15 % give areas within a factor of about 1.8; a 0.5-1.5 spread, up to 9
+    assert even.max() / even.min() < 2.0 < 4.0 < mixed.max() / mixed.min()
+
+
+@pytest.mark.parametrize("sizes", [(0.0, 1.0), (1.2, 0.8)])
+def test_sizes_out_of_order_or_not_positive_are_refused(sizes):
+    with pytest.raises(ValueError, match="sizes must be"):
+        timelapse(2, 32, 32, 1, sizes=sizes)

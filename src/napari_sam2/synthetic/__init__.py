@@ -85,6 +85,7 @@ def timelapse(
     defocus: float = 0.0,
     speed: float = 1.0,
     flat: bool = False,
+    sizes: tuple[float, float] = (0.85, 1.15),
 ) -> SyntheticStack:
     """A microscopy time-lapse of moving, deforming, touching and dividing cells.
 
@@ -98,7 +99,9 @@ def timelapse(
     deformations and the intensity texture; drift: stage drift (dy, dx) in pixels per frame;
     uneven: amplitude of a smooth random illumination pattern; defocus: chance that a frame
     is out of focus; speed: scale of the cells' random walk (1: about 1 px per frame);
-    flat: cells evenly bright, without the nucleus-like centre. Returns frames and labels
+    flat: cells evenly bright, without the nucleus-like centre; sizes: the range of each
+    cell's radius as a multiple of cell_radius ((0.5, 1.5) mixes small cells among cells three
+    times their size; daughters take their mother's). Returns frames and labels
     of shape (num_frames, height, width), uint16, axes "TYX".
     """
     if num_frames < 1 or height < 8 or width < 8 or num_cells < 0:
@@ -108,12 +111,14 @@ def timelapse(
         )
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    if not 0 < sizes[0] <= sizes[1]:
+        raise ValueError(f"sizes must be (low, high) with 0 < low <= high, got {sizes!r}")
     # separate streams, so imaging settings never change the ground truth (the fourth, for
     # the optional imaging effects, leaves the default stacks as they always were)
     geometry_rng, texture_rng, noise_rng, effects_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    shape = ShapeOptions(tuple(aspect), irregularity, leaving, speed)
+    shape = ShapeOptions(tuple(aspect), irregularity, leaving, speed, tuple(sizes))
     tracks, lineage = simulate_cells(
         geometry_rng, num_frames, height, width, num_cells, cell_radius, num_divisions, shape
     )

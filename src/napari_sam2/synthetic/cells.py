@@ -12,13 +12,15 @@ HARMONICS = np.array([3, 4, 5])
 @dataclass(frozen=True)
 class ShapeOptions:
     """Cell shape and motion settings of a time-lapse: elongation range, deformation scale,
-    whether cell 1 is scripted to leave and come back, and how fast cells wander (the random
-    walk's step, 1 by default)."""
+    whether cell 1 is scripted to leave and come back, how fast cells wander (the random
+    walk's step, 1 by default), and the range of each first cell's radius as a multiple of
+    the stack's cell radius."""
 
     aspect: tuple[float, float] = (1.05, 1.4)
     irregularity: float = 1.0
     leaving: bool = True
     speed: float = 1.0
+    sizes: tuple[float, float] = (0.85, 1.15)
 
 
 @dataclass
@@ -69,12 +71,12 @@ def simulate_cells(
 
     # cells larger than the field still get a place (in its middle)
     margin = np.minimum(radius, np.array([height, width]) / 2)
-    starts = scatter(
-        rng, num_cells, margin, np.array([height, width]) - margin, min_distance=2.2 * radius
-    )
+    # the largest cells still start apart (the factor is 1 for the default sizes)
+    spacing = 2.2 * radius * max(shape.sizes[1] / 1.15, 1.0)
+    starts = scatter(rng, num_cells, margin, np.array([height, width]) - margin, spacing)
     alive = []  # simulation states (see new_state) of the cells present now
     for i in range(num_cells):
-        track = new_track(i + 1, radius * rng.uniform(0.85, 1.15), rng.uniform(*shape.aspect))
+        track = new_track(i + 1, radius * rng.uniform(*shape.sizes), rng.uniform(*shape.aspect))
         tracks.append(track)
         alive.append(new_state(rng, track, starts[i], rng.normal(0, 0.8, 2), birth=0))
         alive[-1]["amplitude"] *= shape.irregularity
