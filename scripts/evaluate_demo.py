@@ -13,7 +13,9 @@ daughters of each division are followed), next to the classical baseline
 J, with the size cue along Z as the command line uses it for the model unless --size-cue no;
 --z-seeds held-out scores z-stacks the size cue's settings were not chosen on); a 600-frame
 run (J over its last 100 frames); `--sections independent`: time-lapses of a second, plainer
-generator written apart from the project's (`independent_stacks.py`), next to the baseline.
+generator written apart from the project's (`independent_stacks.py`), next to the baseline;
+`--sections fast,mixed`: time-lapses of fast cells (`train_demo.fast_timelapse`) and of cells
+of mixed sizes (`train_demo.mixed_timelapse`), next to the baseline.
 """
 
 import argparse
@@ -31,7 +33,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from independent_stacks import independent_timelapse  # noqa: E402
-from train_demo import load_trained, widened_timelapse, widened_zstack  # noqa: E402
+from train_demo import (  # noqa: E402
+    fast_timelapse,
+    load_trained,
+    mixed_timelapse,
+    widened_timelapse,
+    widened_zstack,
+)
 
 from napari_sam2.baseline import classical_tracking  # noqa: E402
 from napari_sam2.cli import main as cli  # noqa: E402
@@ -176,8 +184,9 @@ def main() -> int:
         "--timelapse-seeds",
         default="first",
         choices=("first", "held-out"),
-        help="time-lapses: seeds 20000.. and 30000.. (those the tables report since v1), or "
-        "20010.. and 30010.. (kept for checking a choice made on the first ones)",
+        help="time-lapses: seeds 20000.., 30000.., 40000.. (mixed) and 41000.. (fast), or "
+        "the next ones (20010.., 30010.., and after the first --stacks of mixed and fast), kept "
+        "for checking a choice made on the first",
     )
     parser.add_argument(
         "--image-size", type=int, default=None, help="run the model at this input size"
@@ -237,6 +246,11 @@ def main() -> int:
         for kind in ("ellipse", "flat"):
             stacks = [independent_timelapse(s, kind) for s in range(1, n + 1)]
             report(f"timelapse_independent_{kind}", score_timelapses(model, stacks))
+    for name, make, first in (("fast", fast_timelapse, 41_000), ("mixed", mixed_timelapse, 40_000)):
+        if name in sections:  # never trained on: phase 17 draws seeds from 1,000,000 on
+            first += 0 if args.timelapse_seeds == "first" else n
+            stacks = [make(s, 30) for s in range(first, first + n)]
+            report(f"timelapse_{name}", score_timelapses(model, stacks))
     if "long" in sections:
         runs = [long_run(model, 20_100 + k) for k in range(args.long_runs)]
         report("long_run", runs[0])
