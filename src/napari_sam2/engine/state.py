@@ -90,6 +90,9 @@ class ObjectState:
     conditioning: dict[int, FrameResult] = field(default_factory=dict)
     tracked: dict[int, FrameResult] = field(default_factory=dict)
     direction: np.ndarray = field(init=False)
+    # with Tracker(follow_motion=True): the object's estimated position per frame (pixels,
+    # (y, x), from an arbitrary origin), measured frame to frame in tracking order
+    positions: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.direction = np.zeros(self.num_frames, dtype=np.int8)

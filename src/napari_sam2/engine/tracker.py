@@ -27,6 +27,7 @@ from .frame_prompts import mask_prompt, points_prompt, predict
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
+from .motion import displacement, follow
 from .object_batches import default_batch_size
 from .precision import PRECISIONS, resolve_precision
 from .prompt_inputs import to_model_xy
@@ -82,6 +83,10 @@ class Tracker(FrameEncoding):
         its positive clicks lie on (`napari_sam2.engine.clicked_region`): a model's stray
         pieces on other cells go. None: as the model's catalogue entry says (on for the demo
         model; off for SAM 2's checkpoints). Applies to clicks made after it is changed.
+    follow_motion: shift each remembered frame's spatial memory by how far the object has
+    moved since, measured in the images (`napari_sam2.engine.motion`), so that a fast cell's
+    mask is not held to where its memories had it. Off by default (SAM 2 does not); can be
+    changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -107,6 +112,7 @@ class Tracker(FrameEncoding):
         size_cue: bool = False,
         non_overlap: bool | None = None,
         clicked_region: bool | None = None,
+        follow_motion: bool = False,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -125,6 +131,8 @@ class Tracker(FrameEncoding):
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
         self.size_cue = size_cue
+        self.follow_motion = follow_motion
+        self._gray_frames: dict[int, np.ndarray] = {}
         self.non_overlap = (
             non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap
         )
@@ -200,7 +208,7 @@ class Tracker(FrameEncoding):
     # -- model calls ----------------------------------------------------------------
 
     def _memory_for(self, obj: ObjectState, t: int, reverse: bool):
-        return select_memories(
+        inputs = select_memories(
             t,
             obj.conditioning_memories(),
             obj.tracked_memories(),
@@ -208,6 +216,35 @@ class Tracker(FrameEncoding):
             reverse=reverse,
             **self._memory_options,
         )
+        return self._followed(obj, t, reverse, inputs) if self.follow_motion else inputs
+
+    def _followed(self, obj: ObjectState, t: int, reverse: bool, inputs):
+        """`inputs` shifted along the object's motion (`follow_motion`); its position on t is
+        its position on the frame before (in tracking order) plus the displacement measured
+        under that frame's mask."""
+        before = t + (1 if reverse else -1)
+        previous = obj.latest_result(before) if 0 <= before < self.num_frames else None
+        if previous is None:
+            return inputs
+        start = obj.positions.setdefault(before, np.zeros(2, np.float32))
+        mask = self._frame_logits(previous) > 0
+        obj.positions[t] = start + displacement(self._gray(before), self._gray(t), mask)
+        frame_of = {
+            id(result.memory): frame
+            for results in (obj.conditioning, obj.tracked)
+            for frame, result in results.items()
+            if result.memory is not None
+        }
+        return follow(inputs, frame_of, obj.positions, t, (self.height, self.width))
+
+    def _gray(self, t: int) -> np.ndarray:
+        """Frame t normalized, averaged over its channels; the last few kept (every object
+        of a frame measures against the same two frames)."""
+        if t not in self._gray_frames:
+            if len(self._gray_frames) >= 4:
+                self._gray_frames.pop(next(iter(self._gray_frames)))
+            self._gray_frames[t] = self.normalized_frame(t).mean(axis=-1)
+        return self._gray_frames[t]
 
     def _finish(self, low_res: torch.Tensor, prompt: FramePrompt | None = None) -> torch.Tensor:
         """Holes filled; for a clicked frame with `clicked_region` on, stray pieces dropped."""
