@@ -5,9 +5,13 @@ there. A small model (the demo model) then keeps of a cell that moved a few pixe
 frame only what overlaps where its memories had it, and the mask is eaten from the
 leading edge. With `Tracker(follow_motion=True)` each object's displacement from one frame
 to the next is measured in the images (the patch under its last mask matched by normalized
-cross-correlation within `REACH` pixels), and every remembered frame's spatial memory is
-shifted by how far the object has moved since, before memory attention reads it.
+cross-correlation within `REACH` pixels), and every tracked frame's spatial memory is
+shifted by how far the object has moved since, before memory attention reads it (prompted
+frames' memories stay where they are).
 """
+
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -15,6 +19,8 @@ import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..model.memory_bank import MemoryInputs
+from .compositing import frame_logits
+from .state import ObjectState
 
 # the largest displacement measured between two frames, in frame pixels
 REACH = 8
@@ -97,11 +103,46 @@ def follow(
         if not offset.any():
             spatial.append((slot, memory))
             continue
-        moved = type(memory)(
-            shift_features(memory.features, offset),
-            memory.pos_enc,
-            memory.obj_ptr,
-            memory.present,
-        )
-        spatial.append((slot, moved))
+        spatial.append((slot, replace(memory, features=shift_features(memory.features, offset))))
     return MemoryInputs(spatial, inputs.pointers, inputs.max_pointer_distance)
+
+
+class MotionFollower:
+    """A tracker's `follow_motion`: measures each object's position frame to frame (kept in
+    `ObjectState.positions`) and shifts the memories a frame attends to along it.
+    `frame(t)` gives frame t normalized, (H, W, C)."""
+
+    def __init__(self, frame: Callable[[int], np.ndarray], frame_size: tuple[int, int]):
+        self._frame = frame
+        self.frame_size = frame_size
+        self._gray: dict[int, np.ndarray] = {}
+
+    def followed(
+        self, obj: ObjectState, t: int, reverse: bool, inputs: MemoryInputs
+    ) -> MemoryInputs:
+        """`inputs` for tracking obj on frame t, shifted along its motion; its position on t
+        is its position on the frame before (in tracking order) plus the displacement
+        measured under that frame's mask."""
+        before = t + (1 if reverse else -1)
+        previous = obj.latest_result(before)
+        if previous is None:
+            return inputs
+        start = obj.positions.setdefault(before, np.zeros(2, np.float32))
+        mask = frame_logits(previous, *self.frame_size) > 0
+        obj.positions[t] = start + displacement(self.gray(before), self.gray(t), mask)
+        frame_of = {
+            id(result.memory): frame
+            for results in (obj.conditioning, obj.tracked)
+            for frame, result in results.items()
+            if result.memory is not None
+        }
+        return follow(inputs, frame_of, obj.positions, t, self.frame_size)
+
+    def gray(self, t: int) -> np.ndarray:
+        """Frame t averaged over its channels; the last few kept (every object of a frame
+        measures against the same two frames)."""
+        if t not in self._gray:
+            if len(self._gray) >= 4:
+                self._gray.pop(next(iter(self._gray)))
+            self._gray[t] = self._frame(t).mean(axis=-1)
+        return self._gray[t]

@@ -27,7 +27,7 @@ from .frame_prompts import mask_prompt, points_prompt, predict
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
-from .motion import displacement, follow
+from .motion import MotionFollower
 from .object_batches import default_batch_size
 from .precision import PRECISIONS, resolve_precision
 from .prompt_inputs import to_model_xy
@@ -132,7 +132,7 @@ class Tracker(FrameEncoding):
         self.reappear = reappear
         self.size_cue = size_cue
         self.follow_motion = follow_motion
-        self._gray_frames: dict[int, np.ndarray] = {}
+        self._motion = MotionFollower(self.normalized_frame, (self.height, self.width))
         self.non_overlap = (
             non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap
         )
@@ -216,35 +216,7 @@ class Tracker(FrameEncoding):
             reverse=reverse,
             **self._memory_options,
         )
-        return self._followed(obj, t, reverse, inputs) if self.follow_motion else inputs
-
-    def _followed(self, obj: ObjectState, t: int, reverse: bool, inputs):
-        """`inputs` shifted along the object's motion (`follow_motion`); its position on t is
-        its position on the frame before (in tracking order) plus the displacement measured
-        under that frame's mask."""
-        before = t + (1 if reverse else -1)
-        previous = obj.latest_result(before) if 0 <= before < self.num_frames else None
-        if previous is None:
-            return inputs
-        start = obj.positions.setdefault(before, np.zeros(2, np.float32))
-        mask = self._frame_logits(previous) > 0
-        obj.positions[t] = start + displacement(self._gray(before), self._gray(t), mask)
-        frame_of = {
-            id(result.memory): frame
-            for results in (obj.conditioning, obj.tracked)
-            for frame, result in results.items()
-            if result.memory is not None
-        }
-        return follow(inputs, frame_of, obj.positions, t, (self.height, self.width))
-
-    def _gray(self, t: int) -> np.ndarray:
-        """Frame t normalized, averaged over its channels; the last few kept (every object
-        of a frame measures against the same two frames)."""
-        if t not in self._gray_frames:
-            if len(self._gray_frames) >= 4:
-                self._gray_frames.pop(next(iter(self._gray_frames)))
-            self._gray_frames[t] = self.normalized_frame(t).mean(axis=-1)
-        return self._gray_frames[t]
+        return self._motion.followed(obj, t, reverse, inputs) if self.follow_motion else inputs
 
     def _finish(self, low_res: torch.Tensor, prompt: FramePrompt | None = None) -> torch.Tensor:
         """Holes filled; for a clicked frame with `clicked_region` on, stray pieces dropped."""

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .cells import HARMONICS, ShapeOptions, blob_distance, draw_cell, scatter, simulate_cells
+from .cells import (
+    HARMONICS,
+    SIZES,
+    ShapeOptions,
+    blob_distance,
+    draw_cell,
+    scatter,
+    simulate_cells,
+)
 from .optics import CONTRASTS, camera, smooth_field, transmitted_light
 
 
@@ -85,7 +93,7 @@ def timelapse(
     defocus: float = 0.0,
     speed: float = 1.0,
     flat: bool = False,
-    sizes: tuple[float, float] = (0.85, 1.15),
+    sizes: tuple[float, float] = SIZES,
 ) -> SyntheticStack:
     """A microscopy time-lapse of moving, deforming, touching and dividing cells.
 

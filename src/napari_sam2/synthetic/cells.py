@@ -7,6 +7,8 @@ import numpy as np
 
 # Shape deformation modes (cos(k * angle)); k = 2 is left to the ellipse itself.
 HARMONICS = np.array([3, 4, 5])
+# the default range of each first cell's radius, as a multiple of the stack's cell radius
+SIZES = (0.85, 1.15)
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class ShapeOptions:
     irregularity: float = 1.0
     leaving: bool = True
     speed: float = 1.0
-    sizes: tuple[float, float] = (0.85, 1.15)
+    sizes: tuple[float, float] = SIZES
 
 
 @dataclass
@@ -72,7 +74,7 @@ def simulate_cells(
     # cells larger than the field still get a place (in its middle)
     margin = np.minimum(radius, np.array([height, width]) / 2)
     # the largest cells still start apart (the factor is 1 for the default sizes)
-    spacing = 2.2 * radius * max(shape.sizes[1] / 1.15, 1.0)
+    spacing = 2.2 * radius * max(shape.sizes[1] / SIZES[1], 1.0)
     starts = scatter(rng, num_cells, margin, np.array([height, width]) - margin, spacing)
     alive = []  # simulation states (see new_state) of the cells present now
     for i in range(num_cells):
