@@ -56,19 +56,27 @@ class PropagatePanel(Panel):
             "stay separate). On by default with the demo model; off with SAM 2's checkpoints.",
         )
         buttons.addWidget(self.non_overlap, 3, 0, 1, 3)
+        self.snap_outlines = self._setting_box(
+            "snap_outlines",
+            "Snap outlines to the image",
+            "Each tracked mask's outline moves, by up to 2 pixels, onto the brightness level "
+            "of the image that agrees best with it (a small model draws its outlines coarsely). "
+            "On by default with the demo model; off with SAM 2's checkpoints.",
+        )
+        buttons.addWidget(self.snap_outlines, 4, 0, 1, 3)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(
             f"Stop propagating; the labels stay as they were ({SHORTCUTS['cancel']})"
         )
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.cancel_button, 4, 0, 1, 3)
+        buttons.addWidget(self.cancel_button, 5, 0, 1, 3)
         self.progress_bar = QProgressBar()  # in the dock, not only in napari's corner
         self.progress_bar.setFormat("")  # empty until a run
         self.progress_bar.setValue(0)
-        buttons.addWidget(self.progress_bar, 5, 0, 1, 3)
+        buttons.addWidget(self.progress_bar, 6, 0, 1, 3)
         self.tiles = TilesOption(host)  # large frames at their own resolution
-        buttons.addWidget(self.tiles, 6, 0, 1, 3)
+        buttons.addWidget(self.tiles, 7, 0, 1, 3)
 
     def session_started(self, session) -> None:
         self.tiles.describe()  # the tile count of the new frames
@@ -78,7 +86,12 @@ class PropagatePanel(Panel):
         # the session's own choice (layer_session: the model's default along the axis; a
         # loaded session file: its own)
         session = self.session
-        for box, value in ((self.size_cue, "size_cue"), (self.non_overlap, "non_overlap")):
+        boxes = (
+            (self.size_cue, "size_cue"),
+            (self.non_overlap, "non_overlap"),
+            (self.snap_outlines, "snap_outlines"),
+        )
+        for box, value in boxes:
             box.setEnabled(session is not None)
             if session is not None:
                 box.blockSignals(True)

@@ -96,6 +96,7 @@ def propagate_in_tiles(
             reappear=tracker.reappear,
             size_cue=tracker.size_cue,
             non_overlap=tracker.non_overlap,
+            snap_outlines=tracker.snap_outlines,
             clicked_region=tracker.clicked_region,
         )
         tiled.begin_journal()

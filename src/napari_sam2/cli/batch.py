@@ -19,6 +19,7 @@ FORWARDED = {
     "--reappear": "auto|yes|no",
     "--size-cue": "auto|yes|no",
     "--non-overlap": "auto|yes|no",
+    "--snap-outlines": "auto|yes|no",
     "--clicked-region": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",

@@ -109,6 +109,13 @@ def non_overlap_choice(flag: str, model_name: str, saved: bool | None = None) ->
     return auto_choice(flag, saved, lambda: non_overlap_by_default(model_name))
 
 
+def snap_outlines_choice(flag: str, model_name: str, saved: bool | None = None) -> bool:
+    """--snap-outlines: auto is the file's choice, else the model catalogue's (on for demo)."""
+    from ..model.catalogue import snap_outlines_by_default
+
+    return auto_choice(flag, saved, lambda: snap_outlines_by_default(model_name))
+
+
 def reappear_choice(flag: str, axes: str, saved: bool | None = None) -> bool:
     """--reappear: auto is the file's choice, else no along Z (a nucleus spans one run of
     slices) and yes otherwise."""

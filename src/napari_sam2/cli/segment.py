@@ -17,6 +17,7 @@ from .common import (
     reappear_choice,
     say,
     size_cue_choice,
+    snap_outlines_choice,
 )
 from .segment_cells import add_cell_options, check_exports, export_results, run_cells
 from .tiles import add_tile_option, parse_tile, tile_size, track_prompts_in_tiles
@@ -70,6 +71,14 @@ def add_parser(commands) -> None:
         choices=("auto", "yes", "no"),
         help="keep tracked objects apart, each pixel to the object with the highest logit, in "
         "the masks and in what is remembered? auto: the prompts file's choice, else the "
+        "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
+    )
+    segment.add_argument(
+        "--snap-outlines",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="move each tracked mask's outline (by up to 2 pixels) to the brightness level "
+        "of the image that agrees best with it? auto: the prompts file's choice, else the "
         "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
     )
     segment.add_argument(
@@ -217,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
     options["size_cue"] = size_cue_choice(args.size_cue, axes, model.config.name, prompts.size_cue)
     options["non_overlap"] = non_overlap_choice(
         args.non_overlap, model.config.name, prompts.non_overlap
+    )
+    options["snap_outlines"] = snap_outlines_choice(
+        args.snap_outlines, model.config.name, prompts.snap_outlines
     )
     options["clicked_region"] = auto_choice(
         args.clicked_region,

@@ -16,6 +16,7 @@ from .common import (
     reappear_choice,
     say,
     size_cue_choice,
+    snap_outlines_choice,
 )
 
 
@@ -205,6 +206,7 @@ def run_cells(args: argparse.Namespace) -> int:
         reappear=reappear_choice(args.reappear, axes),
         size_cue=size_cue_choice(args.size_cue, axes, model.config.name),
         non_overlap=non_overlap_choice(args.non_overlap, model.config.name),
+        snap_outlines=snap_outlines_choice(args.snap_outlines, model.config.name),
     )
     size = tile_size(args, frames, model)
     if size is not None:

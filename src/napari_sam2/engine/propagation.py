@@ -19,6 +19,7 @@ from .freed_memory import keeping_freed_memory, release_freed_memory
 from .masks import to_frame_resolution
 from .non_overlap import keep_apart
 from .object_batches import batches_by_layout
+from .outlines import snap_outline
 from .propagation_plan import DIRECTIONS, Pass, plan_passes
 from .size_cue import KeptRegion, SizeReference, brightness, size_reference, trim_to_edge
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FrameResult, ObjectState
@@ -155,8 +156,9 @@ def track_objects(
             logits[i] = tracker._frame_logits(obj.conditioning[t])
             continue
         to_track.append((i, obj, tracker._memory_for(obj, t, reverse)))
-    # the size cue reads the frame once for all its objects' batches
-    image = brightness(tracker.normalized_frame(t)) if tracker.size_cue and to_track else None
+    # the size cue and the snapped outlines read the frame once for all its objects' batches
+    reads_image = tracker.size_cue or tracker.snap_outlines
+    image = brightness(tracker.normalized_frame(t)) if reads_image and to_track else None
     layouts = [memory.layout for _, _, memory in to_track]
     # each batch as (its rows in `logits`, its objects, their memories)
     batches = [
@@ -211,7 +213,8 @@ def predict_batch(
     image: np.ndarray | None = None,
 ) -> BatchPrediction:
     """Objects' masks on frame t, predicted in one batch from their memories. With the frame's
-    `brightness` as `image`, masks are trimmed by the size cue."""
+    `brightness` as `image`, masks are trimmed by the size cue and their outlines snapped to
+    the image, as the tracker's options say."""
     model = tracker.model
     features = tracker.frame_features(t)
     with tracker._autocast():
@@ -221,11 +224,20 @@ def predict_batch(
     kept: list[KeptRegion | None] = [None] * len(objs)
     high_res = prediction.high_res_masks
     if image is not None:
-        kept = trim_by_size_cue(tracker, objs, t, logits, image)
+        if tracker.size_cue:
+            kept = trim_by_size_cue(tracker, objs, t, logits, image)
+        if tracker.snap_outlines:
+            shown = [
+                row if k is None else k.apply(row) for k, row in zip(kept, logits, strict=True)
+            ]
+            snapped = [snap_outline(image, row > 0) for row in shown]
+            kept = [k if s is None else s for k, s in zip(kept, snapped, strict=True)]
         logits = np.stack(
             [k.apply(row) if k is not None else row for k, row in zip(kept, logits, strict=True)]
         )
-        if CUE_INTO_MEMORY:
+        if tracker.snap_outlines:
+            high_res = matched_high_res(high_res, logits)
+        elif CUE_INTO_MEMORY:
             high_res = trimmed_high_res(high_res, logits)
     return BatchPrediction(features, prediction, low_res, logits, kept, high_res)
 
@@ -297,6 +309,16 @@ def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeRefer
         image = brightness(tracker.normalized_frame(nearest))
         result.size_reference = (size_reference(image, tracker._frame_logits(result) > 0),)
     return result.size_reference[0]
+
+
+def matched_high_res(high_res: torch.Tensor, logits: np.ndarray) -> torch.Tensor:
+    """The decoder's (B, 1, S, S) masks made to agree with the frame logits (B, H, W) where
+    these were trimmed or grown (snapped outlines), for the memory encoder."""
+    inside = torch.from_numpy(logits > 0)[:, None].float()
+    inside = F.interpolate(inside, size=high_res.shape[-2:], mode="nearest") > 0.5
+    inside = inside.to(high_res.device)
+    high_res = torch.where(~inside & (high_res > 0), torch.full_like(high_res, -10.0), high_res)
+    return torch.where(inside & (high_res <= 0), torch.full_like(high_res, 10.0), high_res)
 
 
 def trimmed_high_res(high_res: torch.Tensor, logits: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,11 @@ import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, select_memories
-from ..model.catalogue import clicked_region_by_default, non_overlap_by_default
+from ..model.catalogue import (
+    clicked_region_by_default,
+    non_overlap_by_default,
+    snap_outlines_by_default,
+)
 from ..model.sam_heads import NO_OBJECT_LOGIT
 from . import propagation
 from .budgets import default_budgets
@@ -87,6 +91,11 @@ class Tracker(FrameEncoding):
     moved since, measured in the images (`napari_sam2.engine.motion`), so that a fast cell's
     mask is not held to where its memories had it. Off by default (SAM 2 does not); can be
     changed between propagations.
+    snap_outlines: move each tracked mask's outline, by up to 2 pixels, onto the brightness
+        level of the frame that agrees best with it (`napari_sam2.engine.outlines`), in the
+        labels and in what is remembered. None: as the model's catalogue entry says (on for
+        the demo model, whose outlines are coarse; off for SAM 2's checkpoints). Can be
+        changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -113,6 +122,7 @@ class Tracker(FrameEncoding):
         non_overlap: bool | None = None,
         clicked_region: bool | None = None,
         follow_motion: bool = False,
+        snap_outlines: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -132,6 +142,9 @@ class Tracker(FrameEncoding):
         self.reappear = reappear
         self.size_cue = size_cue
         self.follow_motion = follow_motion
+        self.snap_outlines = (
+            snap_outlines_by_default(model.config.name) if snap_outlines is None else snap_outlines
+        )
         self._motion = MotionFollower(self.normalized_frame, (self.height, self.width))
         self.non_overlap = (
             non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap

@@ -80,6 +80,7 @@ class Prompts:
     reappear: bool | None = None
     size_cue: bool | None = None
     non_overlap: bool | None = None
+    snap_outlines: bool | None = None
     clicked_region: bool | None = None
     # the resolved precision a session ran in (`napari_sam2.engine.precision`)
     precision: str | None = None

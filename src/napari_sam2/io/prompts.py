@@ -19,11 +19,12 @@ Everything but `objects` may be null or left out. Version 2 adds, all optional: 
 (the model file a session used), `image_size`, `fixed` (the index of every other leading
 axis), `num_frames`, `reappear`, `size_cue` (whether masks were trimmed to each object's
 half-maximum edge, see `napari_sam2.engine.size_cue`), `non_overlap` (whether tracked objects
-were kept apart, see `napari_sam2.engine.non_overlap`), `clicked_region` (whether a click's
-mask kept only the pieces its clicks lie on, see `napari_sam2.engine.clicked_region`),
-`precision` (what the session's model ran in: float32, bfloat16, bfloat16-encoder or
-bfloat16-heavy, see
-`napari_sam2.engine.precision`), per object `colour` ("#rrggbb") and `parent`, `lineage`
+were kept apart, see `napari_sam2.engine.non_overlap`), `snap_outlines` (whether tracked
+masks' outlines were snapped to the image, see `napari_sam2.engine.outlines`),
+`clicked_region` (whether a click's mask kept only the pieces its clicks lie on, see
+`napari_sam2.engine.clicked_region`), `precision` (what the session's model ran in: float32,
+bfloat16, bfloat16-encoder or bfloat16-heavy, see `napari_sam2.engine.precision`), per
+object `colour` ("#rrggbb") and `parent`, `lineage`
 ({"daughter id": parent id}), `log` (a session's operations, read by `napari_sam2.session`)
 and `labels_sha256` (of the labels the session held when saved). Version 1 files read as
 version 2 without these.

@@ -40,6 +40,7 @@ _TOP_FIELDS = (
     "reappear",
     "size_cue",
     "non_overlap",
+    "snap_outlines",
     "clicked_region",
     "precision",
     "objects",
@@ -48,7 +49,7 @@ _TOP_FIELDS = (
     "labels_sha256",
 )
 # the settings a file may record as true or false (absent: not recorded)
-_CHOICES = ("reappear", "size_cue", "non_overlap", "clicked_region")
+_CHOICES = ("reappear", "size_cue", "non_overlap", "snap_outlines", "clicked_region")
 _V1_FIELDS = ("format", "version", "model", "video_axis", "frame_shape", "normalization", "objects")
 
 

@@ -59,6 +59,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "reappear": prompts.reappear,
         "size_cue": prompts.size_cue,
         "non_overlap": prompts.non_overlap,
+        "snap_outlines": prompts.snap_outlines,
         "clicked_region": prompts.clicked_region,
         "precision": prompts.precision,
         "objects": objects,

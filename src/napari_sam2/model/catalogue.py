@@ -38,6 +38,9 @@ class ModelEntry:
     non_overlap: bool = False
     # whether a click's mask keeps only the pieces its clicks lie on (engine/clicked_region.py)
     clicked_region: bool = False
+    # whether tracked masks' outlines are snapped to the image by default (engine/outlines.py):
+    # for a model whose masks are drawn at a quarter of a small input's resolution
+    snap_outlines: bool = False
 
     @property
     def filename(self) -> str:
@@ -103,6 +106,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     size_cue_along_z=True,
     non_overlap=True,
     clicked_region=True,
+    snap_outlines=True,
 )
 
 # the eight official names, in the order users see them
@@ -145,6 +149,13 @@ def clicked_region_by_default(name: str | None) -> bool:
     for the models whose catalogue entry says so (a model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and entry.clicked_region
+
+
+def snap_outlines_by_default(name: str | None) -> bool:
+    """Whether tracked masks' outlines are snapped to the image unless asked otherwise: for
+    the models whose catalogue entry says so (a model by another name: never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and entry.snap_outlines
 
 
 def is_known_model(name: object) -> bool:

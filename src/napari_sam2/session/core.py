@@ -103,6 +103,14 @@ class Session:
         self.tracker.non_overlap = bool(value)
 
     @property
+    def snap_outlines(self) -> bool:
+        return self.tracker.snap_outlines
+
+    @snap_outlines.setter
+    def snap_outlines(self, value: bool) -> None:
+        self.tracker.snap_outlines = bool(value)
+
+    @property
     def clicked_region(self) -> bool:
         return self.tracker.clicked_region
 
@@ -112,10 +120,11 @@ class Session:
 
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may
-        reappear, the size cue, objects kept apart, clicks kept to their pieces); those it
+        reappear, the size cue, objects kept apart, outlines snapped to the image, clicks kept
+        to their pieces); those it
         does not record keep this session's defaults. (A session's log says for each of its
         clicks whether it was kept to its pieces; the file's choice is for clicks to come.)"""
-        for choice in ("reappear", "size_cue", "non_overlap", "clicked_region"):
+        for choice in ("reappear", "size_cue", "non_overlap", "snap_outlines", "clicked_region"):
             if getattr(prompts, choice) is not None:
                 setattr(self, choice, getattr(prompts, choice))
 
@@ -308,6 +317,7 @@ class Session:
             self.tracker.reappear,
             size_cue=self.tracker.size_cue,
             non_overlap=self.tracker.non_overlap,
+            snap_outlines=self.tracker.snap_outlines,
         )
         return self._run(op)
 
@@ -368,6 +378,7 @@ class Session:
             self.tracker.reappear = op.reappear
             self.tracker.size_cue = op.size_cue
             self.tracker.non_overlap = op.non_overlap
+            self.tracker.snap_outlines = op.snap_outlines
             self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
             run = self._run(op)
             for step in run:

@@ -37,6 +37,7 @@ def session_document(session: Session) -> Prompts:
         reappear=tracker.reappear,
         size_cue=tracker.size_cue,
         non_overlap=tracker.non_overlap,
+        snap_outlines=tracker.snap_outlines,
         clicked_region=tracker.clicked_region,
         precision=tracker.precision,
         lineage=session.lineage,

@@ -61,9 +61,9 @@ class CandidateChoice:
 @dataclass(frozen=True)
 class Propagation:
     """A propagation run: its direction, start frame, objects (None: all) and the reappear,
-    size-cue and non-overlap settings; `frames` is None when it ran to its end, else the
-    number of frame steps done before it was cancelled (or failed), after which the labels
-    were put back."""
+    size-cue, non-overlap and snapped-outline settings; `frames` is None when it ran to its
+    end, else the number of frame steps done before it was cancelled (or failed), after
+    which the labels were put back."""
 
     direction: str
     start_frame: int | None
@@ -72,6 +72,7 @@ class Propagation:
     frames: int | None = None
     size_cue: bool = False
     non_overlap: bool = False
+    snap_outlines: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "frames": op.frames,
             "size_cue": op.size_cue,
             "non_overlap": op.non_overlap,
+            "snap_outlines": op.snap_outlines,
         }
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
@@ -184,6 +186,7 @@ _FIELDS = {
         "frames",
         "size_cue",
         "non_overlap",
+        "snap_outlines",
     ),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object"),
@@ -256,7 +259,16 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             f.fail(f"{where}.reappear", f"expected true or false, got {shown(reappear)}")
         frames = None if entry.get("frames") is None else integer("frames")
         size_cue, non_overlap = flag("size_cue"), flag("non_overlap")
-        return Propagation(direction, start, objects, reappear, frames, size_cue, non_overlap)
+        return Propagation(
+            direction,
+            start,
+            objects,
+            reappear,
+            frames,
+            size_cue,
+            non_overlap,
+            snap_outlines=flag("snap_outlines"),
+        )
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
         by_hand = entry.get("by_hand", True)
