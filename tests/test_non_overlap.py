@@ -1,15 +1,10 @@
 """Objects kept apart on tracked frames (engine/non_overlap.py): the constraint itself, the
 Tracker's option and its catalogue default, and sessions that replay it."""
 
-import json
-
 import numpy as np
 import pytest
-import tifffile
 import torch
 
-import napari_sam2.engine as engine
-from napari_sam2.cli import main
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.non_overlap import NON_OWNER_LOGIT, keep_apart
 from napari_sam2.errors import SAM2Error
@@ -21,6 +16,7 @@ from napari_sam2.session.headless import replay_log, session_log
 from napari_sam2.session.log import parse_log
 from napari_sam2.synthetic import timelapse
 from napari_sam2.training.evaluate import interior_point
+from setting_helpers import segment_choices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -207,35 +203,9 @@ def test_a_session_log_without_the_setting_ran_without_it_and_a_bad_one_is_named
 
 
 def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, cells, monkeypatch):
-    seen = []
-
-    class Spy(engine.Tracker):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            seen.append(self.non_overlap)
-
-    monkeypatch.setattr(engine, "Tracker", Spy)
     stack, clicks = cells
-    path = tmp_path / "movie.tif"
-    tifffile.imwrite(path, stack.frames, imagej=True, metadata={"axes": "TYX"})
-    objects = [
-        {"id": i, "frames": {"0": {"points": [[x, y, 1]]}}}
-        for i, (x, y) in enumerate(clicks, start=1)
-    ]
-    top = {"format": "napari-sam2 prompts", "version": 2, "objects": objects}
-    prompts, chosen = tmp_path / "prompts.json", tmp_path / "chosen.json"
-    prompts.write_text(json.dumps(top))
-    chosen.write_text(json.dumps(top | {"non_overlap": False}))
-
-    def segment(prompts_file, *extra):
-        argv = ["segment", path, "--prompts", prompts_file, "--out", tmp_path / "labels.tif"]
-        argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
-        assert main([str(a) for a in argv]) == 0
-        return tifffile.imread(tmp_path / "labels.tif")
-
-    apart = segment(prompts)
-    together = segment(prompts, "--non-overlap", "no")
-    segment(chosen)
-    segment(chosen, "--non-overlap", "yes")
+    seen, apart, together = segment_choices(
+        tmp_path, monkeypatch, stack, clicks, "non_overlap", "--non-overlap"
+    )
     assert seen == [True, False, False, True]
     assert (apart[1:] != together[1:]).any()

@@ -3,15 +3,10 @@ coarse mask's outline moved onto the object's edge, both halves of a dividing ce
 nothing done where the image shows no edge, and the tracker's use of it (on by default for
 the demo model only, its labels those of its results, what it remembers)."""
 
-import json
-
 import numpy as np
 import pytest
-import tifffile
 from scipy import ndimage
 
-import napari_sam2.engine as engine
-from napari_sam2.cli import main
 from napari_sam2.engine import Tracker
 from napari_sam2.engine.outlines import BAND, snap_outline
 from napari_sam2.errors import SAM2Error
@@ -23,6 +18,7 @@ from napari_sam2.session.headless import replay_log, session_log
 from napari_sam2.session.log import parse_log
 from napari_sam2.synthetic import timelapse
 from napari_sam2.training.evaluate import interior_point, jaccard
+from setting_helpers import segment_choices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -208,35 +204,9 @@ def test_a_log_without_the_setting_ran_without_it_and_a_bad_one_is_named():
 
 
 def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, monkeypatch):
-    seen = []
-
-    class Spy(engine.Tracker):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            seen.append(self.snap_outlines)
-
-    monkeypatch.setattr(engine, "Tracker", Spy)
     stack, clicks = _session_stack()
-    path = tmp_path / "movie.tif"
-    tifffile.imwrite(path, stack.frames, imagej=True, metadata={"axes": "TYX"})
-    objects = [
-        {"id": i, "frames": {"0": {"points": [[x, y, 1]]}}}
-        for i, (x, y) in enumerate(clicks, start=1)
-    ]
-    top = {"format": "napari-sam2 prompts", "version": 2, "objects": objects}
-    prompts, chosen = tmp_path / "prompts.json", tmp_path / "chosen.json"
-    prompts.write_text(json.dumps(top))
-    chosen.write_text(json.dumps(top | {"snap_outlines": False}))
-
-    def segment(prompts_file, *extra):
-        argv = ["segment", path, "--prompts", prompts_file, "--out", tmp_path / "labels.tif"]
-        argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
-        assert main([str(a) for a in argv]) == 0
-        return tifffile.imread(tmp_path / "labels.tif")
-
-    snapped = segment(prompts)
-    coarse = segment(prompts, "--snap-outlines", "no")
-    segment(chosen)
-    segment(chosen, "--snap-outlines", "yes")
+    seen, snapped, coarse = segment_choices(
+        tmp_path, monkeypatch, stack, clicks, "snap_outlines", "--snap-outlines"
+    )
     assert seen == [True, False, False, True]
     assert (snapped[1:] != coarse[1:]).any()

@@ -1,5 +1,6 @@
-"""Keeping objects apart in the widget: ticked with the demo model, the box drives the next
-propagation and the session log records it; a loaded file's choice sets the box."""
+"""The propagation settings' boxes in the widget (objects kept apart, outlines snapped to the
+image): ticked with the demo model, each box drives the next propagation and the session log
+records it; a loaded file's choice sets the box."""
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from napari_sam2.synthetic import timelapse
 from widget_helpers import idle, open_with_demo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SETTINGS = ["non_overlap", "snap_outlines"]
 
 
 @pytest.fixture
@@ -26,35 +29,38 @@ def widget(make_napari_viewer, qtbot):
     return widget
 
 
-def test_the_box_drives_propagation_and_the_log(widget, qtbot):
-    box = widget.propagate_panel.non_overlap
-    assert box.isEnabled() and box.isChecked() and widget.session.non_overlap is True
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_the_box_drives_propagation_and_the_log(widget, qtbot, setting):
+    box = getattr(widget.propagate_panel, setting)
+    assert box.isEnabled() and box.isChecked() and getattr(widget.session, setting) is True
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
-    apart = widget.session.tracker.labels().copy()
+    before = widget.session.tracker.labels().copy()
     box.setChecked(False)
-    assert widget.session.non_overlap is False
+    assert getattr(widget.session, setting) is False
     widget.propagate_panel.all_objects.setChecked(True)
     widget.run_buttons["forward"].click()
     idle(qtbot, widget)
     log = widget.session.log
-    assert [op.non_overlap for op in log if hasattr(op, "non_overlap")] == [True, False]
-    # without the constraint, the later object takes the shared cell on tracked frames
-    assert (widget.session.tracker.labels()[1:] != apart[1:]).any()
+    assert [getattr(op, setting) for op in log if hasattr(op, setting)] == [True, False]
+    # without the constraint the later object takes the shared cell on tracked frames;
+    # without the snap the outlines are the model's own
+    assert (widget.session.tracker.labels()[1:] != before[1:]).any()
 
 
-def test_a_loaded_file_sets_the_box(widget, qtbot, tmp_path):
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_a_loaded_file_sets_the_box(widget, qtbot, tmp_path, setting):
     from napari_sam2.io import read_prompts, write_prompts
 
-    box = widget.propagate_panel.non_overlap
+    box = getattr(widget.propagate_panel, setting)
     box.setChecked(False)
     widget.save_session(str(tmp_path / "session.json"))
     prompts = read_prompts(tmp_path / "session.json")
-    assert prompts.non_overlap is False
+    assert getattr(prompts, setting) is False
     prompts.log = None  # the prompts alone
     write_prompts(tmp_path / "prompts.json", prompts)
     box.setChecked(True)
     widget.load_session(str(tmp_path / "prompts.json"))
     idle(qtbot, widget)
-    assert widget.session.non_overlap is False
-    assert not widget.propagate_panel.non_overlap.isChecked()
+    assert getattr(widget.session, setting) is False
+    assert not getattr(widget.propagate_panel, setting).isChecked()

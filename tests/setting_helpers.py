@@ -1,0 +1,45 @@
+"""A Tracker setting chosen by `segment`: its flag first, then the prompts file, then the
+model's catalogue (shared by the tests of each such setting)."""
+
+import json
+
+import tifffile
+
+import napari_sam2.engine as engine
+from napari_sam2.cli import main
+
+
+def segment_choices(tmp_path, monkeypatch, stack, clicks, setting: str, flag: str):
+    """Run `segment --model demo` four times on `stack` with a click per object: plain, with
+    `flag no`, with a prompts file saying `setting: false`, and that file with `flag yes`.
+    Returns the Tracker's `setting` in each run and the labels of the first two."""
+    seen = []
+
+    class Spy(engine.Tracker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(getattr(self, setting))
+
+    monkeypatch.setattr(engine, "Tracker", Spy)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, stack.frames, imagej=True, metadata={"axes": "TYX"})
+    objects = [
+        {"id": i, "frames": {"0": {"points": [[x, y, 1]]}}}
+        for i, (x, y) in enumerate(clicks, start=1)
+    ]
+    top = {"format": "napari-sam2 prompts", "version": 2, "objects": objects}
+    prompts, chosen = tmp_path / "prompts.json", tmp_path / "chosen.json"
+    prompts.write_text(json.dumps(top))
+    chosen.write_text(json.dumps(top | {setting: False}))
+
+    def segment(prompts_file, *extra):
+        argv = ["segment", path, "--prompts", prompts_file, "--out", tmp_path / "labels.tif"]
+        argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
+        assert main([str(a) for a in argv]) == 0
+        return tifffile.imread(tmp_path / "labels.tif")
+
+    by_default = segment(prompts)
+    without = segment(prompts, flag, "no")
+    segment(chosen)
+    segment(chosen, flag, "yes")
+    return seen, by_default, without
