@@ -9,9 +9,12 @@ import napari_sam2.engine as engine
 from napari_sam2.cli import main
 
 
-def segment_choices(tmp_path, monkeypatch, stack, clicks, setting: str, flag: str):
+def segment_choices(
+    tmp_path, monkeypatch, stack, clicks, setting: str, flag: str, same_cell: bool = False
+):
     """Run `segment --model demo` four times on `stack` with a click per object: plain, with
-    `flag no`, with a prompts file saying `setting: false`, and that file with `flag yes`.
+    `flag no`, with a prompts file saying `setting: false`, and that file with `flag yes`
+    (same_cell: the clicks are on one cell on purpose, so not kept off each other's masks).
     Returns the Tracker's `setting` in each run and the labels of the first two."""
     seen = []
 
@@ -35,6 +38,7 @@ def segment_choices(tmp_path, monkeypatch, stack, clicks, setting: str, flag: st
     def segment(prompts_file, *extra):
         argv = ["segment", path, "--prompts", prompts_file, "--out", tmp_path / "labels.tif"]
         argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
+        argv += ["--exclusive-clicks", "no"] if same_cell else []
         assert main([str(a) for a in argv]) == 0
         return tifffile.imread(tmp_path / "labels.tif")
 

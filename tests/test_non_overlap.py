@@ -89,7 +89,8 @@ class MemorySpy:
 
 
 def propagated(model, stack, clicks, **options) -> tuple[Tracker, dict[int, np.ndarray]]:
-    tracker = Tracker(model, stack.frames, **options)
+    # two objects on one cell, on purpose: their clicks are not kept off each other's masks
+    tracker = Tracker(model, stack.frames, exclusive_clicks=False, **options)
     for obj_id, xy in enumerate(clicks, start=1):
         tracker.add_points(0, obj_id, [xy], [1])
     masks = {}
@@ -205,7 +206,7 @@ def test_a_session_log_without_the_setting_ran_without_it_and_a_bad_one_is_named
 def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, cells, monkeypatch):
     stack, clicks = cells
     seen, apart, together = segment_choices(
-        tmp_path, monkeypatch, stack, clicks, "non_overlap", "--non-overlap"
+        tmp_path, monkeypatch, stack, clicks, "non_overlap", "--non-overlap", same_cell=True
     )
     assert seen == [True, False, False, True]
     assert (apart[1:] != together[1:]).any()

@@ -19,6 +19,7 @@ def widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(s.frames, name="movie")
     widget = open_with_demo(viewer, qtbot)
+    widget.session.exclusive_clicks = False  # two objects on one cell, on purpose
     ys, xs = np.nonzero(s.labels[0] == int(np.unique(s.labels[0])[1]))
     y, x = float(np.median(ys)), float(np.median(xs))
     widget.clicks.add([[0, y, x]])  # object 1

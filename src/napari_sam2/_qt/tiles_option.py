@@ -98,6 +98,7 @@ def propagate_in_tiles(
             non_overlap=tracker.non_overlap,
             snap_outlines=tracker.snap_outlines,
             clicked_region=tracker.clicked_region,
+            exclusive_clicks=tracker.exclusive_clicks,
         )
         tiled.begin_journal()
         finished = False

@@ -21,6 +21,7 @@ FORWARDED = {
     "--non-overlap": "auto|yes|no",
     "--snap-outlines": "auto|yes|no",
     "--clicked-region": "auto|yes|no",
+    "--exclusive-clicks": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
     "--reseed-every": "K",

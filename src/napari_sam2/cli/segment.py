@@ -90,6 +90,15 @@ def add_parser(commands) -> None:
         "checkpoints); a session log replays its own",
     )
     segment.add_argument(
+        "--exclusive-clicks",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="keep each object's clicked mask off the other objects' clicks on that frame "
+        "(added as background clicks), so that touching cells clicked one each come apart? "
+        "auto: the prompts file's choice, else the model's (yes for demo, no for SAM 2 "
+        "checkpoints); a session log replays its own",
+    )
+    segment.add_argument(
         "--direction",
         default="both",
         choices=("forward", "backward", "both"),
@@ -178,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         write_labels,
     )
     from ..io.label_files import LABEL_SUFFIXES
-    from ..model.catalogue import clicked_region_by_default
+    from ..model.catalogue import clicked_region_by_default, exclusive_clicks_by_default
     from ..model.devices import resolve_device
     from ..session.headless import (
         replay_log,
@@ -234,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
         args.clicked_region,
         prompts.clicked_region,
         lambda: clicked_region_by_default(model.config.name),
+    )
+    options["exclusive_clicks"] = auto_choice(
+        args.exclusive_clicks,
+        prompts.exclusive_clicks,
+        lambda: exclusive_clicks_by_default(model.config.name),
     )
     options["precision"] = session_precision(prompts, args.precision, device)
     size = tile_size(args, frames, model)

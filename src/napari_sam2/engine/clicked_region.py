@@ -17,6 +17,19 @@ from .non_overlap import NON_OWNER_LOGIT
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
+def click_cells(
+    points: torch.Tensor, image_size: int, frame_size: tuple[int, int], grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, cols) of the cells of a (height, width) logits grid that (N, 2) clicks
+    (x, y) on the model's image_size grid, made on pixels of a frame of frame_size, lie in."""
+    height, width = grid
+    # a click on pixel x means its centre, x + 0.5, where the frame's logits are resized from
+    pixel = image_size / np.array([frame_size[1], frame_size[0]])
+    centres = points.cpu().numpy() + 0.5 * pixel
+    cells = np.floor(centres * np.array([width, height]) / image_size).astype(int)
+    return np.clip(cells[:, 1], 0, height - 1), np.clip(cells[:, 0], 0, width - 1)
+
+
 def keep_clicked_region(
     low_res: torch.Tensor,
     points: torch.Tensor,
@@ -32,16 +45,10 @@ def keep_clicked_region(
     positive = points[labels == 1]
     if positive.numel() == 0:
         return low_res
-    height, width = low_res.shape[-2:]
     pieces, count = ndimage.label(low_res[0, 0].cpu().numpy() > 0, structure=_EIGHT_NEIGHBOURS)
     if count < 2:
         return low_res
-    # a click on pixel x means its centre, x + 0.5, where the frame's logits are resized from
-    pixel = image_size / np.array([frame_size[1], frame_size[0]])
-    centres = positive.cpu().numpy() + 0.5 * pixel
-    cells = np.floor(centres * np.array([width, height]) / image_size).astype(int)
-    cols = np.clip(cells[:, 0], 0, width - 1)
-    rows = np.clip(cells[:, 1], 0, height - 1)
+    rows, cols = click_cells(positive, image_size, frame_size, low_res.shape[-2:])
     clicked = np.unique(pieces[rows, cols])
     clicked = clicked[clicked > 0]
     if clicked.size == 0:

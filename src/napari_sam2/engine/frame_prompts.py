@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from ..errors import SAM2Error
+from .exclusive_clicks import covered, others_clicks, with_background
 from .non_overlap import keep_apart
-from .state import BACKWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState
+from .state import BACKWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState, StartingMask
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -70,24 +71,35 @@ def starting_mask(tracker: "Tracker", obj: ObjectState, t: int) -> torch.Tensor 
 
 
 @torch.inference_mode()
-def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -> FrameResult:
+def predict(
+    tracker: "Tracker",
+    t: int,
+    obj: ObjectState,
+    prompt: FramePrompt,
+    start: StartingMask | None = None,
+) -> FrameResult:
     """The object's result on frame t from this prompt, kept as pending (it becomes a
-    conditioning frame's memory when propagation starts)."""
+    conditioning frame's memory when propagation starts). With `exclusive_clicks` on, the
+    other objects' clicks on frame t that the mask would hold are added as background clicks.
+    start: the mask a click starts from (default: the object's newest result there)."""
     model, device = tracker.model, tracker.device
     reverse = obj.direction[t] == BACKWARD
     first_prompt = obj.direction[t] == NOT_TRACKED
     features = tracker.frame_features(t)
-    with tracker._autocast():
-        if prompt.mask is not None:
-            prediction = model.track_frame(
-                features, None, mask=prompt.mask.to(device), float32_heads=tracker.float32_heads
-            )
-        else:
-            coords, labels = prompt.model_points()
-            previous = starting_mask(tracker, obj, t)
+    if start is None:
+        start = StartingMask(None if prompt.mask is not None else starting_mask(tracker, obj, t))
+
+    def decode(asked: FramePrompt):
+        with tracker._autocast():
+            if asked.mask is not None:
+                return model.track_frame(
+                    features, None, mask=asked.mask.to(device), float32_heads=tracker.float32_heads
+                )
+            coords, labels = asked.model_points()
+            previous = start.logits
             prev_logits = None if previous is None else previous.to(device).clamp(-32.0, 32.0)
             memory = None if first_prompt else tracker._memory_for(obj, t, reverse)
-            prediction = model.track_frame(
+            return model.track_frame(
                 features,
                 memory,
                 coords.to(device),
@@ -96,12 +108,22 @@ def predict(tracker: "Tracker", t: int, obj: ObjectState, prompt: FramePrompt) -
                 high_res_masks=False,  # the memory encoder upscales at propagation
                 float32_heads=tracker.float32_heads,
             )
+
+    prediction = decode(prompt)
+    mask = tracker._finish(prediction.low_res_masks, prompt)
+    result = FrameResult(mask, float(prediction.object_score_logits), prediction.obj_ptr)
+    if tracker.exclusive_clicks and prompt.mask is None:
+        clicks = others_clicks(tracker, obj, t)
+        left_out = torch.zeros(len(clicks), dtype=torch.bool)
+        # a mask drawn without some clicks can spread onto others: until it holds none
+        while (more := covered(tracker, mask, clicks) & ~left_out).any():
+            left_out |= more
+            prediction = decode(with_background(prompt, clicks[left_out]))
+            mask = tracker._finish(prediction.low_res_masks, prompt)
+        result = FrameResult(mask, float(prediction.object_score_logits), prediction.obj_ptr)
+        result.excluded = clicks[left_out] if left_out.any() else None
+        result.start, result.decoded = start, mask
     obj.prompts[t] = prompt
-    result = FrameResult(
-        tracker._finish(prediction.low_res_masks, prompt),
-        float(prediction.object_score_logits),
-        prediction.obj_ptr,
-    )
     if prediction.candidate_obj_ptrs is not None:
         result.candidates = prediction.low_res_multimasks
         result.candidate_ptrs = prediction.candidate_obj_ptrs

@@ -45,6 +45,13 @@ class FramePrompt:
 
 
 @dataclass
+class StartingMask:
+    """The low-resolution logits (1, 1, h, w) a click on a frame started from (None: none)."""
+
+    logits: torch.Tensor | None
+
+
+@dataclass
 class FrameResult:
     """One object's result on one frame.
 
@@ -62,6 +69,12 @@ class FrameResult:
     kept: KeptRegion | None = None
     candidates: torch.Tensor | None = None
     candidate_ptrs: torch.Tensor | None = None
+    # with exclusive_clicks, on a prompted frame: the other objects' clicks (K, 2) added as
+    # background and the mask the prompt started from, to decode it again when they change
+    excluded: torch.Tensor | None = field(default=None, repr=False)
+    start: "StartingMask | None" = field(default=None, repr=False)
+    # ... and its logits as decoded, before the pixels nearer another object's click went
+    decoded: torch.Tensor | None = field(default=None, repr=False)
     # on a prompted frame, the size cue's reference once measured, as (reference or None):
     # new prompts there make a new result, so it never goes stale
     size_reference: tuple[SizeReference | None] | None = field(default=None, repr=False)

@@ -9,6 +9,7 @@ public methods; `frame_prompts`, `propagation` and `compositing` do the work.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from ..errors import SAM2Error
 from ..model import SAM2, select_memories
 from ..model.catalogue import (
     clicked_region_by_default,
+    exclusive_clicks_by_default,
     non_overlap_by_default,
     snap_outlines_by_default,
 )
@@ -25,6 +27,7 @@ from . import propagation
 from .budgets import default_budgets
 from .clicked_region import keep_clicked_region
 from .compositing import frame_logits, show_latest, show_result
+from .exclusive_clicks import split_by_nearest_click, stale_neighbours
 from .feature_cache import FeatureCache, disk_store_for
 from .frame_encoding import FrameEncoding
 from .frame_prompts import mask_prompt, points_prompt, predict
@@ -91,6 +94,12 @@ class Tracker(FrameEncoding):
     moved since, measured in the images (`napari_sam2.engine.motion`), so that a fast cell's
     mask is not held to where its memories had it. Off by default (SAM 2 does not); can be
     changed between propagations.
+    exclusive_clicks: an object's clicked mask leaves out the other objects' clicks on that
+        frame, decoded again with them as background clicks; an object already prompted there
+        is decoded again when a new click lands on it (`napari_sam2.engine.exclusive_clicks`):
+        two touching cells clicked one each come apart. None: as the model's catalogue entry
+        says (on for the demo model; off for SAM 2's checkpoints). Applies to prompts made
+        after it is changed.
     snap_outlines: move each tracked mask's outline, by up to 2 pixels, onto the brightness
         level of the frame that agrees best with it (`napari_sam2.engine.outlines`), in the
         labels and in what is remembered. None: as the model's catalogue entry says (on for
@@ -123,6 +132,7 @@ class Tracker(FrameEncoding):
         clicked_region: bool | None = None,
         follow_motion: bool = False,
         snap_outlines: bool | None = None,
+        exclusive_clicks: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -154,6 +164,14 @@ class Tracker(FrameEncoding):
             if clicked_region is None
             else clicked_region
         )
+        self.exclusive_clicks = (
+            exclusive_clicks_by_default(model.config.name)
+            if exclusive_clicks is None
+            else exclusive_clicks
+        )
+        # the other objects whose prompted result the last prompt change, removal or clearing
+        # made again (exclusive_clicks): their prompted frames changed
+        self.neighbours_redecoded: list[int] = []
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
@@ -283,6 +301,7 @@ class Tracker(FrameEncoding):
         """The clicks and box of one object on frame t become exactly these (pixels; labels
         1 object / 0 background; box x0, y0, x1, y1). With neither, the frame's prompts are
         cleared. Returns the object's logits on frame t, float32 (H, W)."""
+        self.neighbours_redecoded = []
         t = self._check_frame(t)
         prompt = points_prompt(self, points_xy, labels, box, box_in_model_units)
         obj = self._object(obj_id)
@@ -290,15 +309,42 @@ class Tracker(FrameEncoding):
             self.clear_frame(t, obj.obj_id)
             self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
             return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
-        return show_result(self, obj, t, predict(self, t, obj, prompt))
+        predict(self, t, obj, prompt)
+        return self._refresh_neighbours(t, obj)
 
     def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
         """A mask (H, W) for one object on frame t; it replaces every other prompt there.
         Returns the object's logits on frame t, float32 (H, W)."""
+        self.neighbours_redecoded = []
         prompt = mask_prompt(mask, self.height, self.width, self.model.image_size)
         t = self._check_frame(t)
         obj = self._object(obj_id)
-        return show_result(self, obj, t, predict(self, t, obj, prompt))
+        predict(self, t, obj, prompt)
+        return self._refresh_neighbours(t, obj)
+
+    def _refresh_neighbours(self, t: int, edited: ObjectState | None = None) -> np.ndarray | None:
+        """After the prompts on frame t changed (of `edited`, if it is still there): with
+        `exclusive_clicks`, the objects prompted there decoded again where the clicks they
+        must leave out changed (from the mask their prompt started from), and their masks
+        split by the nearest click; then the changed ones written into the labels. Returns
+        the logits (H, W) of `edited` there."""
+        changed = [] if edited is None else [edited]
+        if self.exclusive_clicks:
+            for obj in stale_neighbours(self, t):
+                result = obj.pending.get(t, obj.conditioning.get(t))
+                predict(self, t, obj, obj.prompts[t], result.start)
+                changed.append(obj)
+            for obj in split_by_nearest_click(self, t):
+                if t not in obj.pending:  # a remembered prompt's mask changed: encoded again
+                    obj.pending[t] = replace(obj.conditioning[t], memory=None)
+                changed.append(obj)
+        shown = {}
+        for obj in changed:
+            if obj.obj_id not in shown:
+                shown[obj.obj_id] = show_result(self, obj, t, obj.latest_result(t))
+                if obj is not edited:
+                    self.neighbours_redecoded.append(obj.obj_id)
+        return None if edited is None else shown[edited.obj_id]
 
     def candidate_logits(self, t: int, obj_id: int) -> np.ndarray:
         """The three candidate masks of the last single click on frame t, as logits
@@ -341,6 +387,7 @@ class Tracker(FrameEncoding):
     def clear_frame(self, t: int, obj_id: int | None = None) -> None:
         """Remove the prompts on frame t, of one object or of all; the frame is then tracked
         like any other on the next propagation."""
+        self.neighbours_redecoded = []
         t = self._check_frame(t)
         objs = self.objects.values() if obj_id is None else [self._object(obj_id, create=False)]
         for obj in objs:
@@ -351,12 +398,16 @@ class Tracker(FrameEncoding):
                 obj.tracked[t] = result
                 obj.direction[t] = NOT_TRACKED
             show_latest(self, obj, t)
+        self._refresh_neighbours(t)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object and erase it from the labels."""
+        self.neighbours_redecoded = []
         obj = self._object(obj_id, create=False)
         del self.objects[obj.obj_id]
         self.volume.remove_object(obj.obj_id)
+        for t in sorted(obj.prompts):
+            self._refresh_neighbours(t)
 
     def reset(self) -> None:
         """Forget every object and prompt; image features stay cached."""

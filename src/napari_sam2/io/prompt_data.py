@@ -64,6 +64,18 @@ class Normalization:
 SESSION_PRECISIONS = ("float32", "bfloat16", "bfloat16-encoder", "bfloat16-heavy")
 
 
+# the Tracker settings a prompts or session file may record, each true or false (absent: not
+# recorded, the model's default applies)
+SETTING_CHOICES = (
+    "reappear",
+    "size_cue",
+    "non_overlap",
+    "snap_outlines",
+    "clicked_region",
+    "exclusive_clicks",
+)
+
+
 @dataclass
 class Prompts:
     """The content of a prompts file."""
@@ -82,6 +94,7 @@ class Prompts:
     non_overlap: bool | None = None
     snap_outlines: bool | None = None
     clicked_region: bool | None = None
+    exclusive_clicks: bool | None = None
     # the resolved precision a session ran in (`napari_sam2.engine.precision`)
     precision: str | None = None
     lineage: dict[int, int] = field(default_factory=dict)

@@ -22,7 +22,9 @@ half-maximum edge, see `napari_sam2.engine.size_cue`), `non_overlap` (whether tr
 were kept apart, see `napari_sam2.engine.non_overlap`), `snap_outlines` (whether tracked
 masks' outlines were snapped to the image, see `napari_sam2.engine.outlines`),
 `clicked_region` (whether a click's mask kept only the pieces its clicks lie on, see
-`napari_sam2.engine.clicked_region`), `precision` (what the session's model ran in: float32,
+`napari_sam2.engine.clicked_region`), `exclusive_clicks` (whether an object's clicked mask
+left out the other objects' clicks on its frame, see `napari_sam2.engine.exclusive_clicks`),
+`precision` (what the session's model ran in: float32,
 bfloat16, bfloat16-encoder or bfloat16-heavy, see `napari_sam2.engine.precision`), per
 object `colour` ("#rrggbb") and `parent`, `lineage`
 ({"daughter id": parent id}), `log` (a session's operations, read by `napari_sam2.session`)

@@ -18,6 +18,7 @@ from .prompt_data import (
     MAX_FRAME_SIDE,
     MAX_OBJECT_ID,
     SESSION_PRECISIONS,
+    SETTING_CHOICES,
     VERSION,
     VERSIONS,
     FramePrompts,
@@ -37,19 +38,13 @@ _TOP_FIELDS = (
     "num_frames",
     "frame_shape",
     "normalization",
-    "reappear",
-    "size_cue",
-    "non_overlap",
-    "snap_outlines",
-    "clicked_region",
+    *SETTING_CHOICES,
     "precision",
     "objects",
     "lineage",
     "log",
     "labels_sha256",
 )
-# the settings a file may record as true or false (absent: not recorded)
-_CHOICES = ("reappear", "size_cue", "non_overlap", "snap_outlines", "clicked_region")
 _V1_FIELDS = ("format", "version", "model", "video_axis", "frame_shape", "normalization", "objects")
 
 
@@ -117,7 +112,7 @@ def parse_prompts(document: Any, source: str = "prompts") -> Prompts:
         if prompts.frame_shape[0] * prompts.frame_shape[1] > MAX_FRAME_PIXELS:
             f.fail("frame_shape", f"{list(prompts.frame_shape)} is larger than any frame read")
     prompts.normalization = _parse_normalization(f, top.get("normalization"))
-    for choice in _CHOICES:
+    for choice in SETTING_CHOICES:
         value = top.get(choice)
         if value is not None and not isinstance(value, bool):
             f.fail(choice, f"expected true or false, got {shown(value)}")

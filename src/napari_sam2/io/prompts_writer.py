@@ -61,6 +61,7 @@ def prompts_document(prompts: Prompts) -> dict[str, Any]:
         "non_overlap": prompts.non_overlap,
         "snap_outlines": prompts.snap_outlines,
         "clicked_region": prompts.clicked_region,
+        "exclusive_clicks": prompts.exclusive_clicks,
         "precision": prompts.precision,
         "objects": objects,
         "lineage": {str(d): p for d, p in sorted(prompts.lineage.items())},

@@ -38,6 +38,10 @@ class ModelEntry:
     non_overlap: bool = False
     # whether a click's mask keeps only the pieces its clicks lie on (engine/clicked_region.py)
     clicked_region: bool = False
+    # whether an object's clicked mask leaves out other objects' clicks on the frame by
+    # default (engine/exclusive_clicks.py): for a model that answers one click on one of two
+    # touching cells with both
+    exclusive_clicks: bool = False
     # whether tracked masks' outlines are snapped to the image by default (engine/outlines.py):
     # for a model whose masks are drawn at a quarter of a small input's resolution
     snap_outlines: bool = False
@@ -107,6 +111,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     non_overlap=True,
     clicked_region=True,
     snap_outlines=True,
+    exclusive_clicks=True,
 )
 
 # the eight official names, in the order users see them
@@ -149,6 +154,13 @@ def clicked_region_by_default(name: str | None) -> bool:
     for the models whose catalogue entry says so (a model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and entry.clicked_region
+
+
+def exclusive_clicks_by_default(name: str | None) -> bool:
+    """Whether an object's clicked mask leaves out other objects' clicks on the frame unless
+    asked otherwise: for the models whose catalogue entry says so (others: never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and entry.exclusive_clicks
 
 
 def snap_outlines_by_default(name: str | None) -> bool:

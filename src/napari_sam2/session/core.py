@@ -13,6 +13,7 @@ import numpy as np
 from ..engine import Tracker, propagate_or_restore
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
+from ..io.prompt_data import SETTING_CHOICES
 from ..io.prompts import FramePrompts, Normalization
 from ..io.tracker_prompts import apply_frame
 from .log import (
@@ -30,6 +31,8 @@ from .log import (
 from .objects import SessionObject
 
 _COVERS = {"forward": {"forward"}, "backward": {"backward"}, "both": {"forward", "backward"}}
+# the settings a prompt edit is logged with and replayed under
+_CLICK_SETTINGS = ("clicked_region", "exclusive_clicks")
 
 
 class Session:
@@ -111,6 +114,14 @@ class Session:
         self.tracker.snap_outlines = bool(value)
 
     @property
+    def exclusive_clicks(self) -> bool:
+        return self.tracker.exclusive_clicks
+
+    @exclusive_clicks.setter
+    def exclusive_clicks(self, value: bool) -> None:
+        self.tracker.exclusive_clicks = bool(value)
+
+    @property
     def clicked_region(self) -> bool:
         return self.tracker.clicked_region
 
@@ -121,10 +132,10 @@ class Session:
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may
         reappear, the size cue, objects kept apart, outlines snapped to the image, clicks kept
-        to their pieces); those it
-        does not record keep this session's defaults. (A session's log says for each of its
-        clicks whether it was kept to its pieces; the file's choice is for clicks to come.)"""
-        for choice in ("reappear", "size_cue", "non_overlap", "snap_outlines", "clicked_region"):
+        to their pieces, masks leaving out other objects' clicks); those it does not record
+        keep this session's defaults. (A session's log says for each of its clicks which of
+        the last two it ran with; the file's choice is for clicks to come.)"""
+        for choice in SETTING_CHOICES:
             if getattr(prompts, choice) is not None:
                 setattr(self, choice, getattr(prompts, choice))
 
@@ -178,7 +189,10 @@ class Session:
         obj_id = self.object(obj_id).id
         edit = FramePrompts(list(prompts.points), prompts.box)
         logits = apply_frame(self.tracker, t, obj_id, edit)
-        self._record(PromptEdit(int(t), obj_id, edit, self.tracker.clicked_region))
+        tracker = self.tracker
+        self._record(
+            PromptEdit(int(t), obj_id, edit, tracker.clicked_region, tracker.exclusive_clicks)
+        )
         return logits
 
     def add_mask(self, t: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
@@ -187,7 +201,7 @@ class Session:
         obj_id = self.object(obj_id).id
         mask = np.asarray(mask, dtype=bool).copy()
         logits = self.tracker.add_mask(t, obj_id, mask)
-        self._record(MaskPrompt(int(t), obj_id, mask))
+        self._record(MaskPrompt(int(t), obj_id, mask, self.tracker.exclusive_clicks))
         return logits
 
     def choose_candidate(self, t: int, obj_id: int, index: int) -> np.ndarray:
@@ -239,7 +253,7 @@ class Session:
         if obj_id in self.tracker.objects:
             self.tracker.remove_object(obj_id)
         self.objects.pop(obj_id, None)
-        self._record(RemoveObject(obj_id))
+        self._record(RemoveObject(obj_id, self.tracker.exclusive_clicks))
 
     def reset(self) -> None:
         """Forget every object and prompt."""
@@ -250,6 +264,9 @@ class Session:
 
     def _record(self, op: Operation) -> None:
         self.log.append(op)
+        for obj_id in self.tracker.neighbours_redecoded:  # their prompted frames changed
+            self._covered.pop(obj_id, None)
+        self.tracker.neighbours_redecoded = []
         if isinstance(op, PromptEdit | MaskPrompt | CandidateChoice):
             key = (op.frame, op.object)
             self._covered.pop(op.object, None)
@@ -362,18 +379,23 @@ class Session:
                 raise SAM2Error(f"replaying log[{i}] ({describe(op)}): {exc}") from exc
 
     def _replay_one(self, op: Operation, on_frame) -> None:
-        if isinstance(op, PromptEdit | CandidateChoice):
-            # as the click was made; the session's own setting stays for the clicks to come
-            chosen, self.clicked_region = self.clicked_region, op.clicked_region
+        if isinstance(op, PromptEdit | CandidateChoice | MaskPrompt | RemoveObject):
+            # as the click was made; the session's own settings stay for the clicks to come
+            chosen = {name: getattr(self, name) for name in _CLICK_SETTINGS}
+            for name in _CLICK_SETTINGS:
+                setattr(self, name, getattr(op, name, False))
             try:
                 if isinstance(op, PromptEdit):
                     self.set_prompts(op.frame, op.object, op.prompts)
-                else:
+                elif isinstance(op, CandidateChoice):
                     self.choose_candidate(op.frame, op.object, op.index)
+                elif isinstance(op, MaskPrompt):
+                    self.add_mask(op.frame, op.object, op.mask)
+                else:
+                    self.remove_object(op.object)
             finally:
-                self.clicked_region = chosen
-        elif isinstance(op, MaskPrompt):
-            self.add_mask(op.frame, op.object, op.mask)
+                for name, value in chosen.items():
+                    setattr(self, name, value)
         elif isinstance(op, Propagation):
             self.tracker.reappear = op.reappear
             self.tracker.size_cue = op.size_cue
@@ -396,7 +418,5 @@ class Session:
             self._record(op)
             if op.by_hand:
                 self.painted.add(op.frame)
-        elif isinstance(op, RemoveObject):
-            self.remove_object(op.object)
         elif isinstance(op, Reset):
             self.reset()

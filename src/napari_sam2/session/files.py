@@ -39,6 +39,7 @@ def session_document(session: Session) -> Prompts:
         non_overlap=tracker.non_overlap,
         snap_outlines=tracker.snap_outlines,
         clicked_region=tracker.clicked_region,
+        exclusive_clicks=tracker.exclusive_clicks,
         precision=tracker.precision,
         lineage=session.lineage,
         log=[operation_document(op) for op in session.log],

@@ -30,21 +30,25 @@ DIRECTIONS = ("forward", "backward", "both")
 @dataclass(frozen=True)
 class PromptEdit:
     """The clicks and box of one object on one frame became exactly these (none: cleared);
-    `clicked_region`: whether the mask was kept to the pieces its clicks lie on."""
+    `clicked_region`: whether the mask was kept to the pieces its clicks lie on;
+    `exclusive_clicks`: whether the objects' masks there left out each other's clicks."""
 
     frame: int
     object: int
     prompts: FramePrompts
     clicked_region: bool = False
+    exclusive_clicks: bool = False
 
 
 @dataclass(frozen=True)
 class MaskPrompt:
-    """A mask (H, W) bool became the prompt of one object on one frame."""
+    """A mask (H, W) bool became the prompt of one object on one frame (`exclusive_clicks`:
+    the other objects prompted there were decoded again without its clicks)."""
 
     frame: int
     object: int
     mask: np.ndarray
+    exclusive_clicks: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,11 @@ class Paint:
 
 @dataclass(frozen=True)
 class RemoveObject:
+    """An object forgotten (`exclusive_clicks`: the others prompted on its frames were
+    decoded again without its clicks)."""
+
     object: int
+    exclusive_clicks: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,12 +148,13 @@ def operation_document(op: Operation) -> dict[str, Any]:
     """One operation as a JSON-ready dictionary."""
     if isinstance(op, PromptEdit):
         entry = {"op": "prompts", "frame": op.frame, "object": op.object}
-        return entry | frame_document(op.prompts) | _clicked_region(op)
+        return entry | frame_document(op.prompts) | _flags(op)
     if isinstance(op, MaskPrompt):
-        return {"op": "mask", "frame": op.frame, "object": op.object, "mask": encode_mask(op.mask)}
+        entry = {"op": "mask", "frame": op.frame, "object": op.object}
+        return entry | {"mask": encode_mask(op.mask)} | _flags(op)
     if isinstance(op, CandidateChoice):
         entry = {"op": "candidate", "frame": op.frame, "object": op.object, "index": op.index}
-        return entry | _clicked_region(op)
+        return entry | _flags(op)
     if isinstance(op, Propagation):
         return {
             "op": "propagate",
@@ -162,20 +171,24 @@ def operation_document(op: Operation) -> dict[str, Any]:
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
         return entry if op.by_hand else entry | {"by_hand": False}
     if isinstance(op, RemoveObject):
-        return {"op": "remove", "object": op.object}
+        return {"op": "remove", "object": op.object} | _flags(op)
     if isinstance(op, Reset):
         return {"op": "reset"}
     raise TypeError(f"not an operation: {op!r}")
 
 
-def _clicked_region(op: "PromptEdit | CandidateChoice") -> dict[str, bool]:
-    """Written only where on: sessions saved before it existed ran without it."""
-    return {"clicked_region": True} if op.clicked_region else {}
+_FLAGS = ("clicked_region", "exclusive_clicks")
+
+
+def _flags(op: Operation) -> dict[str, bool]:
+    """The click settings an operation ran with, written only where on: sessions saved
+    before a setting existed ran without it."""
+    return {name: True for name in _FLAGS if getattr(op, name, False)}
 
 
 _FIELDS = {
-    "prompts": ("op", "frame", "object", "points", "box", "clicked_region"),
-    "mask": ("op", "frame", "object", "mask"),
+    "prompts": ("op", "frame", "object", "points", "box", *_FLAGS),
+    "mask": ("op", "frame", "object", "mask", "exclusive_clicks"),
     "candidate": ("op", "frame", "object", "index", "clicked_region"),
     "propagate": (
         "op",
@@ -189,7 +202,7 @@ _FIELDS = {
         "snap_outlines",
     ),
     "paint": ("op", "frame", "labels", "by_hand"),
-    "remove": ("op", "object"),
+    "remove": ("op", "object", "exclusive_clicks"),
     "reset": ("op",),
 }
 MAX_FRAME = 1 << 28
@@ -230,10 +243,16 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             integer("object", 1, MAX_OBJECT_ID),
             prompts,
             flag("clicked_region"),
+            flag("exclusive_clicks"),
         )
     if kind == "mask":
         mask = parse_mask(f, entry.get("mask"), f"{where}.mask", frame_shape)
-        return MaskPrompt(integer("frame"), integer("object", 1, MAX_OBJECT_ID), mask)
+        return MaskPrompt(
+            integer("frame"),
+            integer("object", 1, MAX_OBJECT_ID),
+            mask,
+            flag("exclusive_clicks"),
+        )
     if kind == "candidate":
         return CandidateChoice(
             integer("frame"),
@@ -276,7 +295,7 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             f.fail(f"{where}.by_hand", f"expected true or false, got {shown(by_hand)}")
         return Paint(integer("frame"), labels, by_hand)
     if kind == "remove":
-        return RemoveObject(integer("object", 1, MAX_OBJECT_ID))
+        return RemoveObject(integer("object", 1, MAX_OBJECT_ID), flag("exclusive_clicks"))
     return Reset()
 
 
