@@ -210,3 +210,92 @@ def test_segment_takes_the_flag_then_the_prompts_file_then_the_model(tmp_path, m
     )
     assert seen == [True, False, False, True]
     assert (snapped[1:] != coarse[1:]).any()
+
+
+# -- grown outlines ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bright", [True, False])
+def test_a_mask_on_half_its_cell_grows_to_the_whole_within_the_limit(bright):
+    truth = _ellipse()
+    image = _image(truth, bright)
+    half = truth & (np.arange(96)[None, :] >= 46)  # held to where its memories had it
+    snapped = _snapped(image, half)
+    assert jaccard(snapped, truth) < 0.75  # the band alone cannot make it whole
+    area = int(truth.sum())
+    kept = snap_outline(image, half, grow_to=1.3 * area)
+    grown = kept.apply(np.where(half, 5.0, -5.0).astype(np.float32)) > 0
+    assert jaccard(grown, truth) > 0.95
+    # a limit under the cell's size: no growing, the snapped mask as before
+    small = snap_outline(image, half, grow_to=0.9 * area)
+    np.testing.assert_array_equal(
+        small.apply(np.where(half, 5.0, -5.0).astype(np.float32)) > 0, snapped
+    )
+
+
+def test_a_touching_neighbour_as_bright_stops_the_growing():
+    cell = _ellipse(centre=(48.3, 30.0), axes=(14.0, 12.0))
+    neighbour = _ellipse(centre=(48.3, 55.0), axes=(14.0, 13.5))
+    image = _image(cell | neighbour)
+    half = cell & (np.arange(96)[None, :] < 28)
+    kept = snap_outline(image, half, grow_to=1.3 * int(cell.sum()))
+    grown = kept.apply(np.where(half, 5.0, -5.0).astype(np.float32)) > 0
+    assert not (grown & neighbour & ~cell).any()  # the pair is larger than the limit
+    np.testing.assert_array_equal(grown, _snapped(image, half))
+
+
+def test_growing_is_the_demo_models_default_and_each_run_is_logged(tmp_path, monkeypatch):
+    from napari_sam2.engine import propagation
+    from napari_sam2.model.catalogue import grow_outlines_by_default
+
+    assert grow_outlines_by_default("demo")
+    assert not grow_outlines_by_default("sam2.1_hiera_tiny") and not grow_outlines_by_default(None)
+    model = build_model("demo")
+    stack, clicks = _session_stack()
+    limits = []
+    original = propagation.grow_limit
+
+    def grow_limit(tracker, obj, t):
+        limits.append((obj.obj_id, t, original(tracker, obj, t)))
+        return limits[-1][2]
+
+    monkeypatch.setattr(propagation, "grow_limit", grow_limit)
+    session = Session(Tracker(model, stack.frames), model_name="demo")
+    assert session.tracker.grow_outlines
+    for obj_id, (x, y) in enumerate(clicks, start=1):
+        session.set_prompts(0, obj_id, FramePrompts([(x, y, 1)]))
+    for _ in session.propagate("forward"):
+        pass
+    # 1.3 times each object's clicked area, measured once on its prompted frame
+    for obj_id, obj in session.tracker.objects.items():
+        area = int((session.tracker.labels()[0] == obj_id).sum())
+        prompt_area = obj.conditioning[0].prompt_area
+        assert abs(prompt_area - area) <= 0.05 * area
+        assert {lim for i, _, lim in limits if i == obj_id} == {1.3 * prompt_area}
+    tracker = session.tracker
+    tracker.size_cue = True  # along Z the cue trims end slices on purpose: nothing grows
+    assert original(tracker, tracker.objects[1], 2) is None
+    tracker.size_cue = False
+    session.tracker.grow_outlines = False
+    limits.clear()
+    for _ in session.propagate("forward", objects="all"):
+        pass
+    assert limits and all(lim is None for *_, lim in limits)
+    saved = session.tracker.labels().copy()
+    path = write_session(tmp_path / "session.json", session)
+    document = __import__("json").loads(path.read_text())
+    runs = [e for e in document["log"] if e["op"] == "propagate"]
+    assert [r.get("grow_outlines") for r in runs] == [True, None]  # written only where on
+    prompts, _ = read_session(path)
+    fresh = Tracker(model, stack.frames, grow_outlines=False)
+    replayed, same = replay_log(
+        fresh, prompts, session_log(prompts, "s.json", prompts_only=False), "s.json"
+    )
+    assert same
+    np.testing.assert_array_equal(fresh.labels(), saved)
+    assert fresh.grow_outlines is False  # later runs: as the tracker was made
+    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
+    run |= {"reappear": True, "frames": None}
+    assert parse_log([run], (8, 8))[0].grow_outlines is False
+    with pytest.raises(SAM2Error, match=r"log\[0\]\.grow_outlines: expected true or false"):
+        parse_log([run | {"grow_outlines": 1}], (8, 8), "s.json")

@@ -60,8 +60,10 @@ class PropagatePanel(Panel):
             "snap_outlines",
             "Snap outlines to the image",
             "Each tracked mask's outline moves, by up to 2 pixels, onto the brightness level "
-            "of the image that agrees best with it (a small model draws its outlines coarsely). "
-            "On by default with the demo model; off with SAM 2's checkpoints.",
+            "of the image that agrees best with it (a small model draws its outlines coarsely); "
+            "with the demo model, a mask holding part of its cell grows to the whole region at "
+            "that level while it stays within 1.3 times the object's clicked size. On by "
+            "default with the demo model; off with SAM 2's checkpoints.",
         )
         buttons.addWidget(self.snap_outlines, 4, 0, 1, 3)
         self.cancel_button = QPushButton("Cancel")

@@ -97,6 +97,7 @@ def propagate_in_tiles(
             size_cue=tracker.size_cue,
             non_overlap=tracker.non_overlap,
             snap_outlines=tracker.snap_outlines,
+            grow_outlines=tracker.grow_outlines,
             clicked_region=tracker.clicked_region,
             exclusive_clicks=tracker.exclusive_clicks,
         )

@@ -118,6 +118,7 @@ def split_by_nearest_click(tracker: "Tracker", t: int) -> list[ObjectState]:
             logits = torch.where(torch.from_numpy(lost).to(logits.device), lowered, logits)
         if not torch.equal(logits, result.low_res_logits):
             result.low_res_logits = logits
+            result.prompt_area = result.size_reference = None  # measured on the mask it had
             changed.append(obj)
     return changed
 

@@ -9,6 +9,12 @@ mask there, and redraws the outline along it. The model still decides which obje
 roughly where its edge is (the level is the one it agrees with, whatever the kind of image);
 the image decides the last pixel. Masks the image does not support (no level separating
 the object from its surroundings better than the model's outline) are left as they are.
+
+A mask can also fall short of its object by more than the band: held to where remembered
+frames had a moving cell, it keeps half of it. With `grow_to` (an area), the snapped mask
+takes in the whole of the region at its level that it lies in, as long as the result stays
+within that area (the object's size on its prompted frame, with room to grow): where the
+region at that level is larger (a touching neighbour as bright), nothing is grown.
 """
 
 import numpy as np
@@ -25,13 +31,17 @@ LEVELS = 32
 MIN_AREA = 20
 
 
-def snap_outline(image: np.ndarray, mask: np.ndarray) -> KeptRegion | None:
+def snap_outline(
+    image: np.ndarray, mask: np.ndarray, grow_to: float | None = None
+) -> KeptRegion | None:
     """`mask` ((H, W) bool) with its outline moved to the brightness level of `image` ((H, W)
     float, from `size_cue.brightness`) that best agrees with it within BAND pixels of the
     outline: pixels deeper inside are kept, pixels farther out stay out; the connected parts
-    that hold pixels of `mask`, holes filled. None where there is nothing to snap: a mask
-    under MIN_AREA pixels, no pixels on one side of its outline, or the two sides less than
-    MIN_CONTRAST apart in brightness (nothing in the image to snap to)."""
+    that hold pixels of `mask`, holes filled. With `grow_to`, grown to the regions at that
+    level it lies in where they hold at most `grow_to` pixels (`grown_to_level`). None where
+    there is nothing to snap: a mask under MIN_AREA pixels, no pixels on one side of its
+    outline, or the two sides less than MIN_CONTRAST apart in brightness (nothing in the
+    image to snap to)."""
     if int(mask.sum()) < MIN_AREA:
         return None
     box = positive_box(mask)
@@ -63,7 +73,48 @@ def snap_outline(image: np.ndarray, mask: np.ndarray) -> KeptRegion | None:
     ours = np.zeros(count + 1, bool)
     ours[np.unique(parts[inside & kept])] = True
     ours[0] = False
-    return KeptRegion(y0, x0, ndimage.binary_fill_holes(ours[parts]))
+    snapped = KeptRegion(y0, x0, ndimage.binary_fill_holes(ours[parts]))
+    if grow_to is None:
+        return snapped
+    return grown_to_level(image if bright else -image, snapped, level, grow_to) or snapped
+
+
+def grown_to_level(
+    image: np.ndarray, snapped: KeptRegion, level: float, grow_to: float
+) -> KeptRegion | None:
+    """The snapped mask with the connected regions of `image >= level` it lies in (holes
+    filled), looked for as far from its box as an object of `grow_to` pixels is wide; None
+    where that adds nothing, holds more than `grow_to` pixels, or reaches farther."""
+    height, width = image.shape
+    reach = int(np.ceil(np.sqrt(grow_to / np.pi)))
+    h, w = snapped.mask.shape
+    y0, x0 = max(snapped.y0 - reach, 0), max(snapped.x0 - reach, 0)
+    y1 = min(snapped.y0 + h + reach, height)
+    x1 = min(snapped.x0 + w + reach, width)
+    placed = np.zeros((y1 - y0, x1 - x0), bool)
+    placed[snapped.y0 - y0 : snapped.y0 - y0 + h, snapped.x0 - x0 : snapped.x0 - x0 + w] = (
+        snapped.mask
+    )
+    above = image[y0:y1, x0:x1] >= level
+    parts, count = ndimage.label(above)
+    ours = np.zeros(count + 1, bool)
+    ours[np.unique(parts[placed & above])] = True
+    ours[0] = False
+    taken = ours[parts]
+    # a region cut by the window's edge inside the frame goes on beyond it: too large
+    cut = (
+        (y0 > 0 and taken[0].any())
+        or (y1 < height and taken[-1].any())
+        or (x0 > 0 and taken[:, 0].any())
+        or (x1 < width and taken[:, -1].any())
+    )
+    if cut:
+        return None
+    grown = ndimage.binary_fill_holes(placed | taken)
+    area = int(grown.sum())
+    if area <= int(snapped.mask.sum()) or area > grow_to:
+        return None
+    return KeptRegion(y0, x0, grown)
 
 
 def best_level(values: np.ndarray, labels: np.ndarray) -> float:

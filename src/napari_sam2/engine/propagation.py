@@ -230,7 +230,11 @@ def predict_batch(
             shown = [
                 row if k is None else k.apply(row) for k, row in zip(kept, logits, strict=True)
             ]
-            snapped = [snap_outline(image, row > 0) for row in shown]
+            limits = [grow_limit(tracker, obj, t) for obj in objs]
+            snapped = [
+                snap_outline(image, row > 0, limit)
+                for row, limit in zip(shown, limits, strict=True)
+            ]
             kept = [k if s is None else s for k, s in zip(kept, snapped, strict=True)]
         logits = np.stack(
             [k.apply(row) if k is not None else row for k, row in zip(kept, logits, strict=True)]
@@ -296,6 +300,24 @@ def trim_by_size_cue(
             continue
         kept.append(trim_to_edge(image, mask, reference))
     return kept
+
+
+# how large a snapped mask may grow to the region at its level (`grow_outlines`), as a multiple
+# of the object's area on its nearest prompted frame: room for a cell that grows
+GROWTH = 1.3
+
+
+def grow_limit(tracker: "Tracker", obj: ObjectState, t: int) -> float | None:
+    """The most pixels the object's snapped mask on frame t may grow to (`grow_outlines`):
+    GROWTH times its area on its nearest prompted frame; None when not growing, and with the
+    size cue, which trims a nucleus's end slices on purpose (z-stacks: measured worse)."""
+    if not tracker.grow_outlines or tracker.size_cue or not obj.conditioning:
+        return None
+    nearest = min(obj.conditioning, key=lambda c: (abs(c - t), c))
+    result = obj.conditioning[nearest]
+    if result.prompt_area is None:  # new prompts make a new result: never stale
+        result.prompt_area = int((tracker._frame_logits(result) > 0).sum())
+    return GROWTH * result.prompt_area
 
 
 def size_reference_of(tracker: "Tracker", obj: ObjectState, t: int) -> SizeReference | None:

@@ -75,6 +75,8 @@ class FrameResult:
     start: "StartingMask | None" = field(default=None, repr=False)
     # ... and its logits as decoded, before the pixels nearer another object's click went
     decoded: torch.Tensor | None = field(default=None, repr=False)
+    # on a prompted frame, its mask's area in frame pixels once measured (`grow_outlines`)
+    prompt_area: int | None = field(default=None, repr=False)
     # on a prompted frame, the size cue's reference once measured, as (reference or None):
     # new prompts there make a new result, so it never goes stale
     size_reference: tuple[SizeReference | None] | None = field(default=None, repr=False)

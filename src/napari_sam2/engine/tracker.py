@@ -19,6 +19,7 @@ from ..model import SAM2, select_memories
 from ..model.catalogue import (
     clicked_region_by_default,
     exclusive_clicks_by_default,
+    grow_outlines_by_default,
     non_overlap_by_default,
     snap_outlines_by_default,
 )
@@ -105,6 +106,11 @@ class Tracker(FrameEncoding):
         labels and in what is remembered. None: as the model's catalogue entry says (on for
         the demo model, whose outlines are coarse; off for SAM 2's checkpoints). Can be
         changed between propagations.
+    grow_outlines: with `snap_outlines`, a snapped mask also takes in the whole region at its
+        level that it lies in, when that holds at most 1.3 times the object's area on its
+        nearest prompted frame (`napari_sam2.engine.outlines.grown_to_level`): a moving cell's
+        mask held to half of it is made whole again. None: as the model's catalogue entry
+        says (on for the demo model). Can be changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -133,6 +139,7 @@ class Tracker(FrameEncoding):
         follow_motion: bool = False,
         snap_outlines: bool | None = None,
         exclusive_clicks: bool | None = None,
+        grow_outlines: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -168,6 +175,9 @@ class Tracker(FrameEncoding):
             exclusive_clicks_by_default(model.config.name)
             if exclusive_clicks is None
             else exclusive_clicks
+        )
+        self.grow_outlines = (
+            grow_outlines_by_default(model.config.name) if grow_outlines is None else grow_outlines
         )
         # the other objects whose prompted result the last prompt change, removal or clearing
         # made again (exclusive_clicks): their prompted frames changed

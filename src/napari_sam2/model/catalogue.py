@@ -45,6 +45,10 @@ class ModelEntry:
     # whether tracked masks' outlines are snapped to the image by default (engine/outlines.py):
     # for a model whose masks are drawn at a quarter of a small input's resolution
     snap_outlines: bool = False
+    # whether a snapped mask grows to the whole region at its level by default, up to 1.3
+    # times the object's prompted area (engine/outlines.py): for a model that loses part of
+    # a moving cell to where its memories had it
+    grow_outlines: bool = False
 
     @property
     def filename(self) -> str:
@@ -112,6 +116,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     clicked_region=True,
     snap_outlines=True,
     exclusive_clicks=True,
+    grow_outlines=True,
 )
 
 # the eight official names, in the order users see them
@@ -154,6 +159,13 @@ def clicked_region_by_default(name: str | None) -> bool:
     for the models whose catalogue entry says so (a model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and entry.clicked_region
+
+
+def grow_outlines_by_default(name: str | None) -> bool:
+    """Whether snapped outlines grow to the region at their level unless asked otherwise:
+    for the models whose catalogue entry says so (others: never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and entry.grow_outlines
 
 
 def exclusive_clicks_by_default(name: str | None) -> bool:

@@ -335,6 +335,8 @@ class Session:
             size_cue=self.tracker.size_cue,
             non_overlap=self.tracker.non_overlap,
             snap_outlines=self.tracker.snap_outlines,
+            # written only where it mattered: logs from before it existed ran without it
+            grow_outlines=self.tracker.snap_outlines and self.tracker.grow_outlines,
         )
         return self._run(op)
 
@@ -401,12 +403,17 @@ class Session:
             self.tracker.size_cue = op.size_cue
             self.tracker.non_overlap = op.non_overlap
             self.tracker.snap_outlines = op.snap_outlines
-            self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
-            run = self._run(op)
-            for step in run:
-                if on_frame is not None:
-                    on_frame(step)
-            run.close()
+            # as the run was made; later runs grow as the model's default or the user says
+            chosen, self.tracker.grow_outlines = self.tracker.grow_outlines, op.grow_outlines
+            try:
+                self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
+                run = self._run(op)
+                for step in run:
+                    if on_frame is not None:
+                        on_frame(step)
+                run.close()
+            finally:
+                self.tracker.grow_outlines = chosen
         elif isinstance(op, Paint):
             largest = int(op.labels.max(initial=0))
             if largest > np.iinfo(self.tracker.labels().dtype).max:

@@ -65,8 +65,8 @@ class CandidateChoice:
 @dataclass(frozen=True)
 class Propagation:
     """A propagation run: its direction, start frame, objects (None: all) and the reappear,
-    size-cue, non-overlap and snapped-outline settings; `frames` is None when it ran to its
-    end, else the number of frame steps done before it was cancelled (or failed), after
+    size-cue, non-overlap, snapped- and grown-outline settings; `frames` is None when it ran to
+    its end, else the number of frame steps done before it was cancelled (or failed), after
     which the labels were put back."""
 
     direction: str
@@ -77,6 +77,7 @@ class Propagation:
     size_cue: bool = False
     non_overlap: bool = False
     snap_outlines: bool = False
+    grow_outlines: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "size_cue": op.size_cue,
             "non_overlap": op.non_overlap,
             "snap_outlines": op.snap_outlines,
-        }
+        } | ({"grow_outlines": True} if op.grow_outlines else {})
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
         return entry if op.by_hand else entry | {"by_hand": False}
@@ -200,6 +201,7 @@ _FIELDS = {
         "size_cue",
         "non_overlap",
         "snap_outlines",
+        "grow_outlines",
     ),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object", "exclusive_clicks"),
@@ -287,6 +289,7 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             size_cue,
             non_overlap,
             snap_outlines=flag("snap_outlines"),
+            grow_outlines=flag("grow_outlines"),
         )
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
