@@ -9,13 +9,8 @@ import napari_sam2.engine as engine
 from napari_sam2.cli import main
 
 
-def segment_choices(
-    tmp_path, monkeypatch, stack, clicks, setting: str, flag: str, same_cell: bool = False
-):
-    """Run `segment --model demo` four times on `stack` with a click per object: plain, with
-    `flag no`, with a prompts file saying `setting: false`, and that file with `flag yes`
-    (same_cell: the clicks are on one cell on purpose, so not kept off each other's masks).
-    Returns the Tracker's `setting` in each run and the labels of the first two."""
+def spy_on_trackers(monkeypatch, setting: str) -> list:
+    """The list every Tracker made from now on appends its `setting` to."""
     seen = []
 
     class Spy(engine.Tracker):
@@ -24,6 +19,17 @@ def segment_choices(
             seen.append(getattr(self, setting))
 
     monkeypatch.setattr(engine, "Tracker", Spy)
+    return seen
+
+
+def segment_choices(
+    tmp_path, monkeypatch, stack, clicks, setting: str, flag: str, same_cell: bool = False
+):
+    """Run `segment --model demo` four times on `stack` with a click per object: plain, with
+    `flag no`, with a prompts file saying `setting: false`, and that file with `flag yes`
+    (same_cell: the clicks are on one cell on purpose, so not kept off each other's masks).
+    Returns the Tracker's `setting` in each run and the labels of the first two."""
+    seen = spy_on_trackers(monkeypatch, setting)
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, stack.frames, imagej=True, metadata={"axes": "TYX"})
     objects = [

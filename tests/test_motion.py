@@ -95,3 +95,66 @@ def test_following_motion_changes_what_a_moving_object_remembers():
     _, with_option = _track(frames, follow_motion=True)
     _, without = _track(frames, follow_motion=False)
     assert not all(np.array_equal(a, b) for a, b in zip(with_option, without, strict=True))
+
+
+def test_the_demo_model_follows_motion_by_default_and_sessions_log_each_run(tmp_path, monkeypatch):
+    import json
+
+    import tifffile
+
+    from napari_sam2.cli import main
+    from napari_sam2.errors import SAM2Error
+    from napari_sam2.io import FramePrompts
+    from napari_sam2.model import MODEL_NAMES
+    from napari_sam2.model.catalogue import follow_motion_by_default
+    from napari_sam2.session import Session, read_session, write_session
+    from napari_sam2.session.headless import replay_log, session_log
+    from napari_sam2.session.log import parse_log
+    from setting_helpers import spy_on_trackers
+
+    assert follow_motion_by_default("demo")
+    assert not any(follow_motion_by_default(n) for n in MODEL_NAMES if n != "demo")
+    assert not follow_motion_by_default(None)
+    model = build_model("demo")
+    frames = _moving_cells(3.0)
+    assert Tracker(model, frames).follow_motion
+    assert not Tracker(model, frames, follow_motion=False).follow_motion
+
+    # each run logs whether it followed, and a replay follows (or not) as the run did
+    session = Session(Tracker(model, frames), model_name="demo")
+    session.set_prompts(0, 1, FramePrompts([(30.0, 40.0, 1)]))
+    session.set_prompts(0, 2, FramePrompts([(90.0, 90.0, 1)]))
+    for _ in session.propagate("forward"):
+        pass
+    followed = session.tracker.labels().copy()
+    assert not np.array_equal(followed, _track(frames, follow_motion=False)[0].labels())
+    path = write_session(tmp_path / "session.json", session)
+    prompts, _ = read_session(path)
+    fresh = Tracker(model, frames, follow_motion=False)
+    replay_log(fresh, prompts, session_log(prompts, "s.json", prompts_only=False), "s.json")
+    np.testing.assert_array_equal(fresh.labels(), followed)
+    assert fresh.follow_motion is False  # later runs: as the tracker was made
+    session.tracker.follow_motion = False
+    for _ in session.propagate("forward", objects="all"):
+        pass
+    path = write_session(tmp_path / "session.json", session)
+    runs = [e for e in json.loads(path.read_text())["log"] if e["op"] == "propagate"]
+    assert [r.get("follow_motion") for r in runs] == [True, None]  # written only where on
+    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
+    run |= {"reappear": True, "frames": None}
+    assert parse_log([run], (8, 8))[0].follow_motion is False
+    with pytest.raises(SAM2Error, match=r"log\[0\]\.follow_motion: expected true or false"):
+        parse_log([run | {"follow_motion": "yes"}], (8, 8), "s.json")
+
+    # the command line: the model's choice, or the flag
+    seen = spy_on_trackers(monkeypatch, "follow_motion")
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, frames[:3], imagej=True, metadata={"axes": "TYX"})
+    top = {"format": "napari-sam2 prompts", "version": 2}
+    top["objects"] = [{"id": 1, "frames": {"0": {"points": [[30, 30, 1]]}}}]
+    (tmp_path / "p.json").write_text(json.dumps(top))
+    for extra in ([], ["--follow-motion", "no"]):
+        argv = ["segment", movie, "--prompts", tmp_path / "p.json", "--out", tmp_path / "l.tif"]
+        argv += ["--model", "demo", "--overwrite", "--quiet", *extra]
+        assert main([str(a) for a in argv]) == 0
+    assert seen == [True, False]

@@ -98,6 +98,7 @@ def propagate_in_tiles(
             non_overlap=tracker.non_overlap,
             snap_outlines=tracker.snap_outlines,
             grow_outlines=tracker.grow_outlines,
+            follow_motion=tracker.follow_motion,
             clicked_region=tracker.clicked_region,
             exclusive_clicks=tracker.exclusive_clicks,
         )

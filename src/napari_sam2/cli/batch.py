@@ -22,6 +22,7 @@ FORWARDED = {
     "--snap-outlines": "auto|yes|no",
     "--clicked-region": "auto|yes|no",
     "--exclusive-clicks": "auto|yes|no",
+    "--follow-motion": "auto|yes|no",
     "--seed-frame": "N",
     "--divisions": "auto|yes|no",
     "--reseed-every": "K",

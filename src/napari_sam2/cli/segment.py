@@ -90,6 +90,15 @@ def add_parser(commands) -> None:
         "checkpoints); a session log replays its own",
     )
     segment.add_argument(
+        "--follow-motion",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="shift each remembered frame's memory along the object's motion measured in the "
+        "images, so that a moving cell's mask is not held to where its memories had it? "
+        "auto: the model's choice (yes for demo, no for SAM 2 checkpoints); a session log "
+        "replays its own",
+    )
+    segment.add_argument(
         "--exclusive-clicks",
         default="auto",
         choices=("auto", "yes", "no"),
@@ -187,7 +196,11 @@ def run(args: argparse.Namespace) -> int:
         write_labels,
     )
     from ..io.label_files import LABEL_SUFFIXES
-    from ..model.catalogue import clicked_region_by_default, exclusive_clicks_by_default
+    from ..model.catalogue import (
+        clicked_region_by_default,
+        exclusive_clicks_by_default,
+        follow_motion_by_default,
+    )
     from ..model.devices import resolve_device
     from ..session.headless import (
         replay_log,
@@ -243,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
         args.clicked_region,
         prompts.clicked_region,
         lambda: clicked_region_by_default(model.config.name),
+    )
+    options["follow_motion"] = auto_choice(
+        args.follow_motion, None, lambda: follow_motion_by_default(model.config.name)
     )
     options["exclusive_clicks"] = auto_choice(
         args.exclusive_clicks,

@@ -19,6 +19,7 @@ from ..model import SAM2, select_memories
 from ..model.catalogue import (
     clicked_region_by_default,
     exclusive_clicks_by_default,
+    follow_motion_by_default,
     grow_outlines_by_default,
     non_overlap_by_default,
     snap_outlines_by_default,
@@ -93,8 +94,9 @@ class Tracker(FrameEncoding):
         model; off for SAM 2's checkpoints). Applies to clicks made after it is changed.
     follow_motion: shift each remembered frame's spatial memory by how far the object has
     moved since, measured in the images (`napari_sam2.engine.motion`), so that a fast cell's
-    mask is not held to where its memories had it. Off by default (SAM 2 does not); can be
-    changed between propagations.
+    mask is not held to where its memories had it. None: as the model's catalogue entry says
+    (on for the demo model; off for SAM 2's checkpoints, which SAM 2 computes without it);
+    can be changed between propagations.
     exclusive_clicks: an object's clicked mask leaves out the other objects' clicks on that
         frame, decoded again with them as background clicks; an object already prompted there
         is decoded again when a new click lands on it (`napari_sam2.engine.exclusive_clicks`):
@@ -136,7 +138,7 @@ class Tracker(FrameEncoding):
         size_cue: bool = False,
         non_overlap: bool | None = None,
         clicked_region: bool | None = None,
-        follow_motion: bool = False,
+        follow_motion: bool | None = None,
         snap_outlines: bool | None = None,
         exclusive_clicks: bool | None = None,
         grow_outlines: bool | None = None,
@@ -158,7 +160,9 @@ class Tracker(FrameEncoding):
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
         self.size_cue = size_cue
-        self.follow_motion = follow_motion
+        self.follow_motion = (
+            follow_motion_by_default(model.config.name) if follow_motion is None else follow_motion
+        )
         self.snap_outlines = (
             snap_outlines_by_default(model.config.name) if snap_outlines is None else snap_outlines
         )

@@ -49,6 +49,8 @@ class ModelEntry:
     # times the object's prompted area (engine/outlines.py): for a model that loses part of
     # a moving cell to where its memories had it
     grow_outlines: bool = False
+    # whether tracked frames' memories follow the object's motion by default (engine/motion.py)
+    follow_motion: bool = False
 
     @property
     def filename(self) -> str:
@@ -117,6 +119,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     snap_outlines=True,
     exclusive_clicks=True,
     grow_outlines=True,
+    follow_motion=True,
 )
 
 # the eight official names, in the order users see them
@@ -159,6 +162,13 @@ def clicked_region_by_default(name: str | None) -> bool:
     for the models whose catalogue entry says so (a model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and entry.clicked_region
+
+
+def follow_motion_by_default(name: str | None) -> bool:
+    """Whether memories follow each object's motion unless asked otherwise: for the models
+    whose catalogue entry says so (others: never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and entry.follow_motion
 
 
 def grow_outlines_by_default(name: str | None) -> bool:

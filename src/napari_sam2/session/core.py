@@ -337,6 +337,7 @@ class Session:
             snap_outlines=self.tracker.snap_outlines,
             # written only where it mattered: logs from before it existed ran without it
             grow_outlines=self.tracker.snap_outlines and self.tracker.grow_outlines,
+            follow_motion=self.tracker.follow_motion,
         )
         return self._run(op)
 
@@ -403,8 +404,10 @@ class Session:
             self.tracker.size_cue = op.size_cue
             self.tracker.non_overlap = op.non_overlap
             self.tracker.snap_outlines = op.snap_outlines
-            # as the run was made; later runs grow as the model's default or the user says
-            chosen, self.tracker.grow_outlines = self.tracker.grow_outlines, op.grow_outlines
+            # as the run was made; later runs as the model's default or the user says
+            chosen = self.tracker.grow_outlines, self.tracker.follow_motion
+            self.tracker.grow_outlines = op.grow_outlines
+            self.tracker.follow_motion = op.follow_motion
             try:
                 self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
                 run = self._run(op)
@@ -413,7 +416,7 @@ class Session:
                         on_frame(step)
                 run.close()
             finally:
-                self.tracker.grow_outlines = chosen
+                self.tracker.grow_outlines, self.tracker.follow_motion = chosen
         elif isinstance(op, Paint):
             largest = int(op.labels.max(initial=0))
             if largest > np.iinfo(self.tracker.labels().dtype).max:

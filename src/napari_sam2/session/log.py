@@ -65,9 +65,9 @@ class CandidateChoice:
 @dataclass(frozen=True)
 class Propagation:
     """A propagation run: its direction, start frame, objects (None: all) and the reappear,
-    size-cue, non-overlap, snapped- and grown-outline settings; `frames` is None when it ran to
-    its end, else the number of frame steps done before it was cancelled (or failed), after
-    which the labels were put back."""
+    size-cue, non-overlap, snapped- and grown-outline and motion-following settings; `frames`
+    is None when it ran to its end, else the number of frame steps done before it was
+    cancelled (or failed), after which the labels were put back."""
 
     direction: str
     start_frame: int | None
@@ -78,6 +78,7 @@ class Propagation:
     non_overlap: bool = False
     snap_outlines: bool = False
     grow_outlines: bool = False
+    follow_motion: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "size_cue": op.size_cue,
             "non_overlap": op.non_overlap,
             "snap_outlines": op.snap_outlines,
-        } | ({"grow_outlines": True} if op.grow_outlines else {})
+        } | {name: True for name in ("grow_outlines", "follow_motion") if getattr(op, name)}
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
         return entry if op.by_hand else entry | {"by_hand": False}
@@ -202,6 +203,7 @@ _FIELDS = {
         "non_overlap",
         "snap_outlines",
         "grow_outlines",
+        "follow_motion",
     ),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object", "exclusive_clicks"),
@@ -290,6 +292,7 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             non_overlap,
             snap_outlines=flag("snap_outlines"),
             grow_outlines=flag("grow_outlines"),
+            follow_motion=flag("follow_motion"),
         )
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
