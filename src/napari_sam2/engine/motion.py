@@ -1,9 +1,10 @@
-"""Memories that follow a moving object (an option of ours, not SAM 2's: off by default).
+"""Memories that follow a moving object (an option of ours, not SAM 2's: on by default for
+the demo model only, through its catalogue entry).
 
 A tracked frame attends to the memories of earlier frames at the places the object had
 there. A small model (the demo model) then keeps of a cell that moved a few pixels per
 frame only what overlaps where its memories had it, and the mask is eaten from the
-leading edge. With `Tracker(follow_motion=True)` each object's displacement from one frame
+leading edge. With `Tracker(follow_motion=...)` on, each object's displacement from one frame
 to the next is measured in the images (the patch under its last mask matched by normalized
 cross-correlation within `REACH` pixels), and every tracked frame's spatial memory is
 shifted by how far the object has moved since, before memory attention reads it (prompted
