@@ -86,6 +86,11 @@ def say(args: argparse.Namespace, message: str) -> None:
         print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def add_auto_option(parser, flag: str, help: str) -> None:
+    """An auto|yes|no option (default auto), read with `auto_choice`."""
+    parser.add_argument(flag, default="auto", choices=("auto", "yes", "no"), help=help)
+
+
 def auto_choice(flag: str, saved: bool | None, default: Callable[[], bool]) -> bool:
     """An auto|yes|no option: yes/no wins; auto takes a prompts file's choice (`saved`) when
     it has one, else `default()`."""

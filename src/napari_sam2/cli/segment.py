@@ -6,6 +6,7 @@ from pathlib import Path
 from ..errors import SAM2Error
 from .common import (
     DEFAULT_MODEL,
+    add_auto_option,
     add_axis_options,
     add_cache_option,
     add_device_option,
@@ -50,59 +51,52 @@ def add_parser(commands) -> None:
         help="torch.compile the heavy parts first (minutes; pays off on long stacks)",
     )
     add_axis_options(segment)
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--reappear",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="may an object lost on a frame be found again later? auto: no along Z (a "
+        "may an object lost on a frame be found again later? auto: no along Z (a "
         "nucleus spans one run of slices), yes otherwise (cells leave and come back)",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--size-cue",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="trim each mask to the object's half-maximum edge measured on its prompted frame "
+        "trim each mask to the object's half-maximum edge measured on its prompted frame "
         "(for fluorescent nuclei through z)? auto: the model's choice along Z (yes for demo), "
         "no along T",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--non-overlap",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="keep tracked objects apart, each pixel to the object with the highest logit, in "
+        "keep tracked objects apart, each pixel to the object with the highest logit, in "
         "the masks and in what is remembered? auto: the prompts file's choice, else the "
         "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--snap-outlines",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="move each tracked mask's outline (by up to 2 pixels) to the brightness level "
+        "move each tracked mask's outline (by up to 2 pixels) to the brightness level "
         "of the image that agrees best with it? auto: the prompts file's choice, else the "
         "model's (yes for demo, no for SAM 2 checkpoints); a session log replays its own",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--clicked-region",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="keep each click's mask to the connected pieces its object clicks lie on? auto: "
+        "keep each click's mask to the connected pieces its object clicks lie on? auto: "
         "the prompts file's choice, else the model's (yes for demo, no for SAM 2 "
         "checkpoints); a session log replays its own",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--follow-motion",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="shift each remembered frame's memory along the object's motion measured in the "
+        "shift each remembered frame's memory along the object's motion measured in the "
         "images, so that a moving cell's mask is not held to where its memories had it? "
         "auto: the model's choice (yes for demo, no for SAM 2 checkpoints); a session log "
         "replays its own",
     )
-    segment.add_argument(
+    add_auto_option(
+        segment,
         "--exclusive-clicks",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="keep each object's clicked mask off the other objects' clicks on that frame "
+        "keep each object's clicked mask off the other objects' clicks on that frame "
         "(added as background clicks), so that touching cells clicked one each come apart? "
         "auto: the prompts file's choice, else the model's (yes for demo, no for SAM 2 "
         "checkpoints); a session log replays its own",

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import SAM2Error
 from .common import (
+    add_auto_option,
     check_image_size,
     non_overlap_choice,
     parse_fixes,
@@ -33,11 +34,10 @@ def add_cell_options(parser: argparse.ArgumentParser, prompts_or_seeds) -> None:
     parser.add_argument(
         "--seed-frame", type=int, default=0, metavar="N", help="the frame the seeds are on (0)"
     )
-    parser.add_argument(
+    add_auto_option(
+        parser,
         "--divisions",
-        default="auto",
-        choices=("auto", "yes", "no"),
-        help="find cell divisions while tracking forward; auto: on along T with --seeds, off "
+        "find cell divisions while tracking forward; auto: on along T with --seeds, off "
         "along Z and for --prompts runs",
     )
     parser.add_argument(

@@ -1,13 +1,22 @@
 """From a user's clicks, box or mask on one frame to one object's result there: the prompt
-checked and put on the model's grid, then one pass of the SAM heads (a click)."""
+checked and put on the model's grid, then one pass of the SAM heads (a click); and the
+frame's other prompted objects settled after it (exclusive clicks)."""
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import SAM2Error
-from .exclusive_clicks import covered, others_clicks, with_background
+from .compositing import show_result
+from .exclusive_clicks import (
+    covered,
+    others_clicks,
+    split_by_nearest_click,
+    stale_neighbours,
+    with_background,
+)
 from .non_overlap import keep_apart
 from .state import BACKWARD, NOT_TRACKED, FramePrompt, FrameResult, ObjectState, StartingMask
 
@@ -111,8 +120,8 @@ def predict(
 
     prediction = decode(prompt)
     mask = tracker._finish(prediction.low_res_masks, prompt)
-    result = FrameResult(mask, float(prediction.object_score_logits), prediction.obj_ptr)
-    if tracker.exclusive_clicks and prompt.mask is None:
+    exclusive = tracker.exclusive_clicks and prompt.mask is None
+    if exclusive:
         clicks = others_clicks(tracker, obj, t)
         left_out = torch.zeros(len(clicks), dtype=torch.bool)
         # a mask drawn without some clicks can spread onto others: until it holds none
@@ -120,7 +129,8 @@ def predict(
             left_out |= more
             prediction = decode(with_background(prompt, clicks[left_out]))
             mask = tracker._finish(prediction.low_res_masks, prompt)
-        result = FrameResult(mask, float(prediction.object_score_logits), prediction.obj_ptr)
+    result = FrameResult(mask, float(prediction.object_score_logits), prediction.obj_ptr)
+    if exclusive:
         result.excluded = clicks[left_out] if left_out.any() else None
         result.start, result.decoded = start, mask
     obj.prompts[t] = prompt
@@ -129,3 +139,31 @@ def predict(
         result.candidate_ptrs = prediction.candidate_obj_ptrs
     obj.pending[t] = result
     return result
+
+
+def settle_frame(
+    tracker: "Tracker", t: int, edited: ObjectState | None = None
+) -> np.ndarray | None:
+    """After the prompts on frame t changed (of `edited`, if it is still there): with
+    `exclusive_clicks`, the objects prompted there decoded again where the clicks they must
+    leave out changed (from the mask their prompt started from), and their masks split by
+    the nearest click; then the changed ones written into the labels (the others than
+    `edited` listed in `tracker.neighbours_redecoded`). Returns the logits (H, W) of
+    `edited` there."""
+    changed = [] if edited is None else [edited]
+    if tracker.exclusive_clicks:
+        for obj in stale_neighbours(tracker, t):
+            result = obj.pending.get(t, obj.conditioning.get(t))
+            predict(tracker, t, obj, obj.prompts[t], result.start)
+            changed.append(obj)
+        for obj in split_by_nearest_click(tracker, t):
+            if t not in obj.pending:  # a remembered prompt's mask changed: encoded again
+                obj.pending[t] = replace(obj.conditioning[t], memory=None)
+            changed.append(obj)
+    shown = {}
+    for obj in changed:
+        if obj.obj_id not in shown:
+            shown[obj.obj_id] = show_result(tracker, obj, t, obj.latest_result(t))
+            if obj is not edited:
+                tracker.neighbours_redecoded.append(obj.obj_id)
+    return None if edited is None else shown[edited.obj_id]

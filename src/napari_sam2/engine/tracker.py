@@ -9,30 +9,21 @@ public methods; `frame_prompts`, `propagation` and `compositing` do the work.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..errors import SAM2Error
 from ..model import SAM2, select_memories
-from ..model.catalogue import (
-    clicked_region_by_default,
-    exclusive_clicks_by_default,
-    follow_motion_by_default,
-    grow_outlines_by_default,
-    non_overlap_by_default,
-    snap_outlines_by_default,
-)
+from ..model.catalogue import engine_default
 from ..model.sam_heads import NO_OBJECT_LOGIT
 from . import propagation
 from .budgets import default_budgets
 from .clicked_region import keep_clicked_region
 from .compositing import frame_logits, show_latest, show_result
-from .exclusive_clicks import split_by_nearest_click, stale_neighbours
 from .feature_cache import FeatureCache, disk_store_for
 from .frame_encoding import FrameEncoding
-from .frame_prompts import mask_prompt, points_prompt, predict
+from .frame_prompts import mask_prompt, points_prompt, predict, settle_frame
 from .frames import FrameSource
 from .labels import LabelVolume
 from .masks import fill_holes, to_frame_resolution
@@ -160,29 +151,14 @@ class Tracker(FrameEncoding):
         self.fill_hole_area = fill_hole_area
         self.reappear = reappear
         self.size_cue = size_cue
-        self.follow_motion = (
-            follow_motion_by_default(model.config.name) if follow_motion is None else follow_motion
-        )
-        self.snap_outlines = (
-            snap_outlines_by_default(model.config.name) if snap_outlines is None else snap_outlines
-        )
+        name = model.config.name
+        self.follow_motion = _chosen(follow_motion, name, "follow_motion")
+        self.snap_outlines = _chosen(snap_outlines, name, "snap_outlines")
+        self.non_overlap = _chosen(non_overlap, name, "non_overlap")
+        self.clicked_region = _chosen(clicked_region, name, "clicked_region")
+        self.exclusive_clicks = _chosen(exclusive_clicks, name, "exclusive_clicks")
+        self.grow_outlines = _chosen(grow_outlines, name, "grow_outlines")
         self._motion = MotionFollower(self.normalized_frame, (self.height, self.width))
-        self.non_overlap = (
-            non_overlap_by_default(model.config.name) if non_overlap is None else non_overlap
-        )
-        self.clicked_region = (
-            clicked_region_by_default(model.config.name)
-            if clicked_region is None
-            else clicked_region
-        )
-        self.exclusive_clicks = (
-            exclusive_clicks_by_default(model.config.name)
-            if exclusive_clicks is None
-            else exclusive_clicks
-        )
-        self.grow_outlines = (
-            grow_outlines_by_default(model.config.name) if grow_outlines is None else grow_outlines
-        )
         # the other objects whose prompted result the last prompt change, removal or clearing
         # made again (exclusive_clicks): their prompted frames changed
         self.neighbours_redecoded: list[int] = []
@@ -324,7 +300,7 @@ class Tracker(FrameEncoding):
             self.volume.write_object(t, obj.obj_id, np.full((self.height, self.width), -1.0))
             return np.full((self.height, self.width), NO_OBJECT_LOGIT, dtype=np.float32)
         predict(self, t, obj, prompt)
-        return self._refresh_neighbours(t, obj)
+        return settle_frame(self, t, obj)
 
     def add_mask(self, t: int, obj_id: int, mask) -> np.ndarray:
         """A mask (H, W) for one object on frame t; it replaces every other prompt there.
@@ -334,31 +310,7 @@ class Tracker(FrameEncoding):
         t = self._check_frame(t)
         obj = self._object(obj_id)
         predict(self, t, obj, prompt)
-        return self._refresh_neighbours(t, obj)
-
-    def _refresh_neighbours(self, t: int, edited: ObjectState | None = None) -> np.ndarray | None:
-        """After the prompts on frame t changed (of `edited`, if it is still there): with
-        `exclusive_clicks`, the objects prompted there decoded again where the clicks they
-        must leave out changed (from the mask their prompt started from), and their masks
-        split by the nearest click; then the changed ones written into the labels. Returns
-        the logits (H, W) of `edited` there."""
-        changed = [] if edited is None else [edited]
-        if self.exclusive_clicks:
-            for obj in stale_neighbours(self, t):
-                result = obj.pending.get(t, obj.conditioning.get(t))
-                predict(self, t, obj, obj.prompts[t], result.start)
-                changed.append(obj)
-            for obj in split_by_nearest_click(self, t):
-                if t not in obj.pending:  # a remembered prompt's mask changed: encoded again
-                    obj.pending[t] = replace(obj.conditioning[t], memory=None)
-                changed.append(obj)
-        shown = {}
-        for obj in changed:
-            if obj.obj_id not in shown:
-                shown[obj.obj_id] = show_result(self, obj, t, obj.latest_result(t))
-                if obj is not edited:
-                    self.neighbours_redecoded.append(obj.obj_id)
-        return None if edited is None else shown[edited.obj_id]
+        return settle_frame(self, t, obj)
 
     def candidate_logits(self, t: int, obj_id: int) -> np.ndarray:
         """The three candidate masks of the last single click on frame t, as logits
@@ -412,7 +364,7 @@ class Tracker(FrameEncoding):
                 obj.tracked[t] = result
                 obj.direction[t] = NOT_TRACKED
             show_latest(self, obj, t)
-        self._refresh_neighbours(t)
+        settle_frame(self, t)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget an object and erase it from the labels."""
@@ -421,7 +373,7 @@ class Tracker(FrameEncoding):
         del self.objects[obj.obj_id]
         self.volume.remove_object(obj.obj_id)
         for t in sorted(obj.prompts):
-            self._refresh_neighbours(t)
+            settle_frame(self, t)
 
     def reset(self) -> None:
         """Forget every object and prompt; image features stay cached."""
@@ -470,3 +422,8 @@ class Tracker(FrameEncoding):
         objs = propagation.selection(self, obj_ids)
         planned = propagation.passes(self, direction, start_frame, objs)
         return sum(len(order) for order, _ in planned)
+
+
+def _chosen(value: bool | None, model_name: str | None, setting: str) -> bool:
+    """An engine option as asked, or (None) as the model's catalogue entry says."""
+    return engine_default(model_name, setting) if value is None else value

@@ -143,6 +143,15 @@ def _entry_or_none(name: object) -> ModelEntry | None:
     return CATALOGUE.get(name) if isinstance(name, str) else None
 
 
+def engine_default(name: str | None, setting: str) -> bool:
+    """Whether the engine option `setting` (a field of `ModelEntry`: non_overlap,
+    clicked_region, snap_outlines, grow_outlines, exclusive_clicks, follow_motion) is on
+    unless asked otherwise: as the model's catalogue entry says (a model by another name:
+    never)."""
+    entry = _entry_or_none(name)
+    return entry is not None and bool(getattr(entry, setting))
+
+
 def size_cue_by_default(name: str | None, along_z: bool) -> bool:
     """Whether tracking trims masks by the size cue unless asked otherwise: along Z for the
     models whose catalogue entry says so (a model by another name: never); never along T."""
@@ -151,45 +160,33 @@ def size_cue_by_default(name: str | None, along_z: bool) -> bool:
 
 
 def non_overlap_by_default(name: str | None) -> bool:
-    """Whether tracking keeps objects apart unless asked otherwise: for the models whose
-    catalogue entry says so (a model by another name: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.non_overlap
+    """Whether tracking keeps objects apart unless asked otherwise."""
+    return engine_default(name, "non_overlap")
 
 
 def clicked_region_by_default(name: str | None) -> bool:
-    """Whether a click's mask keeps only the pieces its clicks lie on unless asked otherwise:
-    for the models whose catalogue entry says so (a model by another name: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.clicked_region
+    """Whether a click's mask keeps only the pieces its clicks lie on unless asked otherwise."""
+    return engine_default(name, "clicked_region")
 
 
 def follow_motion_by_default(name: str | None) -> bool:
-    """Whether memories follow each object's motion unless asked otherwise: for the models
-    whose catalogue entry says so (others: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.follow_motion
+    """Whether memories follow each object's motion unless asked otherwise."""
+    return engine_default(name, "follow_motion")
 
 
 def grow_outlines_by_default(name: str | None) -> bool:
-    """Whether snapped outlines grow to the region at their level unless asked otherwise:
-    for the models whose catalogue entry says so (others: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.grow_outlines
+    """Whether snapped outlines grow to the region at their level unless asked otherwise."""
+    return engine_default(name, "grow_outlines")
 
 
 def exclusive_clicks_by_default(name: str | None) -> bool:
-    """Whether an object's clicked mask leaves out other objects' clicks on the frame unless
-    asked otherwise: for the models whose catalogue entry says so (others: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.exclusive_clicks
+    """Whether an object's clicked mask leaves out other objects' clicks unless asked otherwise."""
+    return engine_default(name, "exclusive_clicks")
 
 
 def snap_outlines_by_default(name: str | None) -> bool:
-    """Whether tracked masks' outlines are snapped to the image unless asked otherwise: for
-    the models whose catalogue entry says so (a model by another name: never)."""
-    entry = _entry_or_none(name)
-    return entry is not None and entry.snap_outlines
+    """Whether tracked masks' outlines are snapped to the image unless asked otherwise."""
+    return engine_default(name, "snap_outlines")
 
 
 def is_known_model(name: object) -> bool:

@@ -35,6 +35,19 @@ _COVERS = {"forward": {"forward"}, "backward": {"backward"}, "both": {"forward",
 _CLICK_SETTINGS = ("clicked_region", "exclusive_clicks")
 
 
+class _TrackerSetting:
+    """A setting of the session's Tracker, read and set (as a bool) through the session."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, session, owner: type | None = None):
+        return self if session is None else getattr(session.tracker, self.name)
+
+    def __set__(self, session, value: bool) -> None:
+        setattr(session.tracker, self.name, bool(value))
+
+
 class Session:
     """Objects, prompts and the operation log over one `Tracker`.
 
@@ -81,53 +94,13 @@ class Session:
 
     # -- objects ----------------------------------------------------------------------
 
-    @property
-    def reappear(self) -> bool:
-        return self.tracker.reappear
-
-    @reappear.setter
-    def reappear(self, value: bool) -> None:
-        self.tracker.reappear = bool(value)
-
-    @property
-    def size_cue(self) -> bool:
-        return self.tracker.size_cue
-
-    @size_cue.setter
-    def size_cue(self, value: bool) -> None:
-        self.tracker.size_cue = bool(value)
-
-    @property
-    def non_overlap(self) -> bool:
-        return self.tracker.non_overlap
-
-    @non_overlap.setter
-    def non_overlap(self, value: bool) -> None:
-        self.tracker.non_overlap = bool(value)
-
-    @property
-    def snap_outlines(self) -> bool:
-        return self.tracker.snap_outlines
-
-    @snap_outlines.setter
-    def snap_outlines(self, value: bool) -> None:
-        self.tracker.snap_outlines = bool(value)
-
-    @property
-    def exclusive_clicks(self) -> bool:
-        return self.tracker.exclusive_clicks
-
-    @exclusive_clicks.setter
-    def exclusive_clicks(self, value: bool) -> None:
-        self.tracker.exclusive_clicks = bool(value)
-
-    @property
-    def clicked_region(self) -> bool:
-        return self.tracker.clicked_region
-
-    @clicked_region.setter
-    def clicked_region(self, value: bool) -> None:
-        self.tracker.clicked_region = bool(value)
+    # the Tracker's settings a prompts or session file may choose (`take_choices`)
+    reappear = _TrackerSetting()
+    size_cue = _TrackerSetting()
+    non_overlap = _TrackerSetting()
+    snap_outlines = _TrackerSetting()
+    exclusive_clicks = _TrackerSetting()
+    clicked_region = _TrackerSetting()
 
     def take_choices(self, prompts) -> None:
         """Follow the choices a prompts or session file recorded (whether objects may

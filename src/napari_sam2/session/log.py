@@ -168,7 +168,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "size_cue": op.size_cue,
             "non_overlap": op.non_overlap,
             "snap_outlines": op.snap_outlines,
-        } | {name: True for name in ("grow_outlines", "follow_motion") if getattr(op, name)}
+        } | _flags(op, ("grow_outlines", "follow_motion"))
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
         return entry if op.by_hand else entry | {"by_hand": False}
@@ -182,10 +182,10 @@ def operation_document(op: Operation) -> dict[str, Any]:
 _FLAGS = ("clicked_region", "exclusive_clicks")
 
 
-def _flags(op: Operation) -> dict[str, bool]:
-    """The click settings an operation ran with, written only where on: sessions saved
-    before a setting existed ran without it."""
-    return {name: True for name in _FLAGS if getattr(op, name, False)}
+def _flags(op: Operation, names: tuple[str, ...] = _FLAGS) -> dict[str, bool]:
+    """The settings `names` (the click settings) an operation ran with, written only where
+    on: sessions saved before a setting existed ran without it."""
+    return {name: True for name in names if getattr(op, name, False)}
 
 
 _FIELDS = {
