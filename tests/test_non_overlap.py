@@ -146,7 +146,9 @@ def test_a_correction_on_a_tracked_frame_starts_from_the_kept_apart_mask(
     model, cells, monkeypatch, non_overlap
 ):
     stack, clicks = cells
-    tracker, _ = propagated(model, stack, clicks, non_overlap=non_overlap)
+    # stored results overlapping where the other object's logits are higher, as the split at
+    # the necks (which labels show but results do not keep) can leave none
+    tracker, _ = propagated(model, stack, clicks, non_overlap=non_overlap, split_touching=False)
     t = 3
     mine, theirs = (tracker.objects[i].tracked[t].low_res_logits.clone() for i in (1, 2))
     assert ((mine > 0) & (theirs > 0)).sum() > 0  # the stored results overlap

@@ -107,7 +107,9 @@ def test_the_catalogue_snaps_for_the_demo_model_only():
 
 def _tracked(snap: bool) -> tuple[Tracker, np.ndarray, np.ndarray]:
     stack = timelapse(6, 128, 128, 3, seed=5)
-    tracker = Tracker(build_model("demo"), stack.frames, snap_outlines=snap)
+    # without the split at the necks, which moves pixels between objects after their
+    # results are kept (engine/touching_cells.py)
+    tracker = Tracker(build_model("demo"), stack.frames, snap_outlines=snap, split_touching=False)
     ids = [int(i) for i in np.unique(stack.labels[0]) if i]
     for i in ids:
         tracker.add_points(0, i, [interior_point(stack.labels[0] == i)], [1])

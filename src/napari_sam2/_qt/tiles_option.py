@@ -99,6 +99,7 @@ def propagate_in_tiles(
             snap_outlines=tracker.snap_outlines,
             grow_outlines=tracker.grow_outlines,
             follow_motion=tracker.follow_motion,
+            split_touching=tracker.split_touching,
             clicked_region=tracker.clicked_region,
             exclusive_clicks=tracker.exclusive_clicks,
         )

@@ -23,6 +23,7 @@ from .outlines import snap_outline
 from .propagation_plan import DIRECTIONS, Pass, plan_passes
 from .size_cue import KeptRegion, SizeReference, brightness, size_reference, trim_to_edge
 from .state import BACKWARD, FORWARD, NOT_TRACKED, FrameResult, ObjectState
+from .touching_cells import Patch, split_at_necks
 
 if TYPE_CHECKING:
     from .tracker import Tracker
@@ -102,6 +103,8 @@ def _run_pass(
     tracker: "Tracker", objs: list[ObjectState], order: range, reverse: bool, partial: bool
 ) -> Iterator[Step]:
     seen, lost = set(), set()  # in this pass, when lost objects may not return
+    # each object's mask on the pass's frame before, where touching masks are split from it
+    before: dict[int, Patch | None] = {}
     for t in order:
         # objects removed (or a reset) while the generator was paused stay gone
         objs = [o for o in objs if tracker.objects.get(o.obj_id) is o]
@@ -114,7 +117,9 @@ def _run_pass(
         frame_partial = partial or len(active) < len(tracker.objects)
         obj_ids = [o.obj_id for o in active]
         with torch.inference_mode():
-            logits = track_objects(tracker, active, t, reverse, lost)
+            logits = track_objects(tracker, active, t, reverse, lost, before)
+        if splits_touching(tracker):
+            before = {o.obj_id: Patch.of(row > 0) for o, row in zip(active, logits, strict=True)}
         if not tracker.reappear:
             for obj, obj_logits in zip(active, logits, strict=True):
                 # lost: an empty mask (an absent object's mask is empty too)
@@ -140,11 +145,24 @@ def reached(obj: ObjectState, t: int, reverse: bool) -> bool:
     return any(c >= t if reverse else c <= t for c in obj.conditioning)
 
 
+def splits_touching(tracker: "Tracker") -> bool:
+    """Whether touching objects' masks are split again at their necks: with objects kept
+    apart (`non_overlap`) and `split_touching` on, not with the size cue (along Z, where
+    a nucleus's slices shrink and grow on purpose: measured worse)."""
+    return tracker.non_overlap and tracker.split_touching and not tracker.size_cue
+
+
 def track_objects(
-    tracker: "Tracker", objs: list[ObjectState], t: int, reverse: bool, lost: set[int]
+    tracker: "Tracker",
+    objs: list[ObjectState],
+    t: int,
+    reverse: bool,
+    lost: set[int],
+    before: dict[int, Patch | None] | None = None,
 ) -> np.ndarray:
     """Every object's logits on frame t, (N, H, W). Objects tracked from memory run in
-    batches of objects whose memories have the same layout."""
+    batches of objects whose memories have the same layout. `before`: the objects' masks on
+    the pass's frame before, where touching masks are split from it (`split_at_necks`)."""
     logits = np.empty((len(objs), tracker.height, tracker.width), dtype=np.float32)
     to_track: list[tuple[int, ObjectState, MemoryInputs]] = []
     for i, obj in enumerate(objs):
@@ -176,6 +194,9 @@ def track_objects(
     predictions = [predict_batch(tracker, b, m, t, image) for _, b, m in batches]
     all_rows = [i for rows, _, _ in batches for i in rows]
     logits[all_rows] = keep_apart(np.concatenate([p.logits for p in predictions]))
+    if before is not None and splits_touching(tracker):
+        masks_before = [before.get(objs[i].obj_id) for i in all_rows]
+        logits[all_rows] = split_at_necks(logits[all_rows], masks_before)
     for (rows, batch_objs, _), predicted in zip(batches, predictions, strict=True):
         predicted.high_res = trimmed_high_res(predicted.high_res, logits[rows])
         remember_batch(tracker, batch_objs, predicted, t, reverse)

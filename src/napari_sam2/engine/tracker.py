@@ -104,6 +104,12 @@ class Tracker(FrameEncoding):
         nearest prompted frame (`napari_sam2.engine.outlines.grown_to_level`): a moving cell's
         mask held to half of it is made whole again. None: as the model's catalogue entry
         says (on for the demo model). Can be changed between propagations.
+    split_touching: with `non_overlap`, the masks of tracked objects that touch are shared out
+        again along the neck of their joint region (a watershed from the cores of their masks
+        on the frame before, `napari_sam2.engine.touching_cells`): a cell's mask does not
+        spread over a touching neighbour. Not with the size cue. None: as the model's
+        catalogue entry says (on for the demo model; off for SAM 2's checkpoints). Can be
+        changed between propagations.
     batch_size: at most this many objects go through memory attention, the SAM heads and the
     memory encoder of a frame in one batch (objects whose memories have the same layout);
     None: `default_batch_size` of the device (64 on a GPU, 1 on a CPU, where batches were
@@ -133,6 +139,7 @@ class Tracker(FrameEncoding):
         snap_outlines: bool | None = None,
         exclusive_clicks: bool | None = None,
         grow_outlines: bool | None = None,
+        split_touching: bool | None = None,
     ) -> None:
         self.precision = resolve_precision(precision, model.device, model.image_size)
         self.model = model.eval()
@@ -158,6 +165,7 @@ class Tracker(FrameEncoding):
         self.clicked_region = _chosen(clicked_region, name, "clicked_region")
         self.exclusive_clicks = _chosen(exclusive_clicks, name, "exclusive_clicks")
         self.grow_outlines = _chosen(grow_outlines, name, "grow_outlines")
+        self.split_touching = _chosen(split_touching, name, "split_touching")
         self._motion = MotionFollower(self.normalized_frame, (self.height, self.width))
         # the other objects whose prompted result the last prompt change, removal or clearing
         # made again (exclusive_clicks): their prompted frames changed

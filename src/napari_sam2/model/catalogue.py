@@ -51,6 +51,9 @@ class ModelEntry:
     grow_outlines: bool = False
     # whether tracked frames' memories follow the object's motion by default (engine/motion.py)
     follow_motion: bool = False
+    # whether touching tracked masks are split again at their necks by default, with
+    # non_overlap (engine/touching_cells.py)
+    split_touching: bool = False
 
     @property
     def filename(self) -> str:
@@ -120,6 +123,7 @@ CATALOGUE[DEMO_NAME] = ModelEntry(
     exclusive_clicks=True,
     grow_outlines=True,
     follow_motion=True,
+    split_touching=True,
 )
 
 # the eight official names, in the order users see them
@@ -145,9 +149,9 @@ def _entry_or_none(name: object) -> ModelEntry | None:
 
 def engine_default(name: str | None, setting: str) -> bool:
     """Whether the engine option `setting` (a field of `ModelEntry`: non_overlap,
-    clicked_region, snap_outlines, grow_outlines, exclusive_clicks, follow_motion) is on
-    unless asked otherwise: as the model's catalogue entry says (a model by another name:
-    never)."""
+    clicked_region, snap_outlines, grow_outlines, exclusive_clicks, follow_motion,
+    split_touching) is on unless asked otherwise: as the model's catalogue entry says (a
+    model by another name: never)."""
     entry = _entry_or_none(name)
     return entry is not None and bool(getattr(entry, setting))
 

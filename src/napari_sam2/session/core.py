@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..engine import Tracker, propagate_or_restore
+from ..engine.propagation import splits_touching
 from ..engine.propagation_run import Progress
 from ..errors import SAM2Error
 from ..io.prompt_data import SETTING_CHOICES
@@ -18,6 +19,7 @@ from ..io.prompts import FramePrompts, Normalization
 from ..io.tracker_prompts import apply_frame
 from .log import (
     DIRECTIONS,
+    RUN_FLAGS,
     CandidateChoice,
     MaskPrompt,
     Operation,
@@ -311,6 +313,7 @@ class Session:
             # written only where it mattered: logs from before it existed ran without it
             grow_outlines=self.tracker.snap_outlines and self.tracker.grow_outlines,
             follow_motion=self.tracker.follow_motion,
+            split_touching=splits_touching(self.tracker),
         )
         return self._run(op)
 
@@ -378,9 +381,9 @@ class Session:
             self.tracker.non_overlap = op.non_overlap
             self.tracker.snap_outlines = op.snap_outlines
             # as the run was made; later runs as the model's default or the user says
-            chosen = self.tracker.grow_outlines, self.tracker.follow_motion
-            self.tracker.grow_outlines = op.grow_outlines
-            self.tracker.follow_motion = op.follow_motion
+            chosen = {name: getattr(self.tracker, name) for name in RUN_FLAGS}
+            for name in RUN_FLAGS:
+                setattr(self.tracker, name, getattr(op, name))
             try:
                 self.tracker.propagation_length(op.direction, op.start_frame, op.objects)
                 run = self._run(op)
@@ -389,7 +392,8 @@ class Session:
                         on_frame(step)
                 run.close()
             finally:
-                self.tracker.grow_outlines, self.tracker.follow_motion = chosen
+                for name, value in chosen.items():
+                    setattr(self.tracker, name, value)
         elif isinstance(op, Paint):
             largest = int(op.labels.max(initial=0))
             if largest > np.iinfo(self.tracker.labels().dtype).max:

@@ -65,9 +65,9 @@ class CandidateChoice:
 @dataclass(frozen=True)
 class Propagation:
     """A propagation run: its direction, start frame, objects (None: all) and the reappear,
-    size-cue, non-overlap, snapped- and grown-outline and motion-following settings; `frames`
-    is None when it ran to its end, else the number of frame steps done before it was
-    cancelled (or failed), after which the labels were put back."""
+    size-cue, non-overlap, snapped- and grown-outline, motion-following and touching-split
+    settings; `frames` is None when it ran to its end, else the number of frame steps done
+    before it was cancelled (or failed), after which the labels were put back."""
 
     direction: str
     start_frame: int | None
@@ -79,6 +79,7 @@ class Propagation:
     snap_outlines: bool = False
     grow_outlines: bool = False
     follow_motion: bool = False
+    split_touching: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def operation_document(op: Operation) -> dict[str, Any]:
             "size_cue": op.size_cue,
             "non_overlap": op.non_overlap,
             "snap_outlines": op.snap_outlines,
-        } | _flags(op, ("grow_outlines", "follow_motion"))
+        } | _flags(op, RUN_FLAGS)
     if isinstance(op, Paint):
         entry = {"op": "paint", "frame": op.frame, "labels": encode_label_frame(op.labels)}
         return entry if op.by_hand else entry | {"by_hand": False}
@@ -180,6 +181,8 @@ def operation_document(op: Operation) -> dict[str, Any]:
 
 
 _FLAGS = ("clicked_region", "exclusive_clicks")
+# a propagation's settings written only where on (added after the others)
+RUN_FLAGS = ("grow_outlines", "follow_motion", "split_touching")
 
 
 def _flags(op: Operation, names: tuple[str, ...] = _FLAGS) -> dict[str, bool]:
@@ -202,8 +205,7 @@ _FIELDS = {
         "size_cue",
         "non_overlap",
         "snap_outlines",
-        "grow_outlines",
-        "follow_motion",
+        *RUN_FLAGS,
     ),
     "paint": ("op", "frame", "labels", "by_hand"),
     "remove": ("op", "object", "exclusive_clicks"),
@@ -291,8 +293,7 @@ def _parse_operation(f: JsonFields, kind: str, entry: dict, where: str, frame_sh
             size_cue,
             non_overlap,
             snap_outlines=flag("snap_outlines"),
-            grow_outlines=flag("grow_outlines"),
-            follow_motion=flag("follow_motion"),
+            **{name: flag(name) for name in RUN_FLAGS},
         )
     if kind == "paint":
         labels = _parse_label_frame(f, entry.get("labels"), f"{where}.labels", frame_shape)
