@@ -1,12 +1,39 @@
 """A Tracker setting chosen by `segment`: its flag first, then the prompts file, then the
-model's catalogue (shared by the tests of each such setting)."""
+model's catalogue; a setting logged per propagation and parsed back (shared by the tests of
+each such setting)."""
 
 import json
 
+import pytest
 import tifffile
 
 import napari_sam2.engine as engine
 from napari_sam2.cli import main
+from napari_sam2.errors import SAM2Error
+from napari_sam2.session.log import parse_log
+
+
+def assert_run_flag_parsed(setting: str, bad) -> None:
+    """A logged propagation without `setting` (written before it existed, or with it off)
+    parses as off; one where it is `bad` (not true or false) is refused, naming the field."""
+    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
+    run |= {"reappear": True, "frames": None}
+    assert getattr(parse_log([run], (8, 8))[0], setting) is False
+    with pytest.raises(SAM2Error, match=rf"log\[0\]\.{setting}: expected true or false"):
+        parse_log([run | {setting: bad}], (8, 8), "s.json")
+
+
+def spy_on_propagations(monkeypatch, setting: str) -> list:
+    """The list every Tracker's propagation from now on appends its `setting` to."""
+    seen = []
+    original = engine.Tracker.propagate
+
+    def propagate(tracker, *args, **kwargs):
+        seen.append(getattr(tracker, setting))
+        return original(tracker, *args, **kwargs)
+
+    monkeypatch.setattr(engine.Tracker, "propagate", propagate)
+    return seen
 
 
 def spy_on_trackers(monkeypatch, setting: str) -> list:

@@ -103,14 +103,12 @@ def test_the_demo_model_follows_motion_by_default_and_sessions_log_each_run(tmp_
     import tifffile
 
     from napari_sam2.cli import main
-    from napari_sam2.errors import SAM2Error
     from napari_sam2.io import FramePrompts
     from napari_sam2.model import MODEL_NAMES
     from napari_sam2.model.catalogue import follow_motion_by_default
     from napari_sam2.session import Session, read_session, write_session
     from napari_sam2.session.headless import replay_log, session_log
-    from napari_sam2.session.log import parse_log
-    from setting_helpers import spy_on_trackers
+    from setting_helpers import assert_run_flag_parsed, spy_on_trackers
 
     assert follow_motion_by_default("demo")
     assert not any(follow_motion_by_default(n) for n in MODEL_NAMES if n != "demo")
@@ -140,11 +138,7 @@ def test_the_demo_model_follows_motion_by_default_and_sessions_log_each_run(tmp_
     path = write_session(tmp_path / "session.json", session)
     runs = [e for e in json.loads(path.read_text())["log"] if e["op"] == "propagate"]
     assert [r.get("follow_motion") for r in runs] == [True, None]  # written only where on
-    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
-    run |= {"reappear": True, "frames": None}
-    assert parse_log([run], (8, 8))[0].follow_motion is False
-    with pytest.raises(SAM2Error, match=r"log\[0\]\.follow_motion: expected true or false"):
-        parse_log([run | {"follow_motion": "yes"}], (8, 8), "s.json")
+    assert_run_flag_parsed("follow_motion", "yes")
 
     # the command line: the model's choice, or the flag
     seen = spy_on_trackers(monkeypatch, "follow_motion")

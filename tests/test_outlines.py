@@ -18,7 +18,7 @@ from napari_sam2.session.headless import replay_log, session_log
 from napari_sam2.session.log import parse_log
 from napari_sam2.synthetic import timelapse
 from napari_sam2.training.evaluate import interior_point, jaccard
-from setting_helpers import segment_choices
+from setting_helpers import assert_run_flag_parsed, segment_choices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -296,8 +296,4 @@ def test_growing_is_the_demo_models_default_and_each_run_is_logged(tmp_path, mon
     assert same
     np.testing.assert_array_equal(fresh.labels(), saved)
     assert fresh.grow_outlines is False  # later runs: as the tracker was made
-    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
-    run |= {"reappear": True, "frames": None}
-    assert parse_log([run], (8, 8))[0].grow_outlines is False
-    with pytest.raises(SAM2Error, match=r"log\[0\]\.grow_outlines: expected true or false"):
-        parse_log([run | {"grow_outlines": 1}], (8, 8), "s.json")
+    assert_run_flag_parsed("grow_outlines", 1)

@@ -14,14 +14,13 @@ from napari_sam2.engine import Tracker
 from napari_sam2.engine.non_overlap import keep_apart
 from napari_sam2.engine.propagation import splits_touching
 from napari_sam2.engine.touching_cells import Patch, split_at_necks, touching_groups
-from napari_sam2.errors import SAM2Error
 from napari_sam2.io import FramePrompts
 from napari_sam2.model import build_model
 from napari_sam2.model.catalogue import engine_default
 from napari_sam2.session import Session, read_session, write_session
 from napari_sam2.session.headless import replay_log, session_log
-from napari_sam2.session.log import parse_log
 from napari_sam2.training.evaluate import interior_point, jaccard
+from setting_helpers import assert_run_flag_parsed, spy_on_propagations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -117,7 +116,7 @@ def test_the_demo_model_keeps_a_cell_its_neighbour_spread_over(model, kind, cell
     assert last[False][victim] < 0.5, last  # without it the victim is half taken or lost
 
 
-def test_on_for_the_demo_model_not_along_z_and_logged_per_run(tmp_path, model):
+def test_on_for_the_demo_model_not_along_z_and_logged_per_run(tmp_path, model, monkeypatch):
     assert engine_default("demo", "split_touching")
     assert not engine_default("sam2.1_hiera_tiny", "split_touching")
     stack = independent_timelapse(15, "flat")
@@ -145,25 +144,11 @@ def test_on_for_the_demo_model_not_along_z_and_logged_per_run(tmp_path, model):
     assert [r.get("split_touching") for r in runs] == [True, None, None]
     prompts, _ = read_session(path)
     fresh = Tracker(model, frames, split_touching=False)
-    seen = []
-    original = Tracker.propagate
-
-    def spy(tracker, *args, **kwargs):
-        seen.append(tracker.split_touching)
-        return original(tracker, *args, **kwargs)
-
-    Tracker.propagate = spy
-    try:
-        _, same = replay_log(
-            fresh, prompts, session_log(prompts, "s.json", prompts_only=False), "s.json"
-        )
-    finally:
-        Tracker.propagate = original
+    seen = spy_on_propagations(monkeypatch, "split_touching")
+    _, same = replay_log(
+        fresh, prompts, session_log(prompts, "s.json", prompts_only=False), "s.json"
+    )
     assert same and seen[:3] == [True, False, False]
     np.testing.assert_array_equal(fresh.labels(), saved)
     assert fresh.split_touching is False  # later runs: as the tracker was made
-    run = {"op": "propagate", "direction": "both", "start_frame": None, "objects": None}
-    run |= {"reappear": True, "frames": None}
-    assert parse_log([run], (8, 8))[0].split_touching is False
-    with pytest.raises(SAM2Error, match=r"log\[0\]\.split_touching: expected true or false"):
-        parse_log([run | {"split_touching": "yes"}], (8, 8), "s.json")
+    assert_run_flag_parsed("split_touching", "yes")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse.csgraph import connected_components
 from skimage.segmentation import watershed
 
 from .masks import Box, positive_box
@@ -74,11 +75,9 @@ def split_at_necks(logits: np.ndarray, before: list[Patch | None]) -> np.ndarray
     owner = np.where(masks.any(axis=0), masks.argmax(axis=0) + 1, 0)
     out = logits
     for group in touching_groups(owner, len(logits)):
-        boxes = [positive_box(masks[k]) for k in group]
-        y0, x0 = min(b[0] for b in boxes), min(b[2] for b in boxes)
-        y1, x1 = max(b[1] for b in boxes), max(b[3] for b in boxes)
+        y0, y1, x0, x1 = box = positive_box(np.isin(owner, [k + 1 for k in group]))
         held = owner[y0:y1, x0:x1] * np.isin(owner[y0:y1, x0:x1], [k + 1 for k in group])
-        seeds = _seeds(before, group, held > 0, (y0, y1, x0, x1))
+        seeds = _seeds(before, group, held > 0, box)
         if len(seeds) < 2:
             continue
         # the pixels of objects without a core stay theirs
@@ -106,23 +105,15 @@ def split_at_necks(logits: np.ndarray, before: list[Patch | None]) -> np.ndarray
 def touching_groups(owner: np.ndarray, count: int) -> list[list[int]]:
     """The groups of objects (indices) whose masks touch, directly or through others, from an
     (H, W) map of owners (object index + 1, 0 for none); objects alone are left out."""
-    pairs = set()
+    touching = np.zeros((count + 1, count + 1), dtype=bool)
     for a, b in ((owner[:, :-1], owner[:, 1:]), (owner[:-1], owner[1:])):
         meet = (a != b) & (a > 0) & (b > 0)
-        pairs.update(zip(a[meet].tolist(), b[meet].tolist(), strict=True))
-    parent = list(range(count + 1))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for a, b in pairs:
-        parent[root(a)] = root(b)
+        touching[a[meet], b[meet]] = True
+    _, group_of = connected_components(touching, directed=False)
+    members = np.flatnonzero(touching.any(axis=0) | touching.any(axis=1))
     groups: dict[int, list[int]] = {}
-    for k in sorted({k for pair in pairs for k in pair}):
-        groups.setdefault(root(k), []).append(k - 1)
+    for k in members:
+        groups.setdefault(int(group_of[k]), []).append(int(k) - 1)
     return list(groups.values())
 
 
@@ -132,20 +123,15 @@ def _seeds(
     """Each object's core on the frame before within `region` (cropped to `box`), without
     what another object's core also covers; objects with fewer than MIN_CORE such pixels are
     left out."""
-    cores = {}
-    for k in objects:
-        if before[k] is None:
-            continue
-        y0, y1, x0, x1 = box
-        grown = (
-            max(y0 - CORE_EROSION, 0),
-            y1 + CORE_EROSION,
-            max(x0 - CORE_EROSION, 0),
-            x1 + CORE_EROSION,
-        )
-        mask = before[k].within(grown)
-        core = ndimage.binary_erosion(mask, iterations=CORE_EROSION)
-        oy, ox = y0 - grown[0], x0 - grown[2]
-        cores[k] = core[oy : oy + y1 - y0, ox : ox + x1 - x0] & region
-    shared = sum(c.astype(np.int32) for c in cores.values()) > 1 if cores else None
+    cores = {
+        k: Patch(
+            before[k].box, ndimage.binary_erosion(before[k].crop, iterations=CORE_EROSION)
+        ).within(box)
+        & region
+        for k in objects
+        if before[k] is not None
+    }
+    if not cores:
+        return {}
+    shared = np.sum(list(cores.values()), axis=0) > 1
     return {k: c & ~shared for k, c in cores.items() if (c & ~shared).sum() >= MIN_CORE}
